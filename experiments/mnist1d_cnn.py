@@ -1,0 +1,20 @@
+"""MNIST-1D, our CNN (the default experiment): the paper's CNN widened to 64 channels with
+BatchNorm, trained with AdamW, warm-up and cosine decay; same data, batch and step budget.
+
+Command:
+  python -m train --config experiments/mnist1d_cnn.py --workdir runs/mnist1d_cnn
+Expected: test accuracy ~0.98 (the paper's CNN: 94%); the README table has mean +- std over
+seeds 0-2.
+"""
+from experiments.common import base_config, model_config
+
+
+def get_config():
+  config = base_config()
+  config.model = model_config("convnet", features=(64, 64, 64), kernel_size=5, strides=2,
+                              padding=1, norm="batch")
+  config.optimizer.name = "adamw"
+  config.optimizer.weight_decay = 0.05
+  config.optimizer.schedule = "cosine"
+  config.optimizer.warmup_steps = 200
+  return config

@@ -1,0 +1,26 @@
+"""Model registry: `config.model.name` -> a flax.linen Module class.
+
+Add a model by writing a Module and one line here; `config.model.<field>` sets its dataclass fields.
+"""
+import dataclasses
+
+import flax.linen as nn
+
+from nets.cnn import MLP, ConvNet, ResNet
+
+MODELS: dict[str, type[nn.Module]] = {
+    "mlp": MLP,
+    "convnet": ConvNet,
+    "resnet": ResNet,
+}
+
+
+def model_fields(cls: type[nn.Module]) -> list[str]:
+  """The constructor fields a config may set (flax's own `parent` and `name` excluded)."""
+  return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; valid: {sorted(MODELS)}")
+  return MODELS[name](**kwargs)

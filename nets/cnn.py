@@ -1,0 +1,144 @@
+"""Feed-forward and convolutional classifiers: MLP, ConvNet (1-D and 2-D), CIFAR-style ResNet.
+
+Every model is called as `model.apply(variables, x, train=...)` and returns logits `(B, num_classes)`.
+Inputs are channels-last: `(B, L, C)` for signals, `(B, H, W, C)` for images.
+"""
+from collections.abc import Sequence
+from typing import Callable
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ACTIVATIONS: dict[str, Callable] = {
+    "relu": nn.relu, "gelu": nn.gelu, "tanh": jnp.tanh, "silu": nn.silu, "elu": nn.elu,
+}
+
+
+def activation(name: str) -> Callable:
+  if name not in ACTIVATIONS:
+    raise ValueError(f"unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}")
+  return ACTIVATIONS[name]
+
+
+def per_block(value: int | Sequence[int], n: int, what: str) -> tuple[int, ...]:
+  """An int applies to every block; a sequence gives one value per block."""
+  if isinstance(value, int):
+    return (value,) * n
+  if len(value) != n:
+    raise ValueError(f"{what} has {len(value)} entries for {n} conv blocks")
+  return tuple(value)
+
+
+class MLP(nn.Module):
+  """Flatten, then Dense -> activation -> dropout per hidden layer, then a linear head.
+
+  With `hidden=()` this is multinomial logistic regression.
+  """
+  num_classes: int = 10
+  hidden: Sequence[int] = (100, 100)
+  activation: str = "relu"
+  dropout: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    act = activation(self.activation)
+    x = x.reshape(x.shape[0], -1)
+    for width in self.hidden:
+      x = act(nn.Dense(width)(x))
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return nn.Dense(self.num_classes)(x)
+
+
+class ConvNet(nn.Module):
+  """Conv blocks (conv -> norm -> activation -> pool), then flatten and an MLP head.
+
+  The number of spatial dims (1 or 2) follows the input rank. `kernel_size`, `strides` and
+  `padding` take one int for every block or one per block; `padding` may also be 'SAME'/'VALID'.
+  """
+  num_classes: int = 10
+  features: Sequence[int] = (25, 25, 25)
+  kernel_size: int | Sequence[int] = 5
+  strides: int | Sequence[int] = 1
+  padding: str | int | Sequence[int] = "SAME"
+  pool: str = "none"  # max | avg | none
+  pool_size: int = 2
+  norm: str = "none"  # batch | layer | none
+  activation: str = "relu"
+  hidden: Sequence[int] = ()
+  dropout: float = 0.0
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    if x.ndim not in (3, 4):
+      raise ValueError(f"ConvNet takes (B, L, C) or (B, H, W, C) inputs, got shape {x.shape}")
+    act = activation(self.activation)
+    n, nd = len(self.features), x.ndim - 2
+    kernels = per_block(self.kernel_size, n, "kernel_size")
+    strides = per_block(self.strides, n, "strides")
+    paddings = (self.padding,) * n if isinstance(self.padding, str) else per_block(
+        self.padding, n, "padding")
+    for feat, k, s, p in zip(self.features, kernels, strides, paddings):
+      pad = p if isinstance(p, str) else [(p, p)] * nd
+      # The norm supplies the shift, so the conv's bias would be redundant.
+      x = nn.Conv(feat, (k,) * nd, (s,) * nd, padding=pad, use_bias=self.norm == "none")(x)
+      x = normalize(x, self.norm, train)
+      x = act(x)
+      if self.pool == "max":
+        x = nn.max_pool(x, (self.pool_size,) * nd, (self.pool_size,) * nd)
+      elif self.pool == "avg":
+        x = nn.avg_pool(x, (self.pool_size,) * nd, (self.pool_size,) * nd)
+      elif self.pool != "none":
+        raise ValueError(f"unknown pool {self.pool!r}; valid: ['avg', 'max', 'none']")
+    return MLP(self.num_classes, self.hidden, self.activation, self.dropout)(x, train=train)
+
+
+def normalize(x, norm: str, train: bool):
+  if norm == "batch":
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+  if norm == "layer":
+    return nn.LayerNorm()(x)
+  if norm != "none":
+    raise ValueError(f"unknown norm {norm!r}; valid: ['batch', 'layer', 'none']")
+  return x
+
+
+class ResidualBlock(nn.Module):
+  """He et al. (2016) basic block: two 3x3 convs with BatchNorm, projection shortcut when needed."""
+  features: int
+  strides: int = 1
+
+  @nn.compact
+  def __call__(self, x, *, train: bool):
+    bn = lambda name=None: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
+    y = nn.Conv(self.features, (3, 3), self.strides, padding=1, use_bias=False)(x)
+    y = nn.relu(bn()(y))
+    y = nn.Conv(self.features, (3, 3), padding=1, use_bias=False)(y)
+    # Zero-init the last norm's scale so every block starts as the identity (Goyal et al. 2017).
+    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, scale_init=nn.initializers.zeros)(y)
+    if x.shape != y.shape:
+      x = nn.Conv(self.features, (1, 1), self.strides, use_bias=False, name="proj")(x)
+      x = bn("proj_bn")(x)
+    return nn.relu(x + y)
+
+
+RESNET_STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+
+
+class ResNet(nn.Module):
+  """CIFAR-style ResNet-18/34: a 3x3 stem without max-pool, four stages, global average pool."""
+  num_classes: int = 10
+  depth: int = 18
+  width: int = 64
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    if self.depth not in RESNET_STAGES:
+      raise ValueError(f"ResNet depth must be one of {sorted(RESNET_STAGES)}, got {self.depth}")
+    x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False)(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+    for stage, num_blocks in enumerate(RESNET_STAGES[self.depth]):
+      for block in range(num_blocks):
+        strides = 2 if stage > 0 and block == 0 else 1
+        x = ResidualBlock(self.width * 2**stage, strides)(x, train=train)
+    x = x.mean(axis=tuple(range(1, x.ndim - 1)))
+    return nn.Dense(self.num_classes)(x)

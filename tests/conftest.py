@@ -1,0 +1,35 @@
+"""Shared fixtures: a prepared MNIST-1D in a temporary TFDS data dir, and tiny configs."""
+import importlib
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+  """MNIST-1D prepared once per test worker (generated offline, about a second)."""
+  import tensorflow_datasets as tfds
+
+  import train.datasets  # noqa: F401
+
+  path = str(tmp_path_factory.mktemp("tfds"))
+  tfds.builder("mnist1d", data_dir=path).download_and_prepare()
+  return path
+
+
+def load_config(experiment: str):
+  return importlib.import_module(f"experiments.{experiment}").get_config()
+
+
+@pytest.fixture
+def tiny_config(data_dir):
+  """A few-second version of an experiment: `tiny_config("mnist1d_cnn", num_steps=40)`."""
+
+  def make(experiment: str = "mnist1d_cnn", **overrides):
+    config = load_config(experiment)
+    config.dataset.data_dir = data_dir
+    config.num_steps, config.log_every, config.eval_every = 30, 5, 10
+    config.checkpoint.every = 10
+    config.update_from_flattened_dict(overrides)
+    return config
+
+  return make

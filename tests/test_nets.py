@@ -1,0 +1,98 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import nets
+from nets.cnn import ConvNet, MLP, ResNet
+
+
+def init_apply(model, x, train=False):
+  variables = model.init(jax.random.PRNGKey(0), x, train=False)
+  out = model.apply(variables, x, train=train, rngs={"dropout": jax.random.PRNGKey(1)},
+                    mutable=["batch_stats"] if train else False)
+  return variables, out
+
+
+def count(params):
+  return sum(p.size for p in jax.tree.leaves(params))
+
+
+def test_logreg_is_one_dense_layer():
+  variables, logits = init_apply(MLP(num_classes=10, hidden=()), jnp.ones((3, 40, 1)))
+  assert logits.shape == (3, 10)
+  assert count(variables["params"]) == 40 * 10 + 10
+
+
+def test_mlp_counts_and_dropout_only_in_train():
+  model = MLP(hidden=(100, 100), dropout=0.5)
+  x = jax.random.normal(jax.random.PRNGKey(2), (4, 40, 1))
+  variables, eval_out = init_apply(model, x)
+  assert count(variables["params"]) == 40 * 100 + 100 + 100 * 100 + 100 + 100 * 10 + 10
+  train_out, _ = init_apply(model, x, train=True)[1]
+  assert not np.allclose(eval_out, train_out)
+  np.testing.assert_array_equal(eval_out, model.apply(variables, x, train=False))
+
+
+def test_paper_cnn_shape_and_params():
+  """The MNIST-1D paper's CNN: 40 -> 19 -> 9 -> 4 positions with stride 2, padding 1."""
+  model = ConvNet(features=(25, 25, 25), kernel_size=5, strides=2, padding=1)
+  variables, logits = init_apply(model, jnp.ones((2, 40, 1)))
+  assert logits.shape == (2, 10)
+  assert count(variables["params"]) == (5 * 1 * 25 + 25) + 2 * (5 * 25 * 25 + 25) + (4 * 25 * 10 + 10)
+
+
+@pytest.mark.parametrize("pool, positions", [("none", 40), ("max", 10), ("avg", 10)])
+def test_convnet_pooling_shrinks_the_head(pool, positions):
+  model = ConvNet(features=(8, 8), kernel_size=3, pool=pool)
+  variables, _ = init_apply(model, jnp.ones((2, 40, 1)))
+  assert variables["params"]["MLP_0"]["Dense_0"]["kernel"].shape == (positions * 8, 10)
+
+
+def test_convnet_2d_with_batchnorm_updates_stats_in_train_only():
+  model = ConvNet(features=(4, 8), kernel_size=(3, 3), pool="max", norm="batch")
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 28, 28, 1))
+  variables, logits = init_apply(model, x)
+  assert logits.shape == (2, 10)
+  _, (_, updates) = init_apply(model, x, train=True)
+  before = jax.tree.leaves(variables["batch_stats"])
+  after = jax.tree.leaves(updates["batch_stats"])
+  assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+def test_convnet_rejects_bad_fields():
+  with pytest.raises(ValueError, match="unknown pool 'median'"):
+    init_apply(ConvNet(pool="median"), jnp.ones((2, 40, 1)))
+  with pytest.raises(ValueError, match="kernel_size has 2 entries for 3 conv blocks"):
+    init_apply(ConvNet(kernel_size=(3, 3)), jnp.ones((2, 40, 1)))
+  with pytest.raises(ValueError, match=r"\(B, L, C\) or \(B, H, W, C\)"):
+    init_apply(ConvNet(), jnp.ones((2, 40)))
+
+
+@pytest.mark.parametrize("depth, blocks", [(18, 8), (34, 16)])
+def test_resnet_depth(depth, blocks):
+  model = ResNet(depth=depth, width=4)
+  x = jnp.ones((2, 8, 8, 3))
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x))
+  names = [k for k in variables["params"] if k.startswith("ResidualBlock")]
+  assert len(names) == blocks
+
+
+def test_resnet_eval_is_per_example_and_train_is_not():
+  """Eval uses running statistics (an example's output ignores the rest of the batch); train
+  normalises with the batch's own statistics."""
+  model = ResNet(depth=18, width=4)
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 3))
+  variables = model.init(jax.random.PRNGKey(0), x, train=False)
+  full = model.apply(variables, x, train=False)
+  np.testing.assert_allclose(model.apply(variables, x[:1], train=False), full[:1], atol=1e-5)
+  train_full, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  train_one, _ = model.apply(variables, jnp.concatenate([x[:1], 2 * x[1:]]), train=True,
+                             mutable=["batch_stats"])
+  assert not np.allclose(train_full[0], train_one[0], atol=1e-5)
+
+
+def test_registry_lists_valid_names():
+  with pytest.raises(ValueError, match=r"unknown model 'vgg'; valid: \['convnet', 'mlp', 'resnet'\]"):
+    nets.create_model("vgg")
+  assert "features" in nets.model_fields(ConvNet) and "name" not in nets.model_fields(ConvNet)

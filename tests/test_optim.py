@@ -1,0 +1,60 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from experiments.common import base_config
+from train.optim import make_optimizer, make_schedule
+
+
+def opt_config(**overrides):
+  opt = base_config().optimizer
+  opt.update(overrides)
+  return opt
+
+
+def test_warmup_cosine_schedule():
+  sched = make_schedule(opt_config(lr=1.0, schedule="cosine", warmup_steps=10, min_lr_ratio=0.1), 110)
+  np.testing.assert_allclose([sched(0), sched(5), sched(10), sched(110)], [0, 0.5, 1.0, 0.1], atol=1e-6)
+
+
+def test_step_schedule_with_warmup():
+  sched = make_schedule(opt_config(lr=1.0, schedule="step", warmup_steps=10,
+                                   step_boundaries=(0.5, 0.75), step_factor=0.1), 100)
+  np.testing.assert_allclose([sched(5), sched(49), sched(50), sched(74), sched(75)],
+                             [0.5, 1.0, 0.1, 0.1, 0.01], atol=1e-6)
+
+
+def test_constant_schedule():
+  assert make_schedule(opt_config(lr=0.3), 100)(77) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "adamw"])
+def test_every_optimizer_descends(name):
+  tx, _ = make_optimizer(opt_config(name=name, lr=0.1), 100)
+  params = {"w": jnp.array([3.0, -2.0])}
+  state = tx.init(params)
+  loss = lambda p: jnp.sum(p["w"] ** 2)
+  for _ in range(20):
+    updates, state = tx.update(jax.grad(loss)(params), state, params)
+    params = optax.apply_updates(params, updates)
+  assert loss(params) < 13.0 / 4
+
+
+@pytest.mark.parametrize("name", ["adamw", "sgd"])
+def test_weight_decay_skips_biases_and_norm_scales(name):
+  tx, _ = make_optimizer(opt_config(name=name, lr=0.1, weight_decay=0.5), 100)
+  params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,)), "scale": jnp.ones((2,))}
+  zero_grads = jax.tree.map(jnp.zeros_like, params)
+  updates, _ = tx.update(zero_grads, tx.init(params), params)
+  assert np.all(np.asarray(updates["kernel"]) < 0)
+  np.testing.assert_array_equal(updates["bias"], 0)
+  np.testing.assert_array_equal(updates["scale"], 0)
+
+
+def test_gradient_clipping():
+  tx, _ = make_optimizer(opt_config(name="sgd", lr=1.0, grad_clip_norm=1.0), 100)
+  params = {"w": jnp.zeros(4)}
+  updates, _ = tx.update({"w": jnp.full(4, 10.0)}, tx.init(params), params)
+  assert optax.global_norm(updates) == pytest.approx(1.0)

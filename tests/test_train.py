@@ -1,0 +1,160 @@
+"""End to end: a tiny run writes its workdir; resumes are exact; user errors are one line."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+import train.loop
+from train.config import ConfigError
+from train.loop import TrainingDiverged, train_and_evaluate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def final_params(workdir):
+  mngr = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"))
+  state = mngr.restore(mngr.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  mngr.close()
+  return state["state"]
+
+
+def metric_rows(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  return [{k: v for k, v in r.items() if k not in ("time", "examples_per_s")} for r in rows]
+
+
+def assert_same_run(dir_a, dir_b):
+  jax.tree.map(np.testing.assert_array_equal, final_params(dir_a), final_params(dir_b))
+  assert metric_rows(dir_a) == metric_rows(dir_b)
+  with open(os.path.join(dir_a, "results.json")) as fa, open(os.path.join(dir_b, "results.json")) as fb:
+    assert json.load(fa)["final"] == json.load(fb)["final"]
+
+
+def test_run_writes_the_workdir_and_learns(tiny_config, tmp_path):
+  config = tiny_config("mnist1d_cnn_paper", num_steps=300, eval_every=100, log_every=50,
+                       **{"checkpoint.every": 100, "checkpoint.keep": 1})
+  results = train_and_evaluate(config, str(tmp_path))
+  files = set(os.listdir(tmp_path))
+  assert {"config.json", "metrics.jsonl", "results.json", "curves.png", "checkpoints",
+          "tensorboard"} <= files
+  assert os.listdir(tmp_path / "tensorboard")
+  assert results["num_params"] == 7460 and results["final"]["step"] == 300
+  assert results["final"]["accuracy"] > 0.5  # chance is 0.1
+  assert set(results["versions"]) >= {"jax", "flax", "optax", "orbax-checkpoint"}
+  with open(tmp_path / "config.json") as f:
+    assert json.load(f)["model"]["features"] == [25, 25, 25]
+  rows = metric_rows(tmp_path)
+  assert {r["split"] for r in rows} == {"train", "test"}
+  assert [r["step"] for r in rows if r["split"] == "test"] == [100, 200, 300]
+  # keep=1 latest, plus the best by test accuracy.
+  best = max((r for r in rows if r["split"] == "test"), key=lambda r: r["accuracy"])["step"]
+  assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == sorted({best, 300})
+
+
+def test_resume_after_a_crash_is_exact(tiny_config, tmp_path, monkeypatch):
+  """Crash at step 25 (checkpoints at 10, 20): the re-run resumes from 20 and ends identical."""
+  config = tiny_config("mnist1d_mlp", **{"model.dropout": 0.1})  # dropout: the RNG is restored too
+  train_and_evaluate(config, str(tmp_path / "a"))
+
+  make_step = train.loop.make_train_step
+
+  def crashing_step(*args):
+    step = make_step(*args)
+
+    def wrapped(state, batch):
+      if int(state.step) == 25:
+        raise KeyboardInterrupt
+      return step(state, batch)
+
+    return wrapped
+
+  monkeypatch.setattr(train.loop, "make_train_step", crashing_step)
+  with pytest.raises(KeyboardInterrupt):
+    train_and_evaluate(config, str(tmp_path / "b"))
+  monkeypatch.undo()
+  assert not os.path.exists(tmp_path / "b" / "results.json")
+  results = train_and_evaluate(config, str(tmp_path / "b"))
+  assert results["resumed_from_step"] == 20
+  assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def cli(*args, **kwargs):
+  return subprocess.run([sys.executable, "-m", "train", *args], cwd=REPO, capture_output=True,
+                        text=True, **kwargs)
+
+
+def cli_args(data_dir, workdir, experiment="mnist1d_mlp", *overrides):
+  return (f"--config=experiments/{experiment}.py", f"--workdir={workdir}",
+          f"--config.dataset.data_dir={data_dir}", *overrides)
+
+
+def test_sigkill_and_rerun_gives_the_uninterrupted_result(data_dir, tmp_path):
+  overrides = ("--config.num_steps=3000", "--config.checkpoint.every=100", "--config.eval_every=500")
+  done = cli(*cli_args(data_dir, tmp_path / "a", "mnist1d_mlp", *overrides))
+  assert done.returncode == 0, done.stderr
+  proc = subprocess.Popen([sys.executable, "-m", "train",
+                           *cli_args(data_dir, tmp_path / "b", "mnist1d_mlp", *overrides)],
+                          cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  ckpts = tmp_path / "b" / "checkpoints"
+  while not (ckpts.exists() and any(d.isdigit() for d in os.listdir(ckpts))):
+    assert proc.poll() is None, "the run ended before its first checkpoint"
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert not (tmp_path / "b" / "results.json").exists()  # it was killed mid-run
+  rerun = cli(*cli_args(data_dir, tmp_path / "b", "mnist1d_mlp", *overrides))
+  assert rerun.returncode == 0, rerun.stderr
+  assert "Resumed from step" in rerun.stdout
+  assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def snapshot(path):
+  return {os.path.join(d, f): os.path.getmtime(os.path.join(d, f))
+          for d, _, files in os.walk(path) for f in files}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["--config.batch_sise=3"], "batch_sise"),
+    (["--config.batch_size=abc"], "batch_size"),
+    (["--config.model.name=vgg"], "config.model.name='vgg' is not valid; valid: convnet, mlp, resnet"),
+    (["--config.dataset.name=mnist1"], "config.dataset.name='mnist1' is not valid (did you mean 'mnist1d'?)"),
+    (["--config.model.hidden=(7,)"], "params/Dense_0/kernel is (40, 100) in the checkpoint, (40, 7) in the config"),
+    (["--config.optimizer.lr=-1.0"], "config.optimizer.lr=-1.0 must be > 0"),
+])
+def test_user_errors_are_one_line_and_touch_nothing(data_dir, tmp_path, overrides, message):
+  workdir = tmp_path / "run"
+  ok = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=20"))
+  assert ok.returncode == 0, ok.stderr
+  before = snapshot(workdir)
+  bad = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=40", *overrides))
+  assert bad.returncode == 2
+  lines = bad.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: "), bad.stderr
+  assert message in lines[0]
+  assert "Traceback" not in bad.stderr and "Traceback" not in bad.stdout
+  assert snapshot(workdir) == before
+
+
+def test_divergence_stops_with_the_step_and_keeps_the_checkpoint(tiny_config, tmp_path):
+  config = tiny_config("mnist1d_mlp", num_steps=20)
+  train_and_evaluate(config, str(tmp_path))
+  before = os.listdir(tmp_path / "checkpoints")
+  config = tiny_config("mnist1d_mlp", num_steps=40, **{"optimizer.lr": 1e30})
+  with pytest.raises(TrainingDiverged, match=r"became (nan|inf) between steps 21 and 25"):
+    train_and_evaluate(config, str(tmp_path))
+  assert os.listdir(tmp_path / "checkpoints") == before
+
+
+def test_config_errors_raise_before_any_work(tiny_config, tmp_path):
+  config = tiny_config(**{"model.pool": "median"})
+  with pytest.raises(ConfigError, match="config.model: unknown pool 'median'"):
+    train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run" / "config.json").exists()

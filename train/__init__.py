@@ -1,0 +1,1 @@
+"""Training: `python -m train --config experiments/X.py --workdir runs/X`."""

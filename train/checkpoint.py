@@ -1,0 +1,67 @@
+"""Orbax checkpoints of everything a resume needs: the state pytree, the data iterator's position
+and the config. Keeps the latest `keep` steps plus the best one by the configured eval metric."""
+import os
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers as policies
+
+from train.config import ConfigError
+
+
+def open_manager(workdir: str, cfg: ml_collections.ConfigDict) -> ocp.CheckpointManager:
+  sign = 1.0 if cfg.best_mode == "max" else -1.0
+  policy = policies.AnyPreservationPolicy([
+      policies.LatestN(n=cfg.keep),
+      policies.BestN(get_metric_fn=lambda m: sign * m[cfg.best_metric], n=1,
+                     keep_checkpoints_without_metrics=False),
+  ])
+  options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True)
+  handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler(),
+              "config": ocp.JsonCheckpointHandler()}
+  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
+                               options=options, item_handlers=handlers)
+
+
+def save(manager, step: int, state, data_state: dict, config, metrics: dict | None = None):
+  """Asynchronous: returns once the arrays are copied off the device."""
+  manager.save(step, metrics=metrics, args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=ocp.args.JsonSave(data_state),
+      config=ocp.args.JsonSave(config.to_dict()),
+  ))
+
+
+def path_str(path) -> str:
+  """'params/Dense_0/kernel': the same for a live pytree and the checkpoint's metadata, whose
+  containers come back as plain dicts and lists."""
+  return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def check_compatible(manager, step: int, abstract_state) -> None:
+  """ConfigError naming the parameter paths whose shape differs from the checkpoint's."""
+  stored = manager.item_metadata(step)["state"]
+  stored = {path_str(p): tuple(m.shape) for p, m in jax.tree_util.tree_flatten_with_path(stored)[0]}
+  wanted = {path_str(p): tuple(np.shape(a))
+            for p, a in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+  diffs = [f"{k} missing from the checkpoint" for k in wanted.keys() - stored.keys()]
+  diffs += [f"{k} only in the checkpoint" for k in stored.keys() - wanted.keys()]
+  diffs += [f"{k} is {stored[k]} in the checkpoint, {wanted[k]} in the config"
+            for k in wanted.keys() & stored.keys() if stored[k] != wanted[k]]
+  if diffs:
+    diffs.sort(key=lambda d: (not d.startswith("params/"), d))  # the architecture first
+    more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
+    raise ConfigError(f"the checkpoint at step {step} in {manager.directory} does not fit this "
+                      f"config: {'; '.join(diffs[:3])}{more}. Use a new --workdir, or the config "
+                      "that wrote it")
+
+
+def restore(manager, step: int, abstract_state):
+  """(state, data_state) as saved at `step`."""
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state),
+      data=ocp.args.JsonRestore(),
+  ))
+  return restored["state"], restored["data"]

@@ -1,0 +1,60 @@
+"""Config checks that run before anything is built: a user's mistake is one line, never a traceback."""
+import difflib
+
+import ml_collections
+
+import nets
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "step")
+EVAL_METRICS = ("accuracy", "loss")
+
+
+class ConfigError(ValueError):
+  """A mistake in the user's config, data dir or workdir; `python -m train` prints it and exits 2."""
+
+
+def did_you_mean(name: str, valid) -> str:
+  close = difflib.get_close_matches(name, list(valid), n=1)
+  return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_choice(where: str, value, valid) -> None:
+  if value not in valid:
+    raise ConfigError(f"{where}={value!r} is not valid{did_you_mean(str(value), valid)}; "
+                      f"valid: {', '.join(map(str, valid))}")
+
+
+def check_positive(config: ml_collections.ConfigDict, *fields: str, allow_zero=False) -> None:
+  for field in fields:
+    value = config
+    for part in field.split("."):
+      value = value[part]
+    if value < 0 or (value == 0 and not allow_zero):
+      raise ConfigError(f"config.{field}={value} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def validate(config: ml_collections.ConfigDict, datasets) -> None:
+  """Raises ConfigError for the first bad field. `datasets` is the names `train.data` can load."""
+  check_positive(config, "batch_size", "eval_batch_size", "num_steps", "log_every", "eval_every",
+                 "checkpoint.every", "checkpoint.keep", "optimizer.lr", "dataset.num_threads")
+  check_positive(config, "optimizer.weight_decay", "optimizer.grad_clip_norm",
+                 "optimizer.warmup_steps", "optimizer.min_lr_ratio", allow_zero=True)
+  check_choice("config.dataset.name", config.dataset.name, datasets)
+  check_choice("config.model.name", config.model.name, sorted(nets.MODELS))
+  valid_fields = nets.model_fields(nets.MODELS[config.model.name])
+  for field in config.model:
+    if field != "name" and field not in valid_fields:
+      raise ConfigError(f"config.model.{field} is not a field of model {config.model.name!r}"
+                        f"{did_you_mean(field, valid_fields)}; valid: {', '.join(valid_fields)}")
+  opt = config.optimizer
+  check_choice("config.optimizer.name", opt.name, OPTIMIZERS)
+  check_choice("config.optimizer.schedule", opt.schedule, SCHEDULES)
+  if opt.warmup_steps >= config.num_steps:
+    raise ConfigError(f"config.optimizer.warmup_steps={opt.warmup_steps} must be below "
+                      f"config.num_steps={config.num_steps}")
+  if opt.schedule == "step" and not all(0 < b < 1 for b in opt.step_boundaries):
+    raise ConfigError(f"config.optimizer.step_boundaries={opt.step_boundaries} must be fractions "
+                      "of num_steps in (0, 1)")
+  check_choice("config.checkpoint.best_metric", config.checkpoint.best_metric, EVAL_METRICS)
+  check_choice("config.checkpoint.best_mode", config.checkpoint.best_mode, ("max", "min"))

@@ -1,0 +1,41 @@
+"""MNIST-1D (Greydanus & Kobak, 2020) as a TFDS builder, generated offline by the `mnist1d` package.
+
+The paper's default arguments: 4000 train / 1000 test signals of length 40, 10 classes, seed 42.
+"""
+import numpy as np
+import tensorflow_datasets as tfds
+from mnist1d.data import get_dataset_args, make_dataset
+
+
+class Mnist1d(tfds.core.GeneratorBasedBuilder):
+  """MNIST-1D: digit templates turned into 1-D signals (padding, shear, translation, noise)."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Paper defaults: 4000/1000 split, length 40, seed 42."}
+
+  def __init__(self, *, file_format="array_record", **kwargs):
+    # array_record is what tfds.data_source reads, and writing it needs no TensorFlow.
+    super().__init__(file_format=file_format, **kwargs)
+
+  def _info(self):
+    args = get_dataset_args()
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "x": tfds.features.Tensor(shape=(args.final_seq_length,), dtype=np.float32),
+            "label": tfds.features.ClassLabel(num_classes=10),
+        }),
+        supervised_keys=("x", "label"),
+        homepage="https://github.com/greydanus/mnist1d",
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # generated, nothing to download
+    data = make_dataset(get_dataset_args())
+    return {
+        "train": self._generate_examples(data["x"], data["y"]),
+        "test": self._generate_examples(data["x_test"], data["y_test"]),
+    }
+
+  def _generate_examples(self, xs, ys):
+    for i, (x, y) in enumerate(zip(xs, ys)):
+      yield i, {"x": x.astype(np.float32), "label": int(y)}

@@ -1,0 +1,93 @@
+"""What a run shows and leaves behind: progress bar, metrics.jsonl, TensorBoard, plots, JSON files."""
+import collections
+import json
+import os
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+from tensorboardX import SummaryWriter  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+
+def write_json(path: str, obj) -> None:
+  """Atomic: a reader never sees half a file."""
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=2, default=str)
+    f.write("\n")
+  os.replace(path + ".tmp", path)
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def drop_metrics_after(workdir: str, step: int) -> None:
+  """On resume: rows past the restored checkpoint are re-made by the resumed run."""
+  rows = [r for r in read_metrics(workdir) if r["step"] <= step]
+  path = os.path.join(workdir, "metrics.jsonl")
+  with open(path + ".tmp", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+  os.replace(path + ".tmp", path)
+
+
+class Logger:
+  """One call per logging event: appends to metrics.jsonl and TensorBoard, updates the bar."""
+
+  def __init__(self, workdir: str, start_step: int, num_steps: int):
+    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.bar = tqdm(total=num_steps, initial=start_step, unit="step", dynamic_ncols=True,
+                    mininterval=1.0)
+
+  def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
+    row = {"step": step, "split": split, **metrics, "time": time.time()}
+    self.jsonl.write(json.dumps(row) + "\n")
+    self.jsonl.flush()
+    for name, value in metrics.items():
+      self.tb.add_scalar(f"{split}/{name}", value, step)
+    if split == "train":
+      self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", refresh=False)
+    else:
+      shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+      self.bar.write(f"step {step:>7} {split}: {shown}")
+
+  def advance(self, steps: int = 1) -> None:
+    self.bar.update(steps)
+
+  def close(self) -> None:
+    self.bar.close()
+    self.tb.close()
+    self.jsonl.close()
+
+
+def plot_curves(workdir: str, path: str | None = None) -> str:
+  """One panel per metric shared by train and eval (loss, accuracy), one line per split."""
+  series = collections.defaultdict(lambda: collections.defaultdict(list))
+  for row in read_metrics(workdir):
+    for k, v in row.items():
+      if k not in ("step", "split", "time"):
+        series[k][row["split"]].append((row["step"], v))
+  names = [m for m in ("loss", "accuracy") if m in series] or sorted(series)
+  fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+  for ax, name in zip(axes[0], names):
+    for split, points in sorted(series[name].items()):
+      steps, values = zip(*points)
+      ax.plot(steps, values, label=split, marker="o" if split != "train" else None, markersize=3)
+    ax.set(xlabel="step", title=name)
+    if name == "loss":
+      ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+  fig.suptitle(os.path.basename(os.path.normpath(workdir)))
+  fig.tight_layout()
+  path = path or os.path.join(workdir, "curves.png")
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

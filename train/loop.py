@@ -1,0 +1,156 @@
+"""train_and_evaluate: check the config, build everything, resume, train, evaluate, write results."""
+import functools
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+
+import nets
+from train import checkpoint, data, log, optim
+from train.config import ConfigError, validate
+from train.steps import create_state, evaluate, make_eval_step, make_train_step
+
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "grain",
+             "numpy")
+
+
+class TrainingDiverged(RuntimeError):
+  """The loss or gradient norm went non-finite; no checkpoint of that state was written."""
+
+
+def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Creates `workdir` and writes config.json; an older, different config.json is kept aside."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    tempfile.TemporaryFile(dir=workdir).close()
+  except OSError as e:
+    raise ConfigError(f"cannot write to workdir {workdir!r}: {e.strerror}") from e
+  path = os.path.join(workdir, "config.json")
+  new = json.loads(config.to_json_best_effort())
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    if old != new:
+      os.replace(path, os.path.join(workdir, f"config.{int(os.path.getmtime(path))}.json"))
+  log.write_json(path, new)
+
+
+def average(rows: list[dict]) -> dict[str, float]:
+  rows = jax.device_get(rows)
+  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns results.json."""
+  validate(config, data.DATASETS)
+  model_kwargs = {k: v for k, v in config.model.items() if k != "name"}
+  model = nets.create_model(config.model.name, **model_kwargs)
+  train_iter = data.train_iterator(config)
+  eval_batches = data.eval_batches(config)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
+  x_example = next(eval_batches())["x"][:1]
+  init = functools.partial(create_state, model, tx, x_example, config.seed)
+  try:
+    abstract_state = jax.eval_shape(init)
+  except ValueError as e:  # the models' own checks of their fields
+    raise ConfigError(f"config.model: {e}") from e
+
+  manager = checkpoint.open_manager(workdir, config.checkpoint)
+  start = manager.latest_step() or 0
+  if start:
+    checkpoint.check_compatible(manager, start, abstract_state)
+  results_path = os.path.join(workdir, "results.json")
+  if start >= config.num_steps and os.path.exists(results_path):
+    print(f"{workdir} already finished {start} steps; its results stand (see results.json)")
+    with open(results_path) as f:
+      return json.load(f)
+  prepare_workdir(workdir, config)
+  if start:
+    state, data_state = checkpoint.restore(manager, start, abstract_state)
+    train_iter.set_state(data_state)
+    log.drop_metrics_after(workdir, start)
+    print(f"Resumed from step {start} of {workdir}")
+  else:
+    state = jax.jit(init)()
+  num_params = sum(p.size for p in jax.tree.leaves(state.params))
+  summary = nn.tabulate(model, jax.random.PRNGKey(0), depth=1,
+                        console_kwargs={"force_terminal": False, "width": 100})
+  print(summary(x_example, train=False))
+  print(f"{config.model.name}: {num_params:,} parameters; {config.dataset.name}; "
+        f"{config.num_steps} steps of batch {config.batch_size} on {jax.devices()[0].device_kind}")
+
+  train_step = make_train_step(model, tx, schedule)
+  eval_step = make_eval_step(model)
+  logger = log.Logger(workdir, start, config.num_steps)
+  t_start = time.time()
+  pending, t_sync, steps_since_sync = [], time.time(), 0
+  eval_metrics = {}
+  for step in range(start + 1, config.num_steps + 1):
+    state, metrics = train_step(state, next(train_iter))
+    pending.append(metrics)
+    steps_since_sync += 1
+    logger.advance()
+    is_last = step == config.num_steps
+    do_eval = step % config.eval_every == 0 or is_last
+    do_save = step % config.checkpoint.every == 0 or is_last
+    if step % config.log_every == 0 or do_eval or do_save:
+      train_metrics = average(pending)  # the only host sync of the loop
+      bad = [k for k in ("loss", "grad_norm") if not math.isfinite(train_metrics[k])]
+      if bad:
+        raise TrainingDiverged(
+            f"{bad[0]} became {train_metrics[bad[0]]} between steps {step - len(pending) + 1} and "
+            f"{step}; the latest checkpoint (step {manager.latest_step() or 'none'}) is untouched. "
+            "Try a lower config.optimizer.lr or set config.optimizer.grad_clip_norm")
+      train_metrics["examples_per_s"] = (steps_since_sync * config.batch_size
+                                         / (time.time() - t_sync))
+      logger.write(step, "train", train_metrics)
+      pending = []
+    if do_eval:
+      eval_metrics = evaluate(eval_step, state, eval_batches())
+      logger.write(step, config.dataset.eval_split, eval_metrics)
+    if do_save:
+      checkpoint.save(manager, step, state, train_iter.get_state(), config,
+                      metrics=eval_metrics if do_eval else None)
+    if not pending:
+      t_sync, steps_since_sync = time.time(), 0  # eval and saving stay out of examples/s
+  logger.close()
+  manager.wait_until_finished()
+  manager.close()
+  return write_results(workdir, config, num_params, start, time.time() - t_start)
+
+
+def write_results(workdir, config, num_params, start, wall_time_s) -> dict:
+  rows = log.read_metrics(workdir)
+  evals = [r for r in rows if r["split"] == config.dataset.eval_split]
+  best_metric, sign = config.checkpoint.best_metric, (1 if config.checkpoint.best_mode == "max" else -1)
+  best = max(evals, key=lambda r: sign * r[best_metric])
+  speed = [r["examples_per_s"] for r in rows if r["split"] == "train"]
+  strip = lambda r: {k: v for k, v in r.items() if k not in ("split", "time")}
+  results = {
+      "workdir": os.path.basename(os.path.normpath(workdir)),
+      "model": config.model.name,
+      "dataset": config.dataset.name,
+      "seed": config.seed,
+      "final": strip(evals[-1]),
+      "best": strip(best),
+      "num_params": int(num_params),
+      "num_steps": config.num_steps,
+      "resumed_from_step": start,
+      "wall_time_s": round(wall_time_s, 2),
+      "examples_per_s": round(float(np.median(speed)), 1) if speed else None,
+      "device": jax.devices()[0].device_kind,
+      "platform": jax.default_backend(),
+      "python": platform.python_version(),
+      "versions": {lib: importlib.metadata.version(lib) for lib in LIBRARIES},
+  }
+  log.write_json(os.path.join(workdir, "results.json"), results)
+  log.plot_curves(workdir)
+  return results
