@@ -22,6 +22,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.download = True  # prepare it if missing (our builders generate; catalog ones download)
   c.dataset.train_split = "train"
   c.dataset.eval_split = "test"
+  c.dataset.seq_len = 256  # text datasets: characters per training window
   c.dataset.cache = True  # hold the decoded splits in memory (fine up to a few GB)
   c.dataset.augment = False  # random crop + flip, images only
   c.dataset.num_threads = 2  # host threads reading and preprocessing batches
@@ -44,7 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 1000
   c.checkpoint.keep = 2  # the latest N, plus the best one by best_metric
-  c.checkpoint.best_metric = "accuracy"  # an eval metric: accuracy | loss
+  c.checkpoint.best_metric = "accuracy"  # an eval metric of the task (train/losses.py METRICS)
   c.checkpoint.best_mode = "max"  # max | min
   return c
 

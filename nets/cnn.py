@@ -1,6 +1,6 @@
 """Feed-forward and convolutional classifiers: MLP, ConvNet (1-D and 2-D), CIFAR-style ResNet.
 
-Every model is called as `model.apply(variables, x, train=...)` and returns logits `(B, num_classes)`.
+Every model is called as `model.apply(variables, x, train=...)` and returns logits `(B, num_outputs)`.
 Inputs are channels-last: `(B, L, C)` for signals, `(B, H, W, C)` for images.
 """
 from collections.abc import Sequence
@@ -34,7 +34,7 @@ class MLP(nn.Module):
 
   With `hidden=()` this is multinomial logistic regression.
   """
-  num_classes: int = 10
+  num_outputs: int = 10
   hidden: Sequence[int] = (100, 100)
   activation: str = "relu"
   dropout: float = 0.0
@@ -46,7 +46,7 @@ class MLP(nn.Module):
     for width in self.hidden:
       x = act(nn.Dense(width)(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_classes)(x)
+    return nn.Dense(self.num_outputs)(x)
 
 
 class ConvNet(nn.Module):
@@ -55,7 +55,7 @@ class ConvNet(nn.Module):
   The number of spatial dims (1 or 2) follows the input rank. `kernel_size`, `strides` and
   `padding` take one int for every block or one per block; `padding` may also be 'SAME'/'VALID'.
   """
-  num_classes: int = 10
+  num_outputs: int = 10
   features: Sequence[int] = (25, 25, 25)
   kernel_size: int | Sequence[int] = 5
   strides: int | Sequence[int] = 1
@@ -89,7 +89,7 @@ class ConvNet(nn.Module):
         x = nn.avg_pool(x, (self.pool_size,) * nd, (self.pool_size,) * nd)
       elif self.pool != "none":
         raise ValueError(f"unknown pool {self.pool!r}; valid: ['avg', 'max', 'none']")
-    return MLP(self.num_classes, self.hidden, self.activation, self.dropout)(x, train=train)
+    return MLP(self.num_outputs, self.hidden, self.activation, self.dropout)(x, train=train)
 
 
 def normalize(x, norm: str, train: bool):
@@ -126,7 +126,7 @@ RESNET_STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
 class ResNet(nn.Module):
   """CIFAR-style ResNet-18/34: a 3x3 stem without max-pool, four stages, global average pool."""
-  num_classes: int = 10
+  num_outputs: int = 10
   depth: int = 18
   width: int = 64
 
@@ -141,4 +141,4 @@ class ResNet(nn.Module):
         strides = 2 if stage > 0 and block == 0 else 1
         x = ResidualBlock(self.width * 2**stage, strides)(x, train=train)
     x = x.mean(axis=tuple(range(1, x.ndim - 1)))
-    return nn.Dense(self.num_classes)(x)
+    return nn.Dense(self.num_outputs)(x)

@@ -29,6 +29,7 @@ def tiny_config(data_dir):
     config.dataset.data_dir = data_dir
     config.num_steps, config.log_every, config.eval_every = 30, 5, 10
     config.checkpoint.every = 10
+    config.optimizer.warmup_steps = min(config.optimizer.warmup_steps, 5)
     config.update_from_flattened_dict(overrides)
     return config
 

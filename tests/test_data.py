@@ -11,6 +11,14 @@ def take(iterator, n):
   return [next(iterator) for _ in range(n)]
 
 
+def train_iter(config):
+  return data.train_iterator(config, data.Reader(config.dataset, config.dataset.train_split))
+
+
+def eval_iter(config):
+  return data.eval_batches(config, data.Reader(config.dataset, config.dataset.eval_split))()
+
+
 def test_mnist1d_builder_has_the_paper_sizes(data_dir):
   builder = tfds.builder("mnist1d", data_dir=data_dir)
   assert builder.info.splits["train"].num_examples == 4000
@@ -21,40 +29,40 @@ def test_mnist1d_builder_has_the_paper_sizes(data_dir):
 
 def test_batches_are_a_function_of_seed_and_step(tiny_config):
   config = tiny_config(batch_size=1000)
-  a, b = take(data.train_iterator(config), 6), take(data.train_iterator(config), 6)
+  a, b = take(train_iter(config), 6), take(train_iter(config), 6)
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x["x"], y["x"])
   assert a[0]["x"].shape == (1000, 40, 1) and a[0]["label"].dtype == np.int32
   # 4 batches are one epoch: each epoch holds every example once, in a new order.
   first = np.concatenate([bt["label"] for bt in a[:4]])
-  second = np.concatenate([bt["label"] for bt in a[4:]] + [bt["label"] for bt in take(data.train_iterator(config), 8)[6:]])
+  second = np.concatenate([bt["label"] for bt in a[4:]] + [bt["label"] for bt in take(train_iter(config), 8)[6:]])
   assert np.bincount(first).tolist() == np.bincount(second).tolist()
   assert not np.array_equal(a[0]["x"], a[4]["x"][:1000])
-  other = take(data.train_iterator(tiny_config(batch_size=1000, seed=1)), 1)[0]
+  other = take(train_iter(tiny_config(batch_size=1000, seed=1)), 1)[0]
   assert not np.array_equal(a[0]["x"], other["x"])
 
 
 def test_iterator_state_restores_the_position(tiny_config):
   config = tiny_config(batch_size=64)
-  it = data.train_iterator(config)
+  it = train_iter(config)
   take(it, 70)  # past the first epoch
   state = it.get_state()
   expected = take(it, 3)
-  fresh = data.train_iterator(config)
+  fresh = train_iter(config)
   fresh.set_state(state)
   for x, y in zip(expected, take(fresh, 3)):
     np.testing.assert_array_equal(x["x"], y["x"])
 
 
 def test_cache_and_streaming_give_the_same_batches(tiny_config):
-  cached = take(data.train_iterator(tiny_config(batch_size=32)), 2)
-  streamed = take(data.train_iterator(tiny_config(batch_size=32, **{"dataset.cache": False})), 2)
+  cached = take(train_iter(tiny_config(batch_size=32)), 2)
+  streamed = take(train_iter(tiny_config(batch_size=32, **{"dataset.cache": False})), 2)
   for x, y in zip(cached, streamed):
     np.testing.assert_array_equal(x["x"], y["x"])
 
 
 def test_eval_batches_cover_the_split_once_with_a_mask(tiny_config):
-  batches = list(data.eval_batches(tiny_config(eval_batch_size=300))())
+  batches = list(eval_iter(tiny_config(eval_batch_size=300)))
   assert [b["x"].shape[0] for b in batches] == [300] * 4
   assert sum(b["mask"].sum() for b in batches) == 1000
   assert not batches[-1]["mask"][100:].any()
@@ -67,8 +75,8 @@ def test_catalog_datasets_load_by_name(name, shape, tmp_path):
   config.dataset.data_dir = str(tmp_path)
   config.batch_size = 8
   with tfds.testing.mock_data(num_examples=20):
-    batch = next(data.train_iterator(config))
-    eval_batch = next(data.eval_batches(config)())
+    batch = next(train_iter(config))
+    eval_batch = next(eval_iter(config))
   assert batch["x"].shape == (8, *shape) and batch["x"].dtype == np.float32
   assert eval_batch["x"].shape == (config.eval_batch_size, *shape)
   assert abs(float(batch["x"].mean())) < 3  # scaled and normalised, not raw 0..255
@@ -86,4 +94,44 @@ def test_missing_dataset_says_how_to_prepare_it(tmp_path):
   config.dataset.data_dir = str(tmp_path)
   config.dataset.download = False
   with pytest.raises(ConfigError, match="cannot load 'mnist' split 'train'.*download=True"):
-    data.train_iterator(config)
+    train_iter(config)
+
+
+def test_adding_problem_batches(tmp_path):
+  config = load_config("mnist1d_cnn")
+  config.dataset.update(name="adding_problem/t10", data_dir=str(tmp_path))
+  config.batch_size = 2000
+  batch = next(train_iter(config))
+  x_BT2, y_B = batch["x"], batch["label"]
+  assert x_BT2.shape == (2000, 10, 2) and y_B.dtype == np.float32
+  marks_BT = x_BT2[..., 1]
+  assert (marks_BT[:, :5].sum(1) == 1).all() and (marks_BT[:, 5:].sum(1) == 1).all()
+  np.testing.assert_allclose(y_B, (x_BT2[..., 0] * marks_BT).sum(1), rtol=1e-6)
+  assert abs(np.mean((y_B - 1.0) ** 2) - 1 / 6) < 0.02  # the trivial baseline's MSE
+
+
+def test_copy_memory_batches(tmp_path):
+  config = load_config("mnist1d_cnn")
+  config.dataset.update(name="copy_memory/t10", data_dir=str(tmp_path))
+  config.batch_size = 4
+  batch = next(train_iter(config))
+  x, y = batch["x"], batch["label"]
+  assert x.shape == y.shape == batch["weights"].shape == (4, 30)
+  np.testing.assert_array_equal(y[:, -10:], x[:, :10])
+  assert ((x[:, :10] >= 1) & (x[:, :10] <= 8)).all()
+  assert (x[:, 10:] == np.where(np.arange(20) == 9, 9, 0)).all()  # blanks, "go" at 10 + T - 1
+  assert (y[:, :20] == 0).all()
+
+
+def test_text_windows_and_vocabulary(tmp_path):
+  config = load_config("mnist1d_cnn")
+  config.dataset.update(name="python_reference", data_dir=str(tmp_path), eval_split="validation",
+                        seq_len=32)
+  chars = data.vocabulary(config.dataset)
+  reader = data.Reader(config.dataset, "train")
+  assert reader.num_outputs == reader.vocab_size == len(chars) > 60
+  batch = reader(np.array([0, 5]))
+  assert batch["x"].shape == batch["label"].shape == (2, 32)
+  np.testing.assert_array_equal(batch["x"][:, 1:], batch["label"][:, :-1])  # next-char targets
+  assert "".join(chars[i] for i in reader(np.array([0]))["x"][0]).startswith('The "assert"')
+  assert len(reader) == (int(465049 * 0.9) - 1) // 32

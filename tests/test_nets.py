@@ -19,7 +19,7 @@ def count(params):
 
 
 def test_logreg_is_one_dense_layer():
-  variables, logits = init_apply(MLP(num_classes=10, hidden=()), jnp.ones((3, 40, 1)))
+  variables, logits = init_apply(MLP(num_outputs=10, hidden=()), jnp.ones((3, 40, 1)))
   assert logits.shape == (3, 10)
   assert count(variables["params"]) == 40 * 10 + 10
 

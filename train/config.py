@@ -7,7 +7,6 @@ import nets
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
-EVAL_METRICS = ("accuracy", "loss")
 
 
 class ConfigError(ValueError):
@@ -37,10 +36,11 @@ def check_positive(config: ml_collections.ConfigDict, *fields: str, allow_zero=F
 def validate(config: ml_collections.ConfigDict, datasets) -> None:
   """Raises ConfigError for the first bad field. `datasets` is the names `train.data` can load."""
   check_positive(config, "batch_size", "eval_batch_size", "num_steps", "log_every", "eval_every",
-                 "checkpoint.every", "checkpoint.keep", "optimizer.lr", "dataset.num_threads")
+                 "checkpoint.every", "checkpoint.keep", "optimizer.lr", "dataset.num_threads",
+                 "dataset.seq_len")
   check_positive(config, "optimizer.weight_decay", "optimizer.grad_clip_norm",
                  "optimizer.warmup_steps", "optimizer.min_lr_ratio", allow_zero=True)
-  check_choice("config.dataset.name", config.dataset.name, datasets)
+  check_choice("config.dataset.name", config.dataset.name.split("/")[0], datasets)
   check_choice("config.model.name", config.model.name, sorted(nets.MODELS))
   valid_fields = nets.model_fields(nets.MODELS[config.model.name])
   for field in config.model:
@@ -56,5 +56,4 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
   if opt.schedule == "step" and not all(0 < b < 1 for b in opt.step_boundaries):
     raise ConfigError(f"config.optimizer.step_boundaries={opt.step_boundaries} must be fractions "
                       "of num_steps in (0, 1)")
-  check_choice("config.checkpoint.best_metric", config.checkpoint.best_metric, EVAL_METRICS)
   check_choice("config.checkpoint.best_mode", config.checkpoint.best_mode, ("max", "min"))

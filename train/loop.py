@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 
 import nets
-from train import checkpoint, data, log, optim
+from train import checkpoint, data, log, losses, optim
 from train.config import ConfigError, validate
 from train.steps import create_state, evaluate, make_eval_step, make_train_step
 
@@ -53,8 +53,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   validate(config, data.DATASETS)
   model_kwargs = {k: v for k, v in config.model.items() if k != "name"}
   model = nets.create_model(config.model.name, **model_kwargs)
-  train_iter = data.train_iterator(config)
-  eval_batches = data.eval_batches(config)
+  train_reader = data.Reader(config.dataset, config.dataset.train_split)
+  check_model_fits_data(config, train_reader)
+  task = train_reader.spec.task
+  train_iter = data.train_iterator(config, train_reader)
+  eval_batches = data.eval_batches(config, data.Reader(config.dataset, config.dataset.eval_split))
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
   x_example = next(eval_batches())["x"][:1]
   init = functools.partial(create_state, model, tx, x_example, config.seed)
@@ -87,8 +90,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   print(f"{config.model.name}: {num_params:,} parameters; {config.dataset.name}; "
         f"{config.num_steps} steps of batch {config.batch_size} on {jax.devices()[0].device_kind}")
 
-  train_step = make_train_step(model, tx, schedule)
-  eval_step = make_eval_step(model)
+  train_step = make_train_step(model, tx, schedule, task)
+  eval_step = make_eval_step(model, task)
   logger = log.Logger(workdir, start, config.num_steps)
   t_start = time.time()
   pending, t_sync, steps_since_sync = [], time.time(), 0
@@ -114,7 +117,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       logger.write(step, "train", train_metrics)
       pending = []
     if do_eval:
-      eval_metrics = evaluate(eval_step, state, eval_batches())
+      eval_metrics = evaluate(eval_step, state, eval_batches(), task)
       logger.write(step, config.dataset.eval_split, eval_metrics)
     if do_save:
       checkpoint.save(manager, step, state, train_iter.get_state(), config,
@@ -125,6 +128,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   manager.wait_until_finished()
   manager.close()
   return write_results(workdir, config, num_params, start, time.time() - t_start)
+
+
+def check_model_fits_data(config: ml_collections.ConfigDict, reader: data.Reader) -> None:
+  """The best-checkpoint metric must be one the task has; the model's output size and input
+  vocabulary must be the dataset's."""
+  metrics = losses.METRICS[reader.spec.task]
+  if config.checkpoint.best_metric not in metrics:
+    raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is not a "
+                      f"metric of {config.dataset.name!r}; valid: {', '.join(metrics)}")
+  wanted = {"num_outputs": reader.num_outputs, "vocab_size": reader.vocab_size}
+  for field, value in wanted.items():
+    if field in config.model and config.model[field] != value:
+      raise ConfigError(f"config.model.{field}={config.model[field]} but {config.dataset.name!r} "
+                        f"needs {value}")
 
 
 def write_results(workdir, config, num_params, start, wall_time_s) -> dict:

@@ -45,7 +45,7 @@ def rows(runs: list[str]) -> list[dict]:
   for group in group_by_seed(runs):
     results = [load(r, "results.json") for r in group]
     first = results[0]
-    table.append({
+    row = {
         "run": os.path.relpath(group[0]) if len(group) == 1 else
                os.path.relpath(os.path.commonpath(group)) + f" ({len(group)} runs)",
         "model": first["model"],
@@ -53,26 +53,29 @@ def rows(runs: list[str]) -> list[dict]:
         "seeds": ",".join(str(r["seed"]) for r in results),
         "steps": str(first["num_steps"]),
         "params": f"{first['num_params']:,}",
-        "test acc %": mean_std([r["final"]["accuracy"] for r in results], 100),
-        "best acc %": mean_std([r["best"]["accuracy"] for r in results], 100),
-        "test loss": mean_std([r["final"]["loss"] for r in results], digits=3),
-        "wall s": mean_std([r["wall_time_s"] for r in results], digits=0),
-        "examples/s": mean_std([r["examples_per_s"] or 0 for r in results], digits=0),
-    })
+    }
+    for metric in first["final"]:
+      if metric != "step":
+        values = [r["final"][metric] for r in results]
+        row[f"test {metric}"] = (mean_std(values, 100) + " %" if metric == "accuracy"
+                                 else mean_std(values, digits=4))
+    row["wall s"] = mean_std([r["wall_time_s"] for r in results], digits=0)
+    row["examples/s"] = mean_std([r["examples_per_s"] or 0 for r in results], digits=0)
+    table.append(row)
   return table
 
 
 def format_table(table: list[dict], markdown: bool) -> str:
   if not table:
     return "no runs with results.json found"
-  cols = list(table[0])
+  cols = list(dict.fromkeys(c for row in table for c in row))
   if markdown:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(row[c] for c in cols) + " |" for row in table]
+    lines += ["| " + " | ".join(row.get(c, "") for c in cols) + " |" for row in table]
     return "\n".join(lines)
-  widths = {c: max(len(c), *(len(row[c]) for row in table)) for c in cols}
+  widths = {c: max(len(c), *(len(row.get(c, "")) for row in table)) for c in cols}
   lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
-  lines += ["  ".join(row[c].ljust(widths[c]) for c in cols) for row in table]
+  lines += ["  ".join(row.get(c, "").ljust(widths[c]) for c in cols) for row in table]
   return "\n".join(lines)
 
 

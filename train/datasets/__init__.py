@@ -1,2 +1,3 @@
-"""Our own TFDS builders (generated data, no download). Importing this package registers them."""
-from train.datasets import mnist1d  # noqa: F401  (registers the builder by its name)
+"""Our own TFDS builders (generated or shipped data, no download). Importing this package registers
+them with TFDS under their snake-case names: mnist1d, adding_problem, copy_memory, python_reference."""
+from train.datasets import mnist1d, python_reference, sequence_tasks  # noqa: F401

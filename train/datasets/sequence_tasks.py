@@ -1,0 +1,70 @@
+"""The adding problem and the copy-memory task (Hochreiter & Schmidhuber 1997; Arjovsky et al.
+2016): long-range dependency benchmarks whose length T is a builder config (`adding_problem/t100`).
+
+Only the random part of each example is stored; `train/data.py` builds the model inputs.
+"""
+import numpy as np
+import tensorflow_datasets as tfds
+
+LENGTHS = (10, 50, 100, 200, 400)  # 10 and 50 keep tests and smoke runs small
+NUM_TRAIN, NUM_TEST = 20_000, 2_000
+COPY_SYMBOLS, COPY_ALPHABET = 10, 8  # remember 10 symbols drawn from 1..8; 0 = blank, 9 = "go"
+
+
+class _LengthBuilder(tfds.core.GeneratorBasedBuilder):
+  VERSION = tfds.core.Version("1.0.0")
+  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"t{t}", description=f"T = {t}") for t in LENGTHS]
+
+  def __init__(self, *, file_format="array_record", **kwargs):
+    super().__init__(file_format=file_format, **kwargs)
+
+  @property
+  def length(self) -> int:
+    return int(self.builder_config.name[1:])
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # generated, nothing to download
+    # Distinct seeds per split and length: the test set never overlaps the training set.
+    return {"train": self._generate_examples(NUM_TRAIN, seed=[self.length, 0]),
+            "test": self._generate_examples(NUM_TEST, seed=[self.length, 1])}
+
+
+class AddingProblem(_LengthBuilder):
+  """T values in U(0, 1), two of them marked (one in each half); the target is their sum.
+
+  Predicting the mean (1.0) scores MSE 1/6 = 0.167: a model must beat that to have learned.
+  """
+
+  def _info(self):
+    return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+        "values": tfds.features.Tensor(shape=(self.length,), dtype=np.float32),
+        "markers": tfds.features.Tensor(shape=(2,), dtype=np.int32),
+        "target": tfds.features.Scalar(dtype=np.float32),
+    }))
+
+  def _generate_examples(self, n, seed):
+    rng = np.random.default_rng(seed)
+    half = self.length // 2
+    values = rng.uniform(size=(n, self.length)).astype(np.float32)
+    markers = np.stack([rng.integers(0, half, n), rng.integers(half, self.length, n)], 1)
+    for i in range(n):
+      yield i, {"values": values[i], "markers": markers[i].astype(np.int32),
+                "target": values[i, markers[i]].sum()}
+
+
+class CopyMemory(_LengthBuilder):
+  """Remember 10 symbols over T blank steps: input `s_1..s_10, 0 x (T-1), 9, 0 x 10`, target
+  `0 x (T+10), s_1..s_10`, both of length T+20.
+
+  Blanks then a uniform guess scores cross-entropy 10 ln 8 / (T + 20) per step.
+  """
+
+  def _info(self):
+    return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+        "symbols": tfds.features.Tensor(shape=(COPY_SYMBOLS,), dtype=np.int32),
+    }))
+
+  def _generate_examples(self, n, seed):
+    symbols = np.random.default_rng(seed).integers(1, COPY_ALPHABET + 1, (n, COPY_SYMBOLS))
+    for i in range(n):
+      yield i, {"symbols": symbols[i].astype(np.int32)}
