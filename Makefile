@@ -7,7 +7,10 @@ WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 
 PAPER_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn
 
-.PHONY: install run test paper clean
+RNN_CELLS := simple lstm gru
+RNN_LENGTHS := 100 200 400
+
+.PHONY: install run test paper rnn clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +37,21 @@ paper: install
 	  $(BIN)/python -m train --config experiments/$$exp.py --workdir runs/paper/$$exp/seed$$seed \
 	    --config.seed=$$seed >/dev/null || exit 1; done; done
 	$(BIN)/python -m train.report runs/paper --markdown
+
+# The README's recurrent results: MNIST-1D, the adding and copy tasks at each length, for each cell;
+# the char-level LSTM LM; the gradient-flow plot. About an hour on 2 CPU cores.
+rnn: install
+	for cell in $(RNN_CELLS); do \
+	  $(BIN)/python -m train --config experiments/mnist1d_rnn.py --workdir runs/rnn/mnist1d/$$cell \
+	    --config.model.cell=$$cell >/dev/null || exit 1; \
+	  for task in adding_problem copy_memory; do for t in $(RNN_LENGTHS); do \
+	    $(BIN)/python -m train --config experiments/$$task.py --workdir runs/rnn/$$task/t$$t/$$cell \
+	      --config.model.cell=$$cell --config.dataset.name=$$task/t$$t >/dev/null || exit 1; \
+	  done; done; done
+	$(BIN)/python -m train --config experiments/chars_lstm.py --workdir runs/rnn/chars_lstm >/dev/null
+	$(BIN)/python -m train.gradient_flow $(foreach c,$(RNN_CELLS),runs/rnn/adding_problem/t100/$(c)) \
+	  --out runs/rnn/gradient_flow
+	$(BIN)/python -m train.report runs/rnn --markdown
 
 clean:
 	rm -rf runs

@@ -7,11 +7,13 @@ import dataclasses
 import flax.linen as nn
 
 from nets.cnn import MLP, ConvNet, ResNet
+from nets.recurrent import RecurrentNet
 
 MODELS: dict[str, type[nn.Module]] = {
     "mlp": MLP,
     "convnet": ConvNet,
     "resnet": ResNet,
+    "rnn": RecurrentNet,
 }
 
 

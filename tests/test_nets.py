@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,16 +85,17 @@ def test_resnet_eval_is_per_example_and_train_is_not():
   normalises with the batch's own statistics."""
   model = ResNet(depth=18, width=4)
   x = jax.random.normal(jax.random.PRNGKey(0), (4, 8, 8, 3))
-  variables = model.init(jax.random.PRNGKey(0), x, train=False)
-  full = model.apply(variables, x, train=False)
-  np.testing.assert_allclose(model.apply(variables, x[:1], train=False), full[:1], atol=1e-5)
-  train_full, _ = model.apply(variables, x, train=True, mutable=["batch_stats"])
-  train_one, _ = model.apply(variables, jnp.concatenate([x[:1], 2 * x[1:]]), train=True,
-                             mutable=["batch_stats"])
-  assert not np.allclose(train_full[0], train_one[0], atol=1e-5)
+  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.PRNGKey(0), x)
+  apply_eval = jax.jit(functools.partial(model.apply, train=False))
+  apply_train = jax.jit(functools.partial(model.apply, train=True, mutable=["batch_stats"]))
+  # Example 0 with its batch-mates doubled: eval ignores them, train does not.
+  other = jnp.concatenate([x[:1], 2 * x[1:]])
+  np.testing.assert_allclose(apply_eval(variables, other)[0], apply_eval(variables, x)[0], atol=1e-5)
+  assert not np.allclose(apply_train(variables, other)[0][0], apply_train(variables, x)[0][0],
+                         atol=1e-5)
 
 
 def test_registry_lists_valid_names():
-  with pytest.raises(ValueError, match=r"unknown model 'vgg'; valid: \['convnet', 'mlp', 'resnet'\]"):
+  with pytest.raises(ValueError, match=r"unknown model 'vgg'; valid: \['convnet', 'mlp', 'resnet', 'rnn'\]"):
     nets.create_model("vgg")
   assert "features" in nets.model_fields(ConvNet) and "name" not in nets.model_fields(ConvNet)

@@ -1,6 +1,7 @@
 """End to end: a tiny run writes its workdir; resumes are exact; user errors are one line."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,7 +98,7 @@ def cli_args(data_dir, workdir, experiment="mnist1d_mlp", *overrides):
 
 
 def test_sigkill_and_rerun_gives_the_uninterrupted_result(data_dir, tmp_path):
-  overrides = ("--config.num_steps=3000", "--config.checkpoint.every=100", "--config.eval_every=500")
+  overrides = ("--config.num_steps=1500", "--config.checkpoint.every=100", "--config.eval_every=500")
   done = cli(*cli_args(data_dir, tmp_path / "a", "mnist1d_mlp", *overrides))
   assert done.returncode == 0, done.stderr
   proc = subprocess.Popen([sys.executable, "-m", "train",
@@ -116,6 +117,15 @@ def test_sigkill_and_rerun_gives_the_uninterrupted_result(data_dir, tmp_path):
   assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
+@pytest.fixture(scope="module")
+def finished_run(data_dir, tmp_path_factory):
+  """(data_dir, workdir) of a finished 20-step MLP run, made once for the module."""
+  workdir = tmp_path_factory.mktemp("finished") / "run"
+  ok = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=20"))
+  assert ok.returncode == 0, ok.stderr
+  return data_dir, workdir
+
+
 def snapshot(path):
   return {os.path.join(d, f): os.path.getmtime(os.path.join(d, f))
           for d, _, files in os.walk(path) for f in files}
@@ -124,15 +134,14 @@ def snapshot(path):
 @pytest.mark.parametrize("overrides, message", [
     (["--config.batch_sise=3"], "batch_sise"),
     (["--config.batch_size=abc"], "batch_size"),
-    (["--config.model.name=vgg"], "config.model.name='vgg' is not valid; valid: convnet, mlp, resnet"),
+    (["--config.model.name=vgg"], "config.model.name='vgg' is not valid; valid: convnet, mlp, resnet, rnn"),
     (["--config.dataset.name=mnist1"], "config.dataset.name='mnist1' is not valid (did you mean 'mnist1d'?)"),
     (["--config.model.hidden=(7,)"], "params/Dense_0/kernel is (40, 100) in the checkpoint, (40, 7) in the config"),
     (["--config.optimizer.lr=-1.0"], "config.optimizer.lr=-1.0 must be > 0"),
 ])
-def test_user_errors_are_one_line_and_touch_nothing(data_dir, tmp_path, overrides, message):
-  workdir = tmp_path / "run"
-  ok = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=20"))
-  assert ok.returncode == 0, ok.stderr
+def test_user_errors_are_one_line_and_touch_nothing(finished_run, tmp_path, overrides, message):
+  data_dir, workdir = finished_run[0], tmp_path / "run"
+  shutil.copytree(finished_run[1], workdir)
   before = snapshot(workdir)
   bad = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=40", *overrides))
   assert bad.returncode == 2

@@ -1,5 +1,6 @@
 """Orbax checkpoints of everything a resume needs: the state pytree, the data iterator's position
 and the config. Keeps the latest `keep` steps plus the best one by the configured eval metric."""
+import json
 import os
 
 import jax
@@ -8,6 +9,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+import nets
 from train.config import ConfigError
 
 
@@ -65,3 +67,22 @@ def restore(manager, step: int, abstract_state):
       data=ocp.args.JsonRestore(),
   ))
   return restored["state"], restored["data"]
+
+
+def load_for_inference(workdir: str):
+  """(config, model, variables, step) from a run's config.json and latest checkpoint."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      config = ml_collections.ConfigDict(json.load(f))
+  except OSError as e:
+    raise ConfigError(f"{workdir!r} is not a run directory: {e.strerror}") from e
+  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
+                                  item_handlers={"state": ocp.StandardCheckpointHandler()})
+  step = manager.latest_step()
+  if step is None:
+    raise ConfigError(f"{workdir!r} has no checkpoint yet")
+  state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+  manager.close()
+  model = nets.create_model(config.model.name,
+                            **{k: v for k, v in config.model.items() if k != "name"})
+  return config, model, {"params": state["params"], "batch_stats": state.get("batch_stats", {})}, step

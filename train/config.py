@@ -40,7 +40,7 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
                  "dataset.seq_len")
   check_positive(config, "optimizer.weight_decay", "optimizer.grad_clip_norm",
                  "optimizer.warmup_steps", "optimizer.min_lr_ratio", allow_zero=True)
-  check_choice("config.dataset.name", config.dataset.name.split("/")[0], datasets)
+  check_choice("config.dataset.name", config.dataset.name.split("/")[0], sorted(datasets))
   check_choice("config.model.name", config.model.name, sorted(nets.MODELS))
   valid_fields = nets.model_fields(nets.MODELS[config.model.name])
   for field in config.model:

@@ -18,9 +18,15 @@ class TrainState(struct.PyTreeNode):
   rng: jax.Array  # base key; step s uses fold_in(rng, s), so a resumed run draws the same numbers
 
 
+def init_variables(model: nn.Module, x_example, seed: int):
+  """The variables a run with this seed starts from."""
+  init_rng, _ = jax.random.split(jax.random.PRNGKey(seed))
+  return model.init({"params": init_rng, "dropout": init_rng}, x_example, train=False)
+
+
 def create_state(model: nn.Module, tx: optax.GradientTransformation, x_example, seed: int):
-  init_rng, rng = jax.random.split(jax.random.PRNGKey(seed))
-  variables = model.init({"params": init_rng, "dropout": init_rng}, x_example, train=False)
+  _, rng = jax.random.split(jax.random.PRNGKey(seed))
+  variables = init_variables(model, x_example, seed)
   params = variables["params"]
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                     batch_stats=variables.get("batch_stats", {}), rng=rng)

@@ -1,0 +1,302 @@
+"""Recurrent nets: simple RNN, LSTM and GRU cells, a scanned layer, and a stacked classifier.
+
+A cell owns only its hidden-to-hidden weights, fused into one `(H, G*H)` kernel for its G gates.
+The layer projects the inputs of every step at once (`xw_BTG = x_BTD @ W_x + b`, one matmul) and
+scans the cell over time, so each step costs a single `(B, H) @ (H, G*H)` matmul. Matmuls run in
+`dtype`; gates and carries stay float32.
+"""
+from typing import Any, ClassVar
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Carry = Any  # h_BH, or (c_BH, h_BH) for the LSTM
+
+
+def hidden(carry: Carry) -> jax.Array:
+  """The hidden state h_BH of a carry: the LSTM carries (c, h), the other cells carry h."""
+  return carry[1] if isinstance(carry, tuple) else carry
+
+
+def with_hidden(carry: Carry, h_BH: jax.Array) -> Carry:
+  return (carry[0], h_BH) if isinstance(carry, tuple) else h_BH
+
+
+def stacked(init: nn.initializers.Initializer, n: int) -> nn.initializers.Initializer:
+  """Initialises a fused `(in, n*out)` kernel as n independent `(in, out)` blocks, one per gate."""
+  def init_fn(key, shape, dtype=jnp.float32):
+    keys = jax.random.split(key, n)
+    return jnp.concatenate([init(k, (shape[0], shape[1] // n), dtype) for k in keys], axis=-1)
+  return init_fn
+
+
+class RecurrentCell(nn.Module):
+  """One step `(carry, xw_BG) -> (carry, h_BH)`, where `xw_BG = x_t @ W_x + b` holds the input
+  part of all G*H gate pre-activations. Subclasses set `num_gates` and the step."""
+  features: int
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  num_gates: ClassVar[int]
+  carry_names: ClassVar[tuple[str, ...]] = ("h",)
+
+  def hidden_to_gates(self, h_BH):
+    """`h @ W_h` for every gate at once, returned as float32."""
+    dense = nn.Dense(self.num_gates * self.features, use_bias=False, dtype=self.dtype,
+                     param_dtype=self.param_dtype,
+                     kernel_init=stacked(nn.initializers.orthogonal(), self.num_gates),
+                     name="hidden")
+    return dense(h_BH).astype(jnp.float32)
+
+  @nn.nowrap
+  def initialize_carry(self, batch_size: int, dtype: Any = jnp.float32) -> Carry:
+    return jnp.zeros((batch_size, self.features), dtype)
+
+  @nn.nowrap
+  def input_bias_init(self, key, shape, dtype=jnp.float32):
+    """Init of b in the layer's input projection, the cell's only bias (bar the GRU's b_hn)."""
+    return jnp.zeros(shape, dtype)
+
+
+class SimpleRNNCell(RecurrentCell):
+  """Elman RNN: h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)."""
+  num_gates: ClassVar[int] = 1
+
+  @nn.compact
+  def __call__(self, carry, xw_BG):
+    h_BH = jnp.tanh(xw_BG.astype(jnp.float32) + self.hidden_to_gates(carry))
+    return h_BH, h_BH
+
+
+class LSTMCell(RecurrentCell):
+  """LSTM with gates in flax's order (i, f, g, o):
+
+    i = sigmoid(W_ii x + W_hi h + b_i)      f = sigmoid(W_if x + W_hf h + b_f)
+    g = tanh(W_ig x + W_hg h + b_g)         o = sigmoid(W_io x + W_ho h + b_o)
+    c' = f * c + i * g                      h' = o * tanh(c')
+
+  Carry (c, h). `forget_bias` initialises b_f so that the cell starts out remembering
+  (Gers et al. 2000; Jozefowicz et al. 2015).
+  """
+  forget_bias: float = 1.0
+
+  num_gates: ClassVar[int] = 4
+  carry_names: ClassVar[tuple[str, ...]] = ("c", "h")
+
+  @nn.compact
+  def __call__(self, carry, xw_BG):
+    c_BH, h_BH = carry
+    z_BG = xw_BG.astype(jnp.float32) + self.hidden_to_gates(h_BH)
+    i, f, g, o = jnp.split(z_BG, 4, axis=-1)
+    c_BH = nn.sigmoid(f) * c_BH + nn.sigmoid(i) * jnp.tanh(g)
+    h_BH = nn.sigmoid(o) * jnp.tanh(c_BH)
+    return (c_BH, h_BH), h_BH
+
+  @nn.nowrap
+  def initialize_carry(self, batch_size: int, dtype: Any = jnp.float32) -> Carry:
+    zeros = jnp.zeros((batch_size, self.features), dtype)
+    return zeros, zeros
+
+  @nn.nowrap
+  def input_bias_init(self, key, shape, dtype=jnp.float32):
+    H = shape[-1] // 4
+    return jnp.zeros(shape, dtype).at[H:2 * H].set(self.forget_bias)
+
+
+class GRUCell(RecurrentCell):
+  """GRU as in flax's `nn.GRUCell` and PyTorch, gates in the order (r, z, n):
+
+    r = sigmoid(W_ir x + b_r + W_hr h)      z = sigmoid(W_iz x + b_z + W_hz h)
+    n = tanh(W_in x + b_n + r * (W_hn h + b_hn))
+    h' = (1 - z) * n + z * h
+
+  b_hn is a parameter of the cell since r scales it; the other biases are in the input projection.
+  """
+  num_gates: ClassVar[int] = 3
+
+  @nn.compact
+  def __call__(self, carry, xw_BG):
+    b_hn = self.param("bias_hn", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
+    xr, xz, xn = jnp.split(xw_BG.astype(jnp.float32), 3, axis=-1)
+    hr, hz, hn = jnp.split(self.hidden_to_gates(carry), 3, axis=-1)
+    r, z = nn.sigmoid(xr + hr), nn.sigmoid(xz + hz)
+    n = jnp.tanh(xn + r * (hn + b_hn.astype(jnp.float32)))
+    h_BH = (1.0 - z) * n + z * carry
+    return h_BH, h_BH
+
+
+CELLS: dict[str, type[RecurrentCell]] = {"simple": SimpleRNNCell, "lstm": LSTMCell, "gru": GRUCell}
+
+
+def reverse_valid(x_BT, lengths_B=None):
+  """Reverses each sequence within its first `lengths_B[b]` steps, keeping the padding at the end
+  (as flax's `flip_sequences`). It is its own inverse."""
+  T = x_BT.shape[1]
+  if lengths_B is None:
+    return jnp.flip(x_BT, axis=1)
+  idx_BT = (jnp.arange(T - 1, -1, -1)[None, :] + lengths_B[:, None]) % T
+  return jnp.take_along_axis(x_BT, idx_BT.reshape(idx_BT.shape + (1,) * (x_BT.ndim - 2)), axis=1)
+
+
+class RNNLayer(nn.Module):
+  """Runs a cell over `(B, T, D)` inputs with `nn.scan`, returning `(outputs_BTH, final_carry)`.
+
+  `lengths_B` marks steps `t >= lengths_B[b]` as padding: there the carry stops updating (so the
+  final carry is the one after the last valid step) and the output is zero. With `reverse=True`
+  each sequence runs from its own last valid step back to step 0; outputs keep the input's time
+  order and the final carry is the one after step 0.
+
+  The initial carry is `initial_carry` when given (h_BH, or a tuple (c_BH, h_BH) for the LSTM),
+  else a learned parameter per carry part (`initial_h`, and `initial_c` for the LSTM; created
+  whenever `learn_initial_carry=True`), else zeros.
+
+  `perturb_BTH` (original time order) is added to the hidden output of every step inside the
+  recurrence: `h_t + perturb_t` is both emitted and carried into step t+1 (for the LSTM only h is
+  perturbed, not c). So the gradient of a loss w.r.t. `perturb_BTH` at zero is dL/dh_t, including
+  every path through later steps. Perturbations at padded steps have no effect.
+  """
+  features: int
+  cell: str = "lstm"
+  reverse: bool = False
+  unroll: int = 1
+  forget_bias: float = 1.0
+  learn_initial_carry: bool = False
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BTD, *, lengths_B=None, initial_carry=None, perturb_BTH=None):
+    if self.cell not in CELLS:
+      raise ValueError(f"unknown cell {self.cell!r}; valid: {sorted(CELLS)}")
+    cell_cls = CELLS[self.cell]
+    extra = {"forget_bias": self.forget_bias} if cell_cls is LSTMCell else {}
+    cell = cell_cls(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="cell",
+                    **extra)
+    B, T, _ = x_BTD.shape
+
+    carry = self.default_carry(cell, B)
+    if initial_carry is not None:
+      carry = jax.tree.map(lambda a: a.astype(jnp.float32), initial_carry)
+
+    xw_BTG = nn.Dense(cell.num_gates * self.features, dtype=self.dtype,
+                      param_dtype=self.param_dtype, bias_init=cell.input_bias_init,
+                      name="input")(x_BTD)
+    xs = {"xw": xw_BTG}
+    if lengths_B is not None:
+      xs["valid"] = jnp.arange(T)[None, :] < lengths_B[:, None]
+    if perturb_BTH is not None:
+      xs["perturb"] = perturb_BTH
+    if self.reverse:
+      # Flip before the scan (rather than scanning backwards) so that padding stays at the end.
+      xs = {k: reverse_valid(v, lengths_B) for k, v in xs.items()}
+
+    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False},
+                   in_axes=1, out_axes=1, unroll=self.unroll)
+    carry, h_BTH = scan(cell, carry, xs)
+    if self.reverse:
+      h_BTH = reverse_valid(h_BTH, lengths_B)
+    return h_BTH, carry
+
+  def default_carry(self, cell: RecurrentCell, batch_size: int) -> Carry:
+    """Zeros, or the learned `initial_*` params broadcast over the batch."""
+    zeros = cell.initialize_carry(batch_size)
+    if not self.learn_initial_carry:
+      return zeros
+    parts = [self.param(f"initial_{name}", nn.initializers.zeros_init(), (self.features,),
+                        self.param_dtype) for name in cell.carry_names]
+    parts = [jnp.broadcast_to(p.astype(jnp.float32), (batch_size, self.features)) for p in parts]
+    return jax.tree.unflatten(jax.tree.structure(zeros), parts)
+
+
+def step(cell: RecurrentCell, carry: Carry, xs: dict[str, jax.Array]):
+  """One scanned step: the cell, then the perturbation, then the padding mask."""
+  new_carry, h_BH = cell(carry, xs["xw"])
+  if "perturb" in xs:
+    h_BH = h_BH + xs["perturb"]
+    new_carry = with_hidden(new_carry, h_BH)
+  if "valid" in xs:
+    valid_B1 = xs["valid"][:, None]
+    new_carry = jax.tree.map(lambda new, old: jnp.where(valid_B1, new, old), new_carry, carry)
+    h_BH = jnp.where(valid_B1, h_BH, 0.0)
+  return new_carry, h_BH
+
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+HEADS = ("last", "mean", "per_step")
+
+
+class RecurrentNet(nn.Module):
+  """Stacked (optionally bidirectional) RNN/LSTM/GRU with a linear head.
+
+  Inputs are float `(B, T, D)` (MNIST-1D: `(B, 40, 1)`), or int tokens `(B, T)` embedded with
+  `nn.Embed(vocab_size, embed_dim)` when `vocab_size > 0`. `lengths` (B,) marks the valid steps of a
+  padded batch. Layer i has params `forward_i` (and `backward_i` when bidirectional, whose outputs
+  are concatenated to the forward ones). Dropout acts between layers only.
+
+  Heads: 'last' classifies the final hidden state of the last layer (bidirectional: forward final
+  h concatenated with backward final h, i.e. the backward state after step 0) -> (B, num_outputs);
+  'mean' averages the last layer's outputs over valid steps -> (B, num_outputs); 'per_step'
+  applies the head at every step -> (B, T, num_outputs) (padded steps are not zeroed; a
+  bidirectional net sees the future, so it does not suit language modelling).
+
+  `perturb` (B, T, H), or (B, T, 2H) when bidirectional (forward half first), is added to the
+  LAST layer's hidden states inside its recurrence (see `RNNLayer`): `jax.grad` w.r.t. a zero
+  `perturb` gives dL/dh_t for every step t of the last layer.
+  """
+  num_outputs: int = 10
+  cell: str = "lstm"
+  features: int = 128
+  num_layers: int = 1
+  bidirectional: bool = False
+  dropout: float = 0.0
+  head: str = "last"
+  vocab_size: int = 0
+  embed_dim: int = 64
+  forget_bias: float = 1.0
+  learn_initial_carry: bool = False
+  unroll: int = 1
+  dtype: str = "float32"
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False, lengths=None, perturb=None):
+    if self.head not in HEADS:
+      raise ValueError(f"unknown head {self.head!r}; valid: {sorted(HEADS)}")
+    if self.dtype not in DTYPES:
+      raise ValueError(f"unknown dtype {self.dtype!r}; valid: {sorted(DTYPES)}")
+    if self.vocab_size > 0:
+      x = nn.Embed(self.vocab_size, self.embed_dim)(x)
+    if x.ndim != 3:
+      raise ValueError(f"RecurrentNet takes (B, T, D) inputs, or (B, T) tokens with vocab_size > 0; "
+                       f"got shape {x.shape}")
+    layer = lambda reverse, name: RNNLayer(
+        self.features, self.cell, reverse=reverse, unroll=self.unroll,
+        forget_bias=self.forget_bias, learn_initial_carry=self.learn_initial_carry,
+        dtype=DTYPES[self.dtype], name=name)
+    perturbs = [None, None]
+    if perturb is not None:
+      perturbs = jnp.split(perturb, 2, axis=-1) if self.bidirectional else [perturb, None]
+
+    for i in range(self.num_layers):
+      if i > 0:
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      last = i == self.num_layers - 1
+      directions = [False, True] if self.bidirectional else [False]
+      outputs, finals = [], []
+      for reverse, p in zip(directions, perturbs):
+        name = f"{'backward' if reverse else 'forward'}_{i}"
+        h_BTH, carry = layer(reverse, name)(x, lengths_B=lengths, perturb_BTH=p if last else None)
+        outputs.append(h_BTH)
+        finals.append(hidden(carry))
+      x = jnp.concatenate(outputs, axis=-1)
+
+    if self.head == "last":
+      features = jnp.concatenate(finals, axis=-1)
+    elif self.head == "mean":
+      # Padded outputs are zero, so a sum over all steps is a sum over the valid ones.
+      count_B1 = x.shape[1] if lengths is None else jnp.maximum(lengths, 1)[:, None]
+      features = x.sum(axis=1) / count_B1
+    else:
+      features = x
+    # The head is tiny; float32 keeps the logits exact for the loss.
+    return nn.Dense(self.num_outputs, name="head")(features)

@@ -1,0 +1,228 @@
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from nets.recurrent import CELLS, RecurrentNet, RNNLayer, hidden, with_hidden
+
+B, T, D, H = 2, 6, 2, 4
+LENGTHS = jnp.array([5, 2])
+
+
+def normal(seed, shape):
+  # numpy, not jax.random: every new shape would cost a compilation.
+  return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
+
+
+def close(a, b, atol=1e-5):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, atol=atol, rtol=1e-5), a, b)
+
+
+def loop_layer(cell_name, params, x_BTD, carry=None, perturb_BTH=None):
+  """Reference for a forward RNNLayer: the cell applied step by step in a Python loop."""
+  cell = CELLS[cell_name](params["cell"]["hidden"]["kernel"].shape[0])
+  xw_BTG = x_BTD @ params["input"]["kernel"] + params["input"]["bias"]
+  carry = cell.initialize_carry(x_BTD.shape[0]) if carry is None else carry
+  outputs = []
+  for t in range(x_BTD.shape[1]):
+    carry, h_BH = cell.apply({"params": params["cell"]}, carry, xw_BTG[:, t])
+    if perturb_BTH is not None:
+      h_BH = h_BH + perturb_BTH[:, t]
+      carry = with_hidden(carry, h_BH)
+    outputs.append(h_BH)
+  return jnp.stack(outputs, axis=1), carry
+
+
+# flax's cell, and the names of its input kernels, input-side biases and hidden kernels in our
+# fused gate order. The LSTM keeps its biases on the hidden side; we move them to the input side.
+LSTM_HIDDEN = ["hi", "hf", "hg", "ho"]
+FLAX_LAYOUT = {
+    "simple": (nn.SimpleCell, ["i"], ["i"], ["h"]),
+    "lstm": (nn.LSTMCell, ["ii", "if", "ig", "io"], LSTM_HIDDEN, LSTM_HIDDEN),
+    "gru": (nn.GRUCell, ["ir", "iz", "in"], ["ir", "iz", "in"], ["hr", "hz", "hn"]),
+}
+
+
+@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
+def test_cell_equals_flax_cell_with_the_same_weights(name):
+  flax_cls, ins, biases, hids = FLAX_LAYOUT[name]
+  flax_cell = flax_cls(H)
+  x_TBD = normal(0, (T, B, D))
+  carry = (normal(1, (B, H)), normal(2, (B, H))) if name == "lstm" else normal(1, (B, H))
+  params = flax_cell.init(jax.random.key(3), carry, x_TBD[0])["params"]
+  leaves, treedef = jax.tree.flatten(params)
+  # Distinct nonzero biases (flax's are zero), so that a gate-order mix-up shows.
+  params = treedef.unflatten([p + 0.3 * normal(i, p.shape) for i, p in enumerate(leaves, 4)])
+  W_x = jnp.concatenate([params[k]["kernel"] for k in ins], axis=-1)
+  b = jnp.concatenate([params[k]["bias"] for k in biases], axis=-1)
+  ours = {"hidden": {"kernel": jnp.concatenate([params[k]["kernel"] for k in hids], axis=-1)}}
+  if name == "gru":
+    ours["bias_hn"] = params["hn"]["bias"]
+  cell = CELLS[name](H)
+  ours_carry = carry
+  for x_BD in x_TBD:
+    carry, h = flax_cell.apply({"params": params}, carry, x_BD)
+    ours_carry, ours_h = cell.apply({"params": ours}, ours_carry, x_BD @ W_x + b)
+    close(ours_h, h)
+    close(ours_carry, carry)
+
+
+@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
+def test_scanned_layer_equals_python_loop(name):
+  layer = RNNLayer(H, name, unroll=2)
+  x = normal(0, (B, T, D))
+  params = layer.init(jax.random.key(1), x)["params"]
+  assert params["cell"]["hidden"]["kernel"].shape == (H, CELLS[name].num_gates * H)
+  close(layer.apply({"params": params}, x), loop_layer(name, params, x))
+
+
+def test_padded_batch_equals_each_sequence_alone():
+  x = normal(0, (B, T, D))
+  variables = RNNLayer(H, "lstm").init(jax.random.key(1), x)
+  for reverse in (False, True):
+    layer = RNNLayer(H, "lstm", reverse=reverse)
+    outputs, (c, h) = layer.apply(variables, x, lengths_B=LENGTHS)
+    for b, n in enumerate(LENGTHS.tolist()):
+      alone, (c_alone, h_alone) = layer.apply(variables, x[b:b + 1, :n])
+      close(outputs[b, :n], alone[0])
+      np.testing.assert_array_equal(outputs[b, n:], 0.0)
+      close((c[b], h[b]), (c_alone[0], h_alone[0]))
+
+
+def layer_call(state, name):
+  """The (outputs_BTH, final_carry) of a named RNNLayer, from `capture_intermediates=True`."""
+  return state["intermediates"][name]["__call__"][0]
+
+
+def linear(params, x):
+  return x @ params["kernel"] + params["bias"]
+
+
+def test_bidirectional_backward_direction_and_last_head():
+  model = RecurrentNet(cell="gru", features=H, bidirectional=True)
+  x = normal(0, (B, T, D))
+  params = model.init(jax.random.key(1), x)["params"]
+  logits, state = model.apply({"params": params}, x, lengths=LENGTHS, capture_intermediates=True)
+  fwd_BTH, _ = layer_call(state, "forward_0")
+  bwd_BTH, bwd_carry = layer_call(state, "backward_0")
+  forward_layer = RNNLayer(H, "gru")
+  for b, n in enumerate(LENGTHS.tolist()):
+    flipped, carry = forward_layer.apply({"params": params["backward_0"]}, x[b:b + 1, :n][:, ::-1])
+    close(bwd_BTH[b, :n], flipped[0, ::-1])
+    close(bwd_carry[b], carry[0])
+  # 'last' reads the forward state after the last valid step and the backward one after step 0.
+  final = jnp.concatenate([fwd_BTH[jnp.arange(B), LENGTHS - 1], bwd_BTH[:, 0]], axis=-1)
+  close(logits, linear(params["head"], final))
+
+
+def test_mean_head_averages_valid_steps_only():
+  model = RecurrentNet(features=H, head="mean")
+  x = normal(0, (B, T, D))
+  variables = model.init(jax.random.key(1), x)
+  logits, state = model.apply(variables, x, lengths=LENGTHS, capture_intermediates=True)
+  h_BTH, _ = layer_call(state, "forward_0")
+  mean = jnp.stack([h_BTH[b, :n].mean(axis=0) for b, n in enumerate(LENGTHS.tolist())])
+  close(logits, linear(variables["params"]["head"], mean))
+
+
+@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
+def test_gradients_are_finite_on_long_sequences(name):
+  model = RecurrentNet(cell=name, features=H)
+  x = normal(0, (B, 500, D))
+  params = model.init(jax.random.key(1), x)["params"]
+  grads = jax.grad(lambda p: model.apply({"params": p}, x).sum())(params)
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+  assert np.abs(grads["forward_0"]["cell"]["hidden"]["kernel"]).sum() > 0
+
+
+def test_forget_bias_sets_the_forget_gate_bias():
+  params = RecurrentNet(features=H, forget_bias=2.5).init(jax.random.key(0), normal(0, (B, T, D)))
+  expected = np.zeros(4 * H)
+  expected[H:2 * H] = 2.5
+  np.testing.assert_array_equal(params["params"]["forward_0"]["input"]["bias"], expected)
+
+
+def test_initial_carry_is_learned_or_given():
+  layer = RNNLayer(H, "lstm", learn_initial_carry=True)
+  x = normal(0, (B, T, D))
+  params = layer.init(jax.random.key(1), x)["params"]
+  np.testing.assert_array_equal(params["initial_c"], np.zeros(H))
+  np.testing.assert_array_equal(params["initial_h"], np.zeros(H))
+  params = {**params, "initial_h": jnp.ones(H)}
+  close(layer.apply({"params": params}, x),
+        loop_layer("lstm", params, x, carry=(jnp.zeros((B, H)), jnp.ones((B, H)))))
+  given = (normal(2, (B, H)), normal(3, (B, H)))
+  close(layer.apply({"params": params}, x, initial_carry=given),
+        loop_layer("lstm", params, x, carry=given))
+  gru = jax.eval_shape(RNNLayer(H, "gru").init, jax.random.key(1), x)["params"]
+  assert "initial_h" not in gru
+
+
+def test_per_step_head_on_tokens():
+  model = RecurrentNet(num_outputs=10, features=H, head="per_step", vocab_size=10, embed_dim=D)
+  tokens = jnp.asarray(np.random.default_rng(0).integers(0, 10, (B, T)))
+  variables = model.init(jax.random.key(1), tokens)
+  assert model.apply(variables, tokens).shape == (B, T, 10)
+  assert variables["params"]["Embed_0"]["embedding"].shape == (10, D)
+
+
+def test_bfloat16_runs_and_keeps_float32_carries():
+  model = RecurrentNet(features=H, dtype="bfloat16")
+  x = normal(0, (B, T, D))
+  variables = model.init(jax.random.key(1), x)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
+  logits, state = model.apply(variables, x, lengths=LENGTHS, capture_intermediates=True)
+  outputs, carry = layer_call(state, "forward_0")
+  assert all(a.dtype == jnp.float32 for a in [logits, outputs, *carry])
+  close(logits, model.clone(dtype="float32").apply(variables, x, lengths=LENGTHS), atol=5e-2)
+
+
+def test_dropout_acts_between_layers_only_in_train():
+  two = RecurrentNet(features=H, num_layers=2, dropout=0.5)
+  x = normal(0, (B, T, D))
+  params = two.init(jax.random.key(1), x)["params"]
+  train = two.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(2)})
+  assert not np.allclose(train, two.apply({"params": params}, x))
+  # One layer has no dropout site, so training needs no 'dropout' rng.
+  one = two.clone(num_layers=1)
+  one.apply({"params": {k: params[k] for k in ("forward_0", "head")}}, x, train=True)
+
+
+def test_perturb_gradient_is_dL_dh_through_the_recurrence():
+  model = RecurrentNet(features=H)
+  x = normal(0, (B, T, D))
+  params = model.init(jax.random.key(1), x)["params"]
+  zeros = jnp.zeros((B, T, H))
+
+  def reference_loss(perturb):
+    _, carry = loop_layer("lstm", params["forward_0"], x, perturb_BTH=perturb)
+    return linear(params["head"], hidden(carry)).sum()
+
+  loss = lambda perturb: model.apply({"params": params}, x, perturb=perturb).sum()
+  grad = jax.grad(loss)(zeros)
+  # The 'last' head reads only the final step; earlier steps reach it only through the recurrence.
+  assert (np.abs(grad).sum(axis=-1) > 0).all()
+  close(grad, jax.grad(reference_loss)(zeros))
+
+
+def test_perturb_on_a_reversed_padded_layer_skips_padding():
+  layer = RNNLayer(H, "gru", reverse=True)
+  x = normal(0, (B, T, D))
+  variables = layer.init(jax.random.key(1), x)
+  loss = lambda p: layer.apply(variables, x, lengths_B=LENGTHS, perturb_BTH=p)[1].sum()
+  grad_BT = np.abs(jax.grad(loss)(jnp.zeros((B, T, H)))).sum(axis=-1)
+  valid_BT = np.arange(T)[None] < np.asarray(LENGTHS)[:, None]
+  assert (grad_BT[valid_BT] > 0).all() and (grad_BT[~valid_BT] == 0).all()
+
+
+def test_rejects_bad_fields():
+  x = jnp.ones((1, 2, 1))
+  with pytest.raises(ValueError, match=r"unknown cell 'rnn'; valid: \['gru', 'lstm', 'simple'\]"):
+    RecurrentNet(cell="rnn").init(jax.random.key(0), x)
+  with pytest.raises(ValueError, match=r"unknown head 'max'; valid: \['last', 'mean', 'per_step'\]"):
+    RecurrentNet(head="max").init(jax.random.key(0), x)
+  with pytest.raises(ValueError, match="unknown dtype 'float16'"):
+    RecurrentNet(dtype="float16").init(jax.random.key(0), x)
+  with pytest.raises(ValueError, match=r"\(B, T, D\) inputs"):
+    RecurrentNet().init(jax.random.key(0), jnp.ones((1, 2)))

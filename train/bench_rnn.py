@@ -1,0 +1,136 @@
+"""python -m train.bench_rnn [--size full|tiny] [--steps 30] [--out runs/bench_rnn]
+
+One recurrent training step (forward, backward on a loss over all outputs, SGD update) for our
+LSTM and GRU layers against flax's stock `nn.RNN(nn.OptimizedLSTMCell)` / `nn.RNN(nn.GRUCell)` and,
+when torch is importable, PyTorch's `nn.LSTM` / `nn.GRU` (cuDNN on a GPU), in float32 and bfloat16.
+Reports the median step time (each step synchronised) and tokens/s; writes JSON and appends
+Markdown rows to OUT/bench_rnn.md with the device, date and command.
+
+full: batch 64, T 256, input 512, hidden 1024 (the issue's sizes). tiny: batch 8, T 16, 32, 64.
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nets.recurrent import RNNLayer
+
+SIZES = {"full": dict(batch=64, length=256, inputs=512, hidden=1024),
+         "tiny": dict(batch=8, length=16, inputs=32, hidden=64)}
+
+
+def median_ms(step, steps: int) -> float:
+  step()  # compile / warm up
+  step()
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t)
+  return float(np.median(times) * 1e3)
+
+
+def jax_step(module: nn.Module, x_BTD, lr=1e-3):
+  """A jitted SGD step of `module` on mean(outputs**2); returns a no-argument callable."""
+  params = module.init(jax.random.PRNGKey(0), x_BTD)["params"]
+
+  def loss(params):
+    out = module.apply({"params": params}, x_BTD)
+    h_BTH = out[0] if isinstance(out, tuple) else out
+    return jnp.mean(h_BTH.astype(jnp.float32) ** 2)
+
+  @jax.jit
+  def step(params):
+    grads = jax.grad(loss)(params)
+    return jax.tree.map(lambda p, g: p - lr * g, params, grads)
+
+  state = {"params": params}
+
+  def run():
+    state["params"] = step(state["params"])
+    jax.block_until_ready(state["params"])
+
+  return run
+
+
+def torch_step(cell: str, size: dict, dtype: str):
+  import torch
+
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  rnn_cls = torch.nn.LSTM if cell == "lstm" else torch.nn.GRU
+  model = rnn_cls(size["inputs"], size["hidden"], batch_first=True).to(device)
+  opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+  x = torch.randn(size["batch"], size["length"], size["inputs"], device=device)
+  autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+
+  def run():
+    opt.zero_grad(set_to_none=True)
+    with autocast:
+      out, _ = model(x)
+      loss = out.float().square().mean()
+    loss.backward()
+    opt.step()
+    if device == "cuda":
+      torch.cuda.synchronize()
+
+  return run
+
+
+def flax_stock(cell: str, hidden: int, dtype) -> nn.Module:
+  cell_cls = nn.OptimizedLSTMCell if cell == "lstm" else nn.GRUCell
+  return nn.RNN(cell_cls(hidden, dtype=dtype))
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--size", choices=sorted(SIZES), default="full")
+  parser.add_argument("--steps", type=int, default=30)
+  parser.add_argument("--out", default="runs/bench_rnn")
+  args = parser.parse_args(argv)
+  size = SIZES[args.size]
+  x = jax.random.normal(jax.random.PRNGKey(1), (size["batch"], size["length"], size["inputs"]))
+  tokens = size["batch"] * size["length"]
+  try:
+    import torch  # noqa: F401
+    have_torch = True
+  except ImportError:
+    have_torch = False
+
+  rows = []
+  for dtype_name, dtype in (("float32", jnp.float32), ("bfloat16", jnp.bfloat16)):
+    for cell in ("lstm", "gru"):
+      impls = {"ours (scan)": jax_step(RNNLayer(size["hidden"], cell, dtype=dtype), x),
+               "flax stock": jax_step(flax_stock(cell, size["hidden"], dtype), x)}
+      if have_torch:
+        impls["torch"] = torch_step(cell, size, dtype_name)
+      times = {name: median_ms(run, args.steps) for name, run in impls.items()}
+      for name, ms in times.items():
+        rows.append({"cell": cell, "dtype": dtype_name, "impl": name, "ms": round(ms, 3),
+                     "tokens_per_s": round(tokens / ms * 1e3),
+                     "ours_speedup": round(ms / times["ours (scan)"], 2)})
+        print(f"{cell:4} {dtype_name:8} {name:12} {ms:9.2f} ms  {tokens / ms * 1e3:12,.0f} tok/s")
+
+  device = jax.devices()[0].device_kind
+  record = {"date": datetime.date.today().isoformat(), "device": device, "size": size,
+            "command": "python -m train.bench_rnn " + " ".join(sys.argv[1:] if argv is None else argv),
+            "torch": have_torch, "rows": rows}
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, "bench_rnn.json"), "w") as f:
+    json.dump(record, f, indent=2)
+  with open(os.path.join(args.out, "bench_rnn.md"), "a") as f:
+    f.write(f"\n{record['date']}, {device}, `{record['command']}`, sizes {size}\n\n")
+    f.write("| cell | dtype | impl | ms/step | tokens/s | its time / ours |\n|---|---|---|---|---|---|\n")
+    for r in rows:
+      f.write(f"| {r['cell']} | {r['dtype']} | {r['impl']} | {r['ms']} | {r['tokens_per_s']:,} | "
+              f"{r['ours_speedup']} |\n")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,91 @@
+"""python -m train.gradient_flow RUN [RUN ...] [--out runs/gradient_flow] [--examples 500]
+
+The lecture's vanishing-gradient claim, measured: for each recurrent run, the norm of the loss
+gradient with respect to the last layer's hidden state at every step, ||dL/dh_t|| (mean over eval
+examples), at initialisation (the run's seed) and at its latest checkpoint. The gradient includes
+every path through later steps (see `nets.recurrent.RNNLayer`'s `perturb_BTH`).
+
+Writes OUT/gradient_flow.json (the norms) and OUT/gradient_flow.png: each curve divided by its
+value at the last step (the share of the gradient that reaches t steps back), log scale, against
+the distance T-1-t between h_t and the sequence's last step, where the adding problem's loss is read.
+"""
+import argparse
+import os
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from train import checkpoint, data, log, losses  # noqa: E402
+from train.steps import init_variables  # noqa: E402
+
+
+def hidden_grad_norms(model, variables, batch, task: str):
+  """||dL/dh_t|| for t = 0..T-1, averaged over the batch."""
+  x = batch["x"]
+  width = model.features * (2 if model.bidirectional else 1)
+  perturb = jnp.zeros((x.shape[0], x.shape[1], width))
+
+  def loss(perturb):
+    out = model.apply(variables, x, train=False, perturb=perturb)
+    sums = losses.TASKS[task](out, batch, jnp.ones(x.shape[0]))
+    return sums["loss"] / sums["count"]
+
+  grads_BTH = jax.jit(jax.grad(loss))(perturb)
+  return jnp.linalg.norm(grads_BTH, axis=-1).mean(0)
+
+
+def analyse(workdir: str, examples: int) -> dict:
+  config, model, trained, step = checkpoint.load_for_inference(workdir)
+  if config.model.name != "rnn":
+    raise SystemExit(f"error: {workdir} trained {config.model.name!r}, not a recurrent net")
+  reader = data.Reader(config.dataset, config.dataset.eval_split)
+  batch = reader(np.arange(min(examples, len(reader))))
+  task = reader.spec.task
+  initial = init_variables(model, batch["x"][:1], config.seed)
+  norms = {"init": hidden_grad_norms(model, initial, batch, task),
+           "trained": hidden_grad_norms(model, trained, batch, task)}
+  return {"cell": config.model.cell, "dataset": config.dataset.name, "step": step,
+          **{k: [float(v) for v in n] for k, n in norms.items()},
+          **{f"{k}_first_over_last": float(n[0] / n[-1]) for k, n in norms.items()}}
+
+
+def plot(results: dict, path: str) -> None:
+  fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+  for ax, when in zip(axes, ("init", "trained")):
+    for run, r in results.items():
+      norms = [n / r[when][-1] for n in r[when]]
+      distance = list(range(len(norms) - 1, -1, -1))
+      label = f"{r['cell']} ({r['dataset']})" + (f", step {r['step']}" if when == "trained" else "")
+      ax.plot(distance, norms, label=label)
+    ax.set(yscale="log", xlabel="T-1-t (steps from h_t to the last step)",
+           ylabel="||dL/dh_t|| / ||dL/dh_T-1||",
+           title="at initialisation" if when == "init" else "after training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("runs", nargs="+", help="workdirs of recurrent runs")
+  parser.add_argument("--out", default="runs/gradient_flow")
+  parser.add_argument("--examples", type=int, default=500, help="eval examples to average over")
+  args = parser.parse_args(argv)
+  results = {os.path.normpath(run): analyse(run, args.examples) for run in args.runs}
+  os.makedirs(args.out, exist_ok=True)
+  log.write_json(os.path.join(args.out, "gradient_flow.json"), results)
+  plot(results, os.path.join(args.out, "gradient_flow.png"))
+  for run, r in results.items():
+    print(f"{run}: ||dL/dh_0|| / ||dL/dh_T-1|| = {r['init_first_over_last']:.2e} at init, "
+          f"{r['trained_first_over_last']:.2e} after {r['step']} steps")
+
+
+if __name__ == "__main__":
+  main()
