@@ -10,21 +10,13 @@ Expected: the memoryless baseline (blanks, then a uniform guess over the 8 symbo
 10 ln 8 / (T + 20): 0.173 at T=100, 0.095 at T=200, 0.049 at T=400. The README table has what each
 cell reached.
 """
-from experiments.common import base_config, model_config
+from experiments import adding_problem
+from experiments.common import model_config
 
 
 def get_config():
-  config = base_config()
+  config = adding_problem.get_config()  # the same budget and optimizer; other data and outputs
   config.dataset.name = "copy_memory/t100"
-  config.batch_size = 50
-  config.num_steps = 3000
-  config.log_every = 50
-  config.eval_every = 250
-  config.checkpoint.every = 500
-  config.checkpoint.best_metric = "loss"
-  config.checkpoint.best_mode = "min"
   config.model = model_config("rnn", num_outputs=10, vocab_size=10, embed_dim=16, cell="lstm",
                               features=64, head="per_step")
-  config.optimizer.lr = 3e-3
-  config.optimizer.grad_clip_norm = 1.0
   return config

@@ -4,11 +4,13 @@ Every dataset is a TFDS dataset: our own builders (`train/datasets/`, generated 
 catalog ones (`mnist`, `fashion_mnist`, `cifar10`, `tiny_shakespeare`) alike. A batch is
 `{"x": inputs, "label": targets}`, plus `"weights"` (B, T) for sequence targets.
 """
+import collections
 import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 
 import grain
+import jax
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
@@ -177,6 +179,17 @@ def train_iterator(config: ml_collections.ConfigDict, reader: Reader) -> grain.D
     ds = ds.random_map(augment, seed=config.seed)
   read = grain.ReadOptions(num_threads=config.dataset.num_threads, prefetch_buffer_size=4)
   return iter(ds.to_iter_dataset(read))
+
+
+def prefetch_to_device(iterator: grain.DatasetIterator, size: int = 2):
+  """Yields (batch on the device, the iterator's state just after that batch) while the next
+  `size - 1` batches are already being copied; the state is what a checkpoint of that step saves."""
+  queue = collections.deque()
+  while True:
+    while len(queue) < size:
+      batch = next(iterator)
+      queue.append((jax.device_put(batch), iterator.get_state()))
+    yield queue.popleft()
 
 
 def eval_batches(config: ml_collections.ConfigDict, reader: Reader) -> Callable[[], Iterator[dict]]:

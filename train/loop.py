@@ -96,8 +96,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   t_start = time.time()
   pending, t_sync, steps_since_sync = [], time.time(), 0
   eval_metrics = {}
+  batches = data.prefetch_to_device(train_iter)
   for step in range(start + 1, config.num_steps + 1):
-    state, metrics = train_step(state, next(train_iter))
+    batch, data_state = next(batches)
+    state, metrics = train_step(state, batch)
     pending.append(metrics)
     steps_since_sync += 1
     logger.advance()
@@ -120,7 +122,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       eval_metrics = evaluate(eval_step, state, eval_batches(), task)
       logger.write(step, config.dataset.eval_split, eval_metrics)
     if do_save:
-      checkpoint.save(manager, step, state, train_iter.get_state(), config,
+      checkpoint.save(manager, step, state, data_state, config,
                       metrics=eval_metrics if do_eval else None)
     if not pending:
       t_sync, steps_since_sync = time.time(), 0  # eval and saving stay out of examples/s
