@@ -1,7 +1,7 @@
 """Character-level LSTM language model on the offline Python-reference corpus (465k characters,
 `train/datasets/python_reference.py`); windows of 256 characters, bits per character on the
-validation split. Set --config.dataset.name=tiny_shakespeare (and model.vocab_size=65) when a TFDS
-data dir has it.
+validation split. With a TFDS data dir that holds tiny_shakespeare, add
+--config.dataset.name=tiny_shakespeare --config.model.vocab_size=65 --config.model.num_outputs=65.
 
 Commands:
   python -m train --config experiments/chars_lstm.py --workdir runs/chars_lstm

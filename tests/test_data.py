@@ -82,6 +82,18 @@ def test_catalog_datasets_load_by_name(name, shape, tmp_path):
   assert abs(float(batch["x"].mean())) < 3  # scaled and normalised, not raw 0..255
 
 
+def test_tiny_shakespeare_loads_as_text_when_a_data_dir_has_it(tmp_path):
+  config = load_config("chars_lstm")
+  config.dataset.update(name="tiny_shakespeare", data_dir=str(tmp_path), seq_len=8)
+  text = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 3
+  with tfds.testing.mock_data(num_examples=1, as_data_source_fn=lambda *a, **kw: [{"text": text.encode()}]):
+    reader = data.Reader(config.dataset, "train")
+    batch = reader(np.array([0, 1]))
+  chars = sorted(set(text))
+  assert reader.vocab_size == reader.num_outputs == len(chars)
+  assert "".join(chars[i] for i in batch["x"][0]) == text[:8]
+
+
 def test_augment_keeps_shape_and_changes_pixels():
   rng = np.random.default_rng(0)
   x = rng.normal(size=(16, 32, 32, 3)).astype(np.float32)

@@ -36,7 +36,7 @@ def test_adding_problem_trains_and_gradient_flow_is_measured(tiny_rnn, tmp_path)
 def test_copy_memory_trains_with_per_step_outputs(tiny_rnn, tmp_path):
   results = train_and_evaluate(tiny_rnn("copy_memory", "copy_memory/t10", **{"model.cell": "gru"}),
                                str(tmp_path / "copy"))
-  assert set(results["final"]) == {"step", "loss", "accuracy", "bits"}
+  assert set(results["final"]) == {"step", "loss", "accuracy", "bits", "recall_accuracy"}
   assert results["final"]["bits"] == pytest.approx(results["final"]["loss"] / np.log(2))
 
 
@@ -64,3 +64,18 @@ def test_rnn_benchmark_runs_at_tiny_size(tmp_path):
   assert ("lstm", "bfloat16", "ours (scan)") in impls and ("gru", "float32", "flax stock") in impls
   assert all(r["ms"] > 0 for r in record["rows"])
   assert "| lstm | float32 | ours (scan) |" in (tmp_path / "bench_rnn.md").read_text()
+
+
+def test_gradients_vanish_faster_in_a_simple_rnn_than_in_an_lstm_at_init():
+  """The lecture's claim at T = 50: the share of dL/dh that reaches h_0 from the last step."""
+  import jax
+  from nets.recurrent import RecurrentNet
+  x = np.random.default_rng(0).uniform(size=(64, 50, 2)).astype(np.float32)
+  batch = {"x": x, "label": x[:, :, 0].sum(1)}
+  ratio = {}
+  for cell in ("simple", "lstm"):
+    model = RecurrentNet(num_outputs=1, cell=cell, features=32)
+    variables = model.init(jax.random.PRNGKey(0), x[:1])
+    norms = gradient_flow.hidden_grad_norms(model, variables, batch, "regress")
+    ratio[cell] = float(norms[0] / norms[-1])
+  assert ratio["simple"] < 1e-3 * ratio["lstm"]

@@ -61,8 +61,10 @@ def test_run_writes_the_workdir_and_learns(tiny_config, tmp_path):
 
 
 def test_resume_after_a_crash_is_exact(tiny_config, tmp_path, monkeypatch):
-  """Crash at step 25 (checkpoints at 10, 20): the re-run resumes from 20 and ends identical."""
-  config = tiny_config("mnist1d_mlp", **{"model.dropout": 0.1})  # dropout: the RNG is restored too
+  """Crash at step 25 (checkpoints at 10, 20): the re-run resumes from 20 and ends identical.
+  The default CNN has BatchNorm statistics, AdamW moments and a warm-up + cosine schedule; its
+  dropout makes the RNG matter too."""
+  config = tiny_config("mnist1d_cnn", **{"model.dropout": 0.1})
   train_and_evaluate(config, str(tmp_path / "a"))
 
   make_step = train.loop.make_train_step
@@ -134,22 +136,42 @@ def snapshot(path):
 @pytest.mark.parametrize("overrides, message", [
     (["--config.batch_sise=3"], "batch_sise"),
     (["--config.batch_size=abc"], "batch_size"),
+    (["--config.dataset.name=adding_problem/t300"], "adding_problem has no config 't300'; valid: adding_problem/t10"),
+    (["--config.optimizer.momentum=1.5"], "config.optimizer.momentum=1.5 must be in [0, 1)"),
+    (["--config.optimizer.lr=0.1"], "already finished with another config (differing: optimizer.lr)"),
+    (["--config.num_steps=10"], "holds a checkpoint at step 20, past config.num_steps=10"),
     (["--config.model.name=vgg"], "config.model.name='vgg' is not valid; valid: convnet, mlp, resnet, rnn"),
     (["--config.dataset.name=mnist1"], "config.dataset.name='mnist1' is not valid (did you mean 'mnist1d'?)"),
-    (["--config.model.hidden=(7,)"], "params/Dense_0/kernel is (40, 100) in the checkpoint, (40, 7) in the config"),
+    (["--config.model.hidden=(7,)", "--config.num_steps=40"], "params/Dense_0/kernel is (40, 100) in the checkpoint, (40, 7) in the config"),
     (["--config.optimizer.lr=-1.0"], "config.optimizer.lr=-1.0 must be > 0"),
 ])
 def test_user_errors_are_one_line_and_touch_nothing(finished_run, tmp_path, overrides, message):
   data_dir, workdir = finished_run[0], tmp_path / "run"
   shutil.copytree(finished_run[1], workdir)
   before = snapshot(workdir)
-  bad = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=40", *overrides))
+  bad = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=20", *overrides))
   assert bad.returncode == 2
   lines = bad.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: "), bad.stderr
   assert message in lines[0]
   assert "Traceback" not in bad.stderr and "Traceback" not in bad.stdout
   assert snapshot(workdir) == before
+
+
+def test_unwritable_workdir_is_one_line(data_dir, tmp_path):
+  (tmp_path / "file").write_text("")
+  bad = cli(*cli_args(data_dir, tmp_path / "file" / "run", "mnist1d_mlp"))
+  assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+      f"error: cannot write to workdir '{tmp_path / 'file' / 'run'}': Not a directory"]
+
+
+def test_divergence_is_one_line_from_the_cli(data_dir, tmp_path):
+  bad = cli(*cli_args(data_dir, tmp_path / "run", "mnist1d_mlp", "--config.num_steps=20",
+                      "--config.optimizer.lr=1e30"))
+  assert bad.returncode == 3
+  last = bad.stderr.strip().splitlines()[-1]  # after the progress bar
+  assert last.startswith("error: loss became nan between steps 1 and 20;"), bad.stderr
+  assert "Traceback" not in bad.stderr
 
 
 def test_divergence_stops_with_the_step_and_keeps_the_checkpoint(tiny_config, tmp_path):

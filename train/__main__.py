@@ -1,6 +1,7 @@
 """python -m train --config experiments/mnist1d_cnn.py --workdir runs/mnist1d_cnn [--config.seed=1]
 
-User errors (bad config, data dir, workdir) print one line and exit with status 2.
+User errors (bad config, data dir, workdir) print one line and exit with status 2; a run whose
+loss or gradient norm turns NaN/Inf prints one line and exits with status 3.
 """
 import sys
 
@@ -31,11 +32,14 @@ def main(argv):
     fail(f"unexpected arguments {argv[1:]}; config fields are set as --config.<field>=<value>")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every file at INFO
-  from train.loop import train_and_evaluate  # after flag parsing: --help stays fast
+  from train.loop import TrainingDiverged, train_and_evaluate  # after flag parsing: fast --help
   try:
     train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except ConfigError as e:
     fail(str(e))
+  except TrainingDiverged as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ full: batch 64, T 256, input 512, hidden 1024 (the issue's sizes). tiny: batch 8
 """
 import argparse
 import datetime
+import functools
 import json
 import os
 import sys
@@ -41,20 +42,20 @@ def jax_step(module: nn.Module, x_BTD, lr=1e-3):
   """A jitted SGD step of `module` on mean(outputs**2); returns a no-argument callable."""
   params = module.init(jax.random.PRNGKey(0), x_BTD)["params"]
 
-  def loss(params):
+  def loss(params, x_BTD):
     out = module.apply({"params": params}, x_BTD)
     h_BTH = out[0] if isinstance(out, tuple) else out
     return jnp.mean(h_BTH.astype(jnp.float32) ** 2)
 
-  @jax.jit
-  def step(params):
-    grads = jax.grad(loss)(params)
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(params, x_BTD):  # x is an argument: a closed-over array would be baked into the program
+    grads = jax.grad(loss)(params, x_BTD)
     return jax.tree.map(lambda p, g: p - lr * g, params, grads)
 
   state = {"params": params}
 
   def run():
-    state["params"] = step(state["params"])
+    state["params"] = step(state["params"], x_BTD)
     jax.block_until_ready(state["params"])
 
   return run
@@ -114,7 +115,7 @@ def main(argv=None):
       for name, ms in times.items():
         rows.append({"cell": cell, "dtype": dtype_name, "impl": name, "ms": round(ms, 3),
                      "tokens_per_s": round(tokens / ms * 1e3),
-                     "ours_speedup": round(ms / times["ours (scan)"], 2)})
+                     "time_vs_ours": round(ms / times["ours (scan)"], 2)})
         print(f"{cell:4} {dtype_name:8} {name:12} {ms:9.2f} ms  {tokens / ms * 1e3:12,.0f} tok/s")
 
   device = jax.devices()[0].device_kind
@@ -129,7 +130,7 @@ def main(argv=None):
     f.write("| cell | dtype | impl | ms/step | tokens/s | its time / ours |\n|---|---|---|---|---|---|\n")
     for r in rows:
       f.write(f"| {r['cell']} | {r['dtype']} | {r['impl']} | {r['ms']} | {r['tokens_per_s']:,} | "
-              f"{r['ours_speedup']} |\n")
+              f"{r['time_vs_ours']} |\n")
 
 
 if __name__ == "__main__":

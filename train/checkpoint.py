@@ -1,5 +1,5 @@
 """Orbax checkpoints of everything a resume needs: the state pytree, the data iterator's position
-and the config. Keeps the latest `keep` steps plus the best one by the configured eval metric."""
+(with the wall time so far) and the config that wrote it. Keeps the latest `keep` steps plus the best one by the configured eval metric."""
 import json
 import os
 
@@ -21,17 +21,18 @@ def open_manager(workdir: str, cfg: ml_collections.ConfigDict) -> ocp.Checkpoint
                      keep_checkpoints_without_metrics=False),
   ])
   options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True)
-  handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler(),
+  handlers = {"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler(),
               "config": ocp.JsonCheckpointHandler()}
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
                                options=options, item_handlers=handlers)
 
 
-def save(manager, step: int, state, data_state: dict, config, metrics: dict | None = None):
-  """Asynchronous: returns once the arrays are copied off the device."""
+def save(manager, step: int, state, progress: dict, config, metrics: dict):
+  """Asynchronous: returns once the arrays are copied off the device. `progress` holds the data
+  iterator's state and the wall time so far; `metrics` rank the checkpoint for `best_metric`."""
   manager.save(step, metrics=metrics, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
-      data=ocp.args.JsonSave(data_state),
+      progress=ocp.args.JsonSave(progress),
       config=ocp.args.JsonSave(config.to_dict()),
   ))
 
@@ -61,12 +62,12 @@ def check_compatible(manager, step: int, abstract_state) -> None:
 
 
 def restore(manager, step: int, abstract_state):
-  """(state, data_state) as saved at `step`."""
+  """(state, progress) as saved at `step`."""
   restored = manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(abstract_state),
-      data=ocp.args.JsonRestore(),
+      progress=ocp.args.JsonRestore(),
   ))
-  return restored["state"], restored["data"]
+  return restored["state"], restored["progress"]
 
 
 def load_for_inference(workdir: str):

@@ -24,13 +24,25 @@ def check_choice(where: str, value, valid) -> None:
                       f"valid: {', '.join(map(str, valid))}")
 
 
+def get(config: ml_collections.ConfigDict, field: str):
+  for part in field.split("."):
+    config = config[part]
+  return config
+
+
 def check_positive(config: ml_collections.ConfigDict, *fields: str, allow_zero=False) -> None:
   for field in fields:
-    value = config
-    for part in field.split("."):
-      value = value[part]
+    value = get(config, field)
     if value < 0 or (value == 0 and not allow_zero):
       raise ConfigError(f"config.{field}={value} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def check_fraction(config: ml_collections.ConfigDict, *fields: str) -> None:
+  """Each field must lie in [0, 1): rates, momenta and decay coefficients."""
+  for field in fields:
+    value = get(config, field)
+    if not 0 <= value < 1:
+      raise ConfigError(f"config.{field}={value} must be in [0, 1)")
 
 
 def validate(config: ml_collections.ConfigDict, datasets) -> None:
@@ -39,7 +51,9 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
                  "checkpoint.every", "checkpoint.keep", "optimizer.lr", "dataset.num_threads",
                  "dataset.seq_len")
   check_positive(config, "optimizer.weight_decay", "optimizer.grad_clip_norm",
-                 "optimizer.warmup_steps", "optimizer.min_lr_ratio", allow_zero=True)
+                 "optimizer.warmup_steps", "optimizer.min_lr_ratio", "optimizer.step_factor",
+                 allow_zero=True)
+  check_fraction(config, "optimizer.momentum", "optimizer.b1", "optimizer.b2")
   check_choice("config.dataset.name", config.dataset.name.split("/")[0], sorted(datasets))
   check_choice("config.model.name", config.model.name, sorted(nets.MODELS))
   valid_fields = nets.model_fields(nets.MODELS[config.model.name])
@@ -47,13 +61,18 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
     if field != "name" and field not in valid_fields:
       raise ConfigError(f"config.model.{field} is not a field of model {config.model.name!r}"
                         f"{did_you_mean(field, valid_fields)}; valid: {', '.join(valid_fields)}")
+  if "dropout" in config.model:
+    check_fraction(config, "model.dropout")
   opt = config.optimizer
   check_choice("config.optimizer.name", opt.name, OPTIMIZERS)
   check_choice("config.optimizer.schedule", opt.schedule, SCHEDULES)
   if opt.warmup_steps >= config.num_steps:
     raise ConfigError(f"config.optimizer.warmup_steps={opt.warmup_steps} must be below "
                       f"config.num_steps={config.num_steps}")
-  if opt.schedule == "step" and not all(0 < b < 1 for b in opt.step_boundaries):
+  if opt.min_lr_ratio > 1:
+    raise ConfigError(f"config.optimizer.min_lr_ratio={opt.min_lr_ratio} must be <= 1")
+  warmup_end = opt.warmup_steps / config.num_steps
+  if opt.schedule == "step" and not all(warmup_end < b < 1 for b in opt.step_boundaries):
     raise ConfigError(f"config.optimizer.step_boundaries={opt.step_boundaries} must be fractions "
-                      "of num_steps in (0, 1)")
+                      f"of num_steps in ({warmup_end:g}, 1): after the warm-up, before the end")
   check_choice("config.checkpoint.best_mode", config.checkpoint.best_mode, ("max", "min"))

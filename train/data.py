@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 import train.datasets  # noqa: F401  (registers our builders with TFDS)
+from train import losses
 from train.config import ConfigError
 
 
@@ -45,7 +46,17 @@ def adding_batch(records, info):
   return {"x": np.stack([values_BT, marks_BT], -1), "label": records["target"].astype(np.float32)}
 
 
+def text_batch(records, info):
+  """Next-character prediction on a window: x = tokens[:-1], label = tokens[1:]."""
+  del info
+  tokens_BL = records["tokens"]
+  return {"x": tokens_BL[:, :-1], "label": tokens_BL[:, 1:],
+          "weights": np.ones(tokens_BL[:, 1:].shape, np.float32)}
+
+
 def copy_batch(records, info):
+  """The loss covers all T + 20 outputs (so the baseline is 10 ln 8 / (T + 20)); `recall` marks
+  the 10 outputs that must reproduce the symbols, where recall_accuracy is measured."""
   symbols_BS = records["symbols"]
   b, s = symbols_BS.shape
   t = int(info.config_name[1:])  # the builder config: t100 -> T = 100
@@ -54,17 +65,26 @@ def copy_batch(records, info):
   x_BL[:, s + t - 1] = 9  # "go": reproduce the symbols from here on
   label_BL = np.zeros_like(x_BL)
   label_BL[:, -s:] = symbols_BS
-  return {"x": x_BL, "label": label_BL, "weights": np.ones(x_BL.shape, np.float32)}
+  recall_BL = np.zeros(x_BL.shape, np.float32)
+  recall_BL[:, -s:] = 1.0
+  return {"x": x_BL, "label": label_BL, "weights": np.ones(x_BL.shape, np.float32),
+          "recall": recall_BL}
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
   task: str  # classify | regress | sequence (see train/losses.py)
-  make_batch: Callable | None = None  # (stacked records, tfds info) -> batch; None for text
+  make_batch: Callable  # (stacked records, tfds info) -> batch
   keys: tuple[str, ...] = ()  # the features each record contributes
-  num_outputs: int = 0  # 0: the label feature's number of classes (or the text's vocabulary)
+  num_outputs: int = 0  # 0: the label feature's number of classes (text: its vocabulary)
   vocab_size: int = 0  # token inputs: their number of ids (text: its vocabulary); 0: float inputs
   images: bool = False  # (B, H, W, C) inputs, which dataset.augment may crop and flip
+  text: bool = False  # one `text` example per split, cut into windows of dataset.seq_len
+  extra_metrics: tuple[str, ...] = ()  # beyond the task's own (train/losses.py METRICS)
+
+  @property
+  def metrics(self) -> tuple[str, ...]:
+    return losses.METRICS[self.task] + self.extra_metrics
 
 
 DATASETS = {
@@ -77,14 +97,29 @@ DATASETS = {
                                                    (0.2470, 0.2435, 0.2616)), ("image", "label"),
                            images=True),
     "adding_problem": DatasetSpec("regress", adding_batch, ("values", "markers", "target"), 1),
-    "copy_memory": DatasetSpec("sequence", copy_batch, ("symbols",), 10, 10),
-    "python_reference": DatasetSpec("sequence"),  # text: cut into windows of dataset.seq_len
-    "tiny_shakespeare": DatasetSpec("sequence"),
+    "copy_memory": DatasetSpec("sequence", copy_batch, ("symbols",), 10, 10,
+                               extra_metrics=("recall_accuracy",)),
+    "python_reference": DatasetSpec("sequence", text_batch, text=True),
+    "tiny_shakespeare": DatasetSpec("sequence", text_batch, text=True),
 }
 
 
 def spec_of(name: str) -> DatasetSpec:
   return DATASETS[name.split("/")[0]]  # "adding_problem/t100" -> its builder's spec
+
+
+def check_name(cfg: ml_collections.ConfigDict) -> None:
+  """A builder config after the '/' must be one the builder has (adding_problem/t100, ...)."""
+  base, _, variant = cfg.name.partition("/")
+  if not variant:
+    return
+  try:
+    variants = sorted(tfds.builder_cls(base).builder_configs)
+  except Exception:  # noqa: BLE001  not a registered builder: load_source says so
+    return
+  if variant.split(":")[0] not in variants:
+    raise ConfigError(f"config.dataset.name={cfg.name!r}: {base} has no config {variant!r}; "
+                      f"valid: {', '.join(f'{base}/{v}' for v in variants)}")
 
 
 def load_source(cfg: ml_collections.ConfigDict, split: str):
@@ -95,7 +130,8 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
   except Exception as e:  # TFDS raises assorted types for a missing dataset, split or data dir
     where = cfg.data_dir or "the TFDS default data dir"
     how = ("run with config.dataset.download=True where the network allows, or copy a prepared "
-           f"'{cfg.name}' (array_record format) into {where}" if not cfg.download else str(e))
+           f"'{cfg.name}' (array_record format) into {where}" if not cfg.download
+           else str(e).strip().splitlines()[0])
     raise ConfigError(f"cannot load {cfg.name!r} split {split!r} from {where}: {how}") from e
 
 
@@ -115,23 +151,25 @@ class Reader:
 
   def __init__(self, cfg: ml_collections.ConfigDict, split: str):
     self.spec = spec_of(cfg.name)
-    if self.spec.make_batch is None:  # text: windows of seq_len + 1 characters, one per record
+    if self.spec.text:  # records are windows of seq_len + 1 characters, cut once, kept in memory
       chars = vocabulary(cfg)
       lookup = {c: i for i, c in enumerate(chars)}
       text = _text(cfg.name, split, cfg.data_dir, cfg.download)
       ids = np.array([lookup.get(c, 0) for c in text], np.int32)  # unseen chars -> id 0
-      n = (len(ids) - 1) // cfg.seq_len
-      self.length, self.num_outputs = n, len(chars)
-      self.vocab_size = len(chars)
-      starts = np.arange(n)[:, None] * cfg.seq_len
+      starts = np.arange((len(ids) - 1) // cfg.seq_len)[:, None] * cfg.seq_len
+      self.info, self.num_outputs = None, len(chars)
       self.cached = {"tokens": ids[starts + np.arange(cfg.seq_len + 1)]}
+      self.length = len(self.cached["tokens"])
       return
     self.source = load_source(cfg, split)
     self.info = self.source.dataset_info
     self.length = len(self.source)
     self.num_outputs = self.spec.num_outputs or self.info.features["label"].num_classes
-    self.vocab_size = self.spec.vocab_size
     self.cached = self.read_records(np.arange(self.length)) if cfg.cache else None
+
+  @property
+  def vocab_size(self) -> int:
+    return self.num_outputs if self.spec.text else self.spec.vocab_size
 
   def __len__(self) -> int:
     return self.length
@@ -143,10 +181,6 @@ class Reader:
   def __call__(self, ids) -> dict[str, np.ndarray]:
     records = ({k: v[ids] for k, v in self.cached.items()} if self.cached is not None
                else self.read_records(ids))
-    if self.spec.make_batch is None:
-      tokens_BL = records["tokens"]
-      return {"x": tokens_BL[:, :-1], "label": tokens_BL[:, 1:],
-              "weights": np.ones(tokens_BL[:, 1:].shape, np.float32)}
     return self.spec.make_batch(records, self.info)
 
 
@@ -165,12 +199,15 @@ def augment(batch: dict, rng: np.random.Generator) -> dict:
 
 
 def train_iterator(config: ml_collections.ConfigDict, reader: Reader) -> grain.DatasetIterator:
-  """Endless batches; epoch e is shuffled with seed (config.seed + e), so the order is a function
-  of (seed, step). The iterator's `get_state()` / `set_state()` go into every checkpoint."""
+  """Endless batches in an order that is a function of (seed, step): grain shuffles epoch e with
+  (shuffle_seed + e), and shuffle_seed is hashed from config.seed so that seeds 0 and 1 do not see
+  the same epochs shifted by one. The iterator's `get_state()` / `set_state()` go into every
+  checkpoint."""
   if len(reader) < config.batch_size:
     raise ConfigError(f"config.batch_size={config.batch_size} exceeds the {len(reader)} examples "
                       f"of {config.dataset.name}:{config.dataset.train_split}")
-  ds = grain.MapDataset.range(len(reader)).shuffle(seed=config.seed).repeat()
+  shuffle_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
+  ds = grain.MapDataset.range(len(reader)).shuffle(seed=shuffle_seed).repeat()
   ds = ds.batch(config.batch_size, drop_remainder=True).map(reader)
   if config.dataset.augment:
     if not reader.spec.images:

@@ -11,6 +11,7 @@ the distance T-1-t between h_t and the sequence's last step, where the adding pr
 """
 import argparse
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from train import checkpoint, data, log, losses  # noqa: E402
+from train.config import ConfigError  # noqa: E402
 from train.steps import init_variables  # noqa: E402
 
 
@@ -42,7 +44,7 @@ def hidden_grad_norms(model, variables, batch, task: str):
 def analyse(workdir: str, examples: int) -> dict:
   config, model, trained, step = checkpoint.load_for_inference(workdir)
   if config.model.name != "rnn":
-    raise SystemExit(f"error: {workdir} trained {config.model.name!r}, not a recurrent net")
+    raise ConfigError(f"{workdir} trained {config.model.name!r}, not a recurrent net")
   reader = data.Reader(config.dataset, config.dataset.eval_split)
   batch = reader(np.arange(min(examples, len(reader))))
   task = reader.spec.task
@@ -78,7 +80,11 @@ def main(argv=None):
   parser.add_argument("--out", default="runs/gradient_flow")
   parser.add_argument("--examples", type=int, default=500, help="eval examples to average over")
   args = parser.parse_args(argv)
-  results = {os.path.normpath(run): analyse(run, args.examples) for run in args.runs}
+  try:
+    results = {os.path.normpath(run): analyse(run, args.examples) for run in args.runs}
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   os.makedirs(args.out, exist_ok=True)
   log.write_json(os.path.join(args.out, "gradient_flow.json"), results)
   plot(results, os.path.join(args.out, "gradient_flow.png"))

@@ -42,7 +42,8 @@ class Logger:
 
   def __init__(self, workdir: str, start_step: int, num_steps: int):
     self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    # purge_step: a resumed run drops the events its crashed predecessor wrote past the checkpoint.
+    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=start_step or None)
     self.bar = tqdm(total=num_steps, initial=start_step, unit="step", dynamic_ncols=True,
                     mininterval=1.0)
 

@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 
 import nets
-from train import checkpoint, data, log, losses, optim
+from train import checkpoint, data, log, optim
 from train.config import ConfigError, validate
 from train.steps import create_state, evaluate, make_eval_step, make_train_step
 
@@ -26,21 +26,39 @@ class TrainingDiverged(RuntimeError):
   """The loss or gradient norm went non-finite; no checkpoint of that state was written."""
 
 
-def prepare_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
-  """Creates `workdir` and writes config.json; an older, different config.json is kept aside."""
+def check_workdir(workdir: str) -> None:
+  """Creates `workdir` (an existing one is kept as it is) and proves it writable."""
   try:
     os.makedirs(workdir, exist_ok=True)
     tempfile.TemporaryFile(dir=workdir).close()
   except OSError as e:
     raise ConfigError(f"cannot write to workdir {workdir!r}: {e.strerror}") from e
+
+
+def flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
+
+
+def config_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]:
+  """The fields in which `config` differs from the workdir's config.json (none if it has none)."""
   path = os.path.join(workdir, "config.json")
-  new = json.loads(config.to_json_best_effort())
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
-    if old != new:
-      os.replace(path, os.path.join(workdir, f"config.{int(os.path.getmtime(path))}.json"))
-  log.write_json(path, new)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    old = flat(json.load(f))
+  new = flat(json.loads(config.to_json_best_effort()))
+  return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes config.json; an older, different one is kept as config.<mtime>.json."""
+  path = os.path.join(workdir, "config.json")
+  if config_changes(workdir, config):
+    os.replace(path, os.path.join(workdir, f"config.{int(os.path.getmtime(path))}.json"))
+  log.write_json(path, json.loads(config.to_json_best_effort()))
 
 
 def average(rows: list[dict]) -> dict[str, float]:
@@ -49,8 +67,11 @@ def average(rows: list[dict]) -> dict[str, float]:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns results.json."""
+  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns results.json.
+
+  Everything a user can get wrong is checked before anything is compiled or written."""
   validate(config, data.DATASETS)
+  data.check_name(config.dataset)
   model_kwargs = {k: v for k, v in config.model.items() if k != "name"}
   model = nets.create_model(config.model.name, **model_kwargs)
   train_reader = data.Reader(config.dataset, config.dataset.train_split)
@@ -66,19 +87,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   except ValueError as e:  # the models' own checks of their fields
     raise ConfigError(f"config.model: {e}") from e
 
+  check_workdir(workdir)
   manager = checkpoint.open_manager(workdir, config.checkpoint)
   start = manager.latest_step() or 0
+  changes = config_changes(workdir, config)
   if start:
     checkpoint.check_compatible(manager, start, abstract_state)
+    if start > config.num_steps:
+      raise ConfigError(f"{workdir} holds a checkpoint at step {start}, past "
+                        f"config.num_steps={config.num_steps}; use a new --workdir")
   results_path = os.path.join(workdir, "results.json")
-  if start >= config.num_steps and os.path.exists(results_path):
+  if start == config.num_steps and os.path.exists(results_path):
+    if changes:
+      raise ConfigError(f"{workdir} already finished with another config (differing: "
+                        f"{', '.join(changes)}); use a new --workdir")
     print(f"{workdir} already finished {start} steps; its results stand (see results.json)")
     with open(results_path) as f:
       return json.load(f)
-  prepare_workdir(workdir, config)
+  if start and changes:
+    print(f"Note: resuming with a config that differs from config.json in {', '.join(changes)}")
+  write_config(workdir, config)
+  wall_time_s = 0.0
   if start:
-    state, data_state = checkpoint.restore(manager, start, abstract_state)
-    train_iter.set_state(data_state)
+    state, progress = checkpoint.restore(manager, start, abstract_state)
+    train_iter.set_state(progress["data_iterator"])
+    wall_time_s = progress["wall_time_s"]
     log.drop_metrics_after(workdir, start)
     print(f"Resumed from step {start} of {workdir}")
   else:
@@ -93,49 +126,51 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_step = make_train_step(model, tx, schedule, task)
   eval_step = make_eval_step(model, task)
   logger = log.Logger(workdir, start, config.num_steps)
-  t_start = time.time()
+  t_run = time.time()
   pending, t_sync, steps_since_sync = [], time.time(), 0
-  eval_metrics = {}
   batches = data.prefetch_to_device(train_iter)
-  for step in range(start + 1, config.num_steps + 1):
-    batch, data_state = next(batches)
-    state, metrics = train_step(state, batch)
-    pending.append(metrics)
-    steps_since_sync += 1
-    logger.advance()
-    is_last = step == config.num_steps
-    do_eval = step % config.eval_every == 0 or is_last
-    do_save = step % config.checkpoint.every == 0 or is_last
-    if step % config.log_every == 0 or do_eval or do_save:
-      train_metrics = average(pending)  # the only host sync of the loop
-      bad = [k for k in ("loss", "grad_norm") if not math.isfinite(train_metrics[k])]
-      if bad:
-        raise TrainingDiverged(
-            f"{bad[0]} became {train_metrics[bad[0]]} between steps {step - len(pending) + 1} and "
-            f"{step}; the latest checkpoint (step {manager.latest_step() or 'none'}) is untouched. "
-            "Try a lower config.optimizer.lr or set config.optimizer.grad_clip_norm")
-      train_metrics["examples_per_s"] = (steps_since_sync * config.batch_size
-                                         / (time.time() - t_sync))
-      logger.write(step, "train", train_metrics)
-      pending = []
-    if do_eval:
-      eval_metrics = evaluate(eval_step, state, eval_batches(), task)
-      logger.write(step, config.dataset.eval_split, eval_metrics)
-    if do_save:
-      checkpoint.save(manager, step, state, data_state, config,
-                      metrics=eval_metrics if do_eval else None)
-    if not pending:
-      t_sync, steps_since_sync = time.time(), 0  # eval and saving stay out of examples/s
-  logger.close()
-  manager.wait_until_finished()
-  manager.close()
-  return write_results(workdir, config, num_params, start, time.time() - t_start)
+  try:
+    for step in range(start + 1, config.num_steps + 1):
+      batch, data_state = next(batches)
+      state, metrics = train_step(state, batch)
+      pending.append(metrics)
+      steps_since_sync += 1
+      logger.advance()
+      do_save = step % config.checkpoint.every == 0 or step == config.num_steps
+      # Every checkpoint gets eval metrics, so the best one is chosen among all of them.
+      do_eval = step % config.eval_every == 0 or do_save
+      if step % config.log_every == 0 or do_eval:
+        train_metrics = average(pending)  # the only host sync of the loop
+        bad = [k for k in ("loss", "grad_norm") if not math.isfinite(train_metrics[k])]
+        if bad:
+          raise TrainingDiverged(
+              f"{bad[0]} became {train_metrics[bad[0]]} between steps {step - len(pending) + 1} "
+              f"and {step}; the latest checkpoint (step {manager.latest_step() or 'none'}) is "
+              "untouched. Try a lower config.optimizer.lr or set config.optimizer.grad_clip_norm")
+        train_metrics["examples_per_s"] = (steps_since_sync * config.batch_size
+                                           / (time.time() - t_sync))
+        logger.write(step, "train", train_metrics)
+        pending = []
+      if do_eval:
+        eval_metrics = evaluate(eval_step, state, eval_batches(), task)
+        logger.write(step, config.dataset.eval_split, eval_metrics)
+      if do_save:
+        progress = {"data_iterator": data_state,
+                    "wall_time_s": wall_time_s + time.time() - t_run}
+        checkpoint.save(manager, step, state, progress, config, metrics=eval_metrics)
+      if not pending:
+        t_sync, steps_since_sync = time.time(), 0  # eval and saving stay out of examples/s
+  finally:  # also on a crash or Ctrl-C: finish the checkpoint being written, close the files
+    logger.close()
+    manager.wait_until_finished()
+    manager.close()
+  return write_results(workdir, config, num_params, start, wall_time_s + time.time() - t_run)
 
 
 def check_model_fits_data(config: ml_collections.ConfigDict, reader: data.Reader) -> None:
   """The best-checkpoint metric must be one the task has; the model's output size and input
   vocabulary must be the dataset's."""
-  metrics = losses.METRICS[reader.spec.task]
+  metrics = reader.spec.metrics
   if config.checkpoint.best_metric not in metrics:
     raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is not a "
                       f"metric of {config.dataset.name!r}; valid: {', '.join(metrics)}")
@@ -158,8 +193,9 @@ def write_results(workdir, config, num_params, start, wall_time_s) -> dict:
       "model": config.model.name,
       "dataset": config.dataset.name,
       "seed": config.seed,
+      "eval_split": config.dataset.eval_split,
       "final": strip(evals[-1]),
-      "best": strip(best),
+      "best": strip(best),  # by checkpoint.best_metric, among the evaluations on eval_split
       "num_params": int(num_params),
       "num_steps": config.num_steps,
       "resumed_from_step": start,

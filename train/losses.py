@@ -23,22 +23,32 @@ def regress(pred_B1, batch, weights_B):
 
 
 def sequence(logits_BTK, batch, weights_B):
-  """Per-position cross-entropy, over the positions where batch["weights"] is 1."""
+  """Per-position cross-entropy, over the positions where batch["weights"] is 1; with a
+  batch["recall"] mask (the copy task's answer positions), recall_accuracy over those alone."""
   weights_BT = batch["weights"] * weights_B[:, None]
   loss_BT = optax.softmax_cross_entropy_with_integer_labels(logits_BTK, batch["label"])
   correct_BT = jnp.argmax(logits_BTK, -1) == batch["label"]
-  return {"loss": jnp.sum(loss_BT * weights_BT), "accuracy": jnp.sum(correct_BT * weights_BT),
+  sums = {"loss": jnp.sum(loss_BT * weights_BT), "accuracy": jnp.sum(correct_BT * weights_BT),
           "count": jnp.sum(weights_BT)}
+  if "recall" in batch:
+    recall_BT = batch["recall"] * weights_B[:, None]
+    sums["recall_correct"] = jnp.sum(correct_BT * recall_BT)
+    sums["recall_count"] = jnp.sum(recall_BT)
+  return sums
 
 
 TASKS = {"classify": classify, "regress": regress, "sequence": sequence}
 METRICS = {"classify": ("loss", "accuracy"), "regress": ("loss",),
-           "sequence": ("loss", "accuracy", "bits")}
+           "sequence": ("loss", "accuracy", "bits")}  # datasets may add more (DatasetSpec)
 
 
 def finalize(sums: dict, task: str) -> dict:
   """Sums -> means; sequence tasks add bits per token (loss in base 2), e.g. bits per character."""
+  sums = dict(sums)
+  recall = {k: sums.pop(k) for k in ("recall_correct", "recall_count") if k in sums}
   means = {k: v / sums["count"] for k, v in sums.items() if k != "count"}
   if task == "sequence":
     means["bits"] = means["loss"] / math.log(2)
+  if recall:
+    means["recall_accuracy"] = recall["recall_correct"] / recall["recall_count"]
   return means

@@ -57,10 +57,12 @@ def rows(runs: list[str]) -> list[dict]:
     for metric in first["final"]:
       if metric != "step":
         values = [r["final"][metric] for r in results]
-        row[f"test {metric}"] = (mean_std(values, 100) + " %" if metric == "accuracy"
-                                 else mean_std(values, digits=4))
+        name = f"{first.get('eval_split', 'eval')} {metric}"
+        row[name] = (mean_std(values, 100) + " %" if metric.endswith("accuracy")
+                     else mean_std(values, digits=4))
     row["wall s"] = mean_std([r["wall_time_s"] for r in results], digits=0)
-    row["examples/s"] = mean_std([r["examples_per_s"] or 0 for r in results], digits=0)
+    speeds = [r["examples_per_s"] for r in results if r["examples_per_s"]]
+    row["examples/s"] = mean_std(speeds, digits=0) if speeds else ""
     table.append(row)
   return table
 

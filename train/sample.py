@@ -51,12 +51,15 @@ def main(argv=None):
   args = parser.parse_args(argv)
   try:
     config, model, variables, step = checkpoint.load_for_inference(args.workdir)
-    if data.spec_of(config.dataset.name).make_batch is not None:
+    if not data.spec_of(config.dataset.name).text:
       raise ConfigError(f"{args.workdir} trained on {config.dataset.name!r}, not a text dataset")
     chars = data.vocabulary(config.dataset)
     unknown = sorted(set(args.prompt) - set(chars))
     if unknown:
       raise ConfigError(f"the prompt has characters the model never saw: {unknown}")
+    if not 0 <= args.top_k <= len(chars) or args.temperature < 0 or args.length < 0:
+      raise ConfigError(f"need 0 <= --top_k <= {len(chars)} (the vocabulary), --temperature >= 0 "
+                        "and --length >= 0")
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
