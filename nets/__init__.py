@@ -8,12 +8,15 @@ import flax.linen as nn
 
 from nets.cnn import MLP, ConvNet, ResNet
 from nets.recurrent import RecurrentNet
+from nets.transformer import TransformerClassifier, TransformerLM
 
 MODELS: dict[str, type[nn.Module]] = {
     "mlp": MLP,
     "convnet": ConvNet,
     "resnet": ResNet,
     "rnn": RecurrentNet,
+    "transformer": TransformerClassifier,
+    "transformer_lm": TransformerLM,
 }
 
 

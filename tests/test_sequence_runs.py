@@ -3,6 +3,7 @@ LM train through the same loop; sampling and the gradient-flow tool read their c
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 
@@ -68,7 +69,6 @@ def test_rnn_benchmark_runs_at_tiny_size(tmp_path):
 
 def test_gradients_vanish_faster_in_a_simple_rnn_than_in_an_lstm_at_init():
   """The lecture's claim at T = 50: the share of dL/dh that reaches h_0 from the last step."""
-  import jax
   from nets.recurrent import RecurrentNet
   x = np.random.default_rng(0).uniform(size=(64, 50, 2)).astype(np.float32)
   batch = {"x": x, "label": x[:, :, 0].sum(1)}
@@ -79,3 +79,17 @@ def test_gradients_vanish_faster_in_a_simple_rnn_than_in_an_lstm_at_init():
     norms = gradient_flow.hidden_grad_norms(model, variables, batch, "regress")
     ratio[cell] = float(norms[0] / norms[-1])
   assert ratio["simple"] < 1e-3 * ratio["lstm"]
+
+
+def test_transformer_lm_trains_and_kv_cache_sampling_matches_recomputation(tiny_rnn, tmp_path):
+  workdir = str(tmp_path / "gpt")
+  config = tiny_rnn("chars_transformer", "python_reference",
+                    **{"dataset.seq_len": 16, "eval_batch_size": 512, "model.features": 16,
+                       "model.max_len": 16})
+  results = train_and_evaluate(config, workdir)
+  assert np.isfinite(results["final"]["bits"])
+  _, model, variables, _ = sample.checkpoint.load_for_inference(workdir)
+  prompt, rng = [5, 6, 7], jax.random.PRNGKey(0)
+  cached = sample.sample(model, variables, prompt, 8, 16, 0.0, 0, 1.0, 0)
+  recomputed = sample.sample_by_recomputing(model, variables, prompt, 8, 16, 0.0, 0, 1.0, rng)
+  assert cached == recomputed and len(cached) == 8

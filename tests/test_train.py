@@ -140,7 +140,7 @@ def snapshot(path):
     (["--config.optimizer.momentum=1.5"], "config.optimizer.momentum=1.5 must be in [0, 1)"),
     (["--config.optimizer.lr=0.1"], "already finished with another config (differing: optimizer.lr)"),
     (["--config.num_steps=10"], "holds a checkpoint at step 20, past config.num_steps=10"),
-    (["--config.model.name=vgg"], "config.model.name='vgg' is not valid; valid: convnet, mlp, resnet, rnn"),
+    (["--config.model.name=vgg"], "config.model.name='vgg' is not valid; valid: convnet, mlp, resnet, rnn, transformer, transformer_lm"),
     (["--config.dataset.name=mnist1"], "config.dataset.name='mnist1' is not valid (did you mean 'mnist1d'?)"),
     (["--config.model.hidden=(7,)", "--config.num_steps=40"], "params/Dense_0/kernel is (40, 100) in the checkpoint, (40, 7) in the config"),
     (["--config.optimizer.lr=-1.0"], "config.optimizer.lr=-1.0 must be > 0"),

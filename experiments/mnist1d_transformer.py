@@ -1,0 +1,22 @@
+"""MNIST-1D with a Transformer encoder (ViT-style): the 40-step signal cut into 10 patches of 4,
+a [CLS] token, 4 pre-LayerNorm blocks of width 64 with 4 heads, learned positions. The paper has
+no Transformer row.
+
+Command:
+  python -m train --config experiments/mnist1d_transformer.py --workdir runs/mnist1d_transformer
+  make transformer   # seeds 0, 1, 2 and the char LM, then the table
+Expected: see the README table (mean +- std over seeds 0-2).
+"""
+from experiments.common import base_config, model_config
+
+
+def get_config():
+  config = base_config()
+  config.model = model_config("transformer", num_outputs=10, patch_size=4, num_layers=4,
+                              num_heads=4, features=64, dropout=0.1, pool="cls")
+  config.optimizer.name = "adamw"
+  config.optimizer.lr = 1e-3
+  config.optimizer.weight_decay = 0.05
+  config.optimizer.schedule = "cosine"
+  config.optimizer.warmup_steps = 200
+  return config

@@ -1,0 +1,309 @@
+"""Pre-LayerNorm transformers: an encoder classifier (tokens, or 1-D/2-D patches as in ViT) and a
+GPT-style language model with KV-cache generation.
+
+The residual stream stays float32; with `dtype='bfloat16'` the blocks' matmuls run in bfloat16
+while the params, LayerNorms, softmax and logits stay float32.
+"""
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from nets.attention import KERNELS, MultiHeadAttention
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+POS_ENCODINGS = ("learned", "sinusoidal", "rotary")
+POOLS = ("cls", "mean")
+embed_init = nn.initializers.normal(0.02)  # GPT-2's; keeps tied-embedding logits small at init
+
+
+class Block(nn.Module):
+  """x + Dropout(Attention(LN(x))), then x + Dropout(MLP(LN(x))) with a GELU MLP.
+
+  Returns `(x, None)`, the signature `nn.scan` wants.
+  """
+  num_heads: int
+  mlp_dim: int
+  dropout: float = 0.0
+  attention_dropout: float = 0.0
+  attention_kernel: str = "xla"
+  rope: bool = False
+  causal: bool = False
+  dtype: Any = jnp.float32
+  # Fields rather than call arguments, so that nn.remat and nn.scan see them as static.
+  train: bool = False
+  decode: bool = False
+
+  @nn.compact
+  def __call__(self, x_BTD, lengths_B=None):
+    D = x_BTD.shape[-1]
+    drop = lambda h: nn.Dropout(self.dropout, deterministic=not self.train)(h)
+    h = nn.LayerNorm(dtype=jnp.float32, name="attention_norm")(x_BTD)
+    h = MultiHeadAttention(self.num_heads, D, dropout=self.attention_dropout,
+                           kernel=self.attention_kernel, rope=self.rope, dtype=self.dtype,
+                           name="attention")(h, causal=self.causal, lengths=lengths_B,
+                                             decode=self.decode, train=self.train)
+    x_BTD = x_BTD + drop(h)
+    h = nn.LayerNorm(dtype=jnp.float32, name="mlp_norm")(x_BTD)
+    h = nn.gelu(nn.Dense(self.mlp_dim, dtype=self.dtype, name="mlp_in")(h))
+    h = nn.Dense(D, dtype=self.dtype, name="mlp_out")(h)
+    return x_BTD + drop(h), None
+
+
+def sinusoidal(positions_T, features: int) -> jax.Array:
+  """Vaswani et al. (2017): sines in the first half of the features, cosines in the second."""
+  inv_freq_F = 10_000.0 ** (-jnp.arange(features // 2, dtype=jnp.float32) * 2 / features)
+  angles_TF = positions_T[:, None].astype(jnp.float32) * inv_freq_F
+  return jnp.concatenate([jnp.sin(angles_TF), jnp.cos(angles_TF)], axis=-1)
+
+
+class Transformer(nn.Module):
+  """Fields and layers shared by `TransformerClassifier` and `TransformerLM`.
+
+  pos_encoding: 'learned' (a `(max_len, features)` table, so at most max_len positions),
+  'sinusoidal', or 'rotary' (applied to q and k inside attention).
+  `remat` recomputes each block's activations in the backward pass; `scan_layers` runs one
+  `nn.scan` over the blocks (params stacked on a leading layer axis, under 'blocks'), so that deep
+  models compile fast. attention_kernel: 'xla' | 'dot_product' | 'cudnn' (see `nets.attention`);
+  `attention_dropout > 0` needs 'xla'.
+  """
+  num_outputs: int = 10
+  vocab_size: int = 0
+  num_layers: int = 4
+  num_heads: int = 4
+  features: int = 128
+  mlp_dim: int = 0  # 0: 4 * features
+  dropout: float = 0.0
+  attention_dropout: float = 0.0
+  pos_encoding: str = "learned"
+  max_len: int = 512
+  remat: bool = False
+  scan_layers: bool = False
+  dtype: str = "float32"
+  attention_kernel: str = "xla"
+
+  def check_fields(self):
+    for name, value, valid in [("pos_encoding", self.pos_encoding, POS_ENCODINGS),
+                               ("dtype", self.dtype, DTYPES),
+                               ("attention_kernel", self.attention_kernel, KERNELS)]:
+      if value not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {sorted(valid)}")
+    if self.features % self.num_heads:
+      raise ValueError(f"features={self.features} is not a multiple of num_heads={self.num_heads}")
+
+  def add_positions(self, x_BTD, positions_T, train: bool):
+    """Adds the learned or sinusoidal encoding of `positions_T`, then dropout."""
+    T = x_BTD.shape[1]
+    if self.pos_encoding == "learned":
+      if T > self.max_len:
+        raise ValueError(f"{T} positions, but the learned encoding has max_len={self.max_len}")
+      table = self.param("pos_embedding", embed_init, (self.max_len, self.features))
+      x_BTD = x_BTD + table[positions_T]
+    elif self.pos_encoding == "sinusoidal":
+      x_BTD = x_BTD + sinusoidal(positions_T, self.features)
+    return nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
+
+  def encode(self, x_BTD, lengths_B=None, *, causal: bool, train: bool, decode: bool = False):
+    """The blocks, then the final LayerNorm."""
+    block = Block
+    if self.remat:
+      # Inside a scan there is no common subexpression to guard against.
+      block = nn.remat(Block, prevent_cse=not self.scan_layers)
+    kwargs = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim or 4 * self.features,
+                  dropout=self.dropout, attention_dropout=self.attention_dropout,
+                  attention_kernel=self.attention_kernel, rope=self.pos_encoding == "rotary",
+                  causal=causal, dtype=DTYPES[self.dtype], train=train, decode=decode)
+    if self.scan_layers:
+      stack = nn.scan(block, variable_axes={"params": 0, "cache": 0, "intermediates": 0},
+                      split_rngs={"params": True, "dropout": True}, in_axes=nn.broadcast,
+                      length=self.num_layers)
+      x_BTD, _ = stack(**kwargs, name="blocks")(x_BTD, lengths_B)
+    else:
+      for i in range(self.num_layers):
+        x_BTD, _ = block(**kwargs, name=f"block_{i}")(x_BTD, lengths_B)
+    return nn.LayerNorm(dtype=jnp.float32, name="final_norm")(x_BTD)
+
+
+def patches(x, p: int):
+  """(B, L, C) -> (B, L/p, p*C), or (B, H, W, C) -> (B, HW/p^2, p*p*C) in row-major patch order."""
+  if any(n % p for n in x.shape[1:-1]):
+    raise ValueError(f"patch_size={p} does not divide the input's spatial shape {x.shape[1:-1]}")
+  if x.ndim == 3:
+    B, L, C = x.shape
+    return x.reshape(B, L // p, p * C)
+  B, H, W, C = x.shape
+  x = x.reshape(B, H // p, p, W // p, p, C).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(B, (H // p) * (W // p), p * p * C)
+
+
+class TransformerClassifier(Transformer):
+  """Encoder classifier -> logits (B, num_outputs).
+
+  Inputs: int tokens (B, T) when `vocab_size > 0`; else floats, cut into non-overlapping patches
+  and embedded linearly: signals (B, L, C) into L/p patches of p steps, images (B, H, W, C) into
+  HW/p^2 patches of p x p pixels (ViT). pool: 'cls' classifies a learned [CLS] token prepended
+  to the sequence, 'mean' the average over the valid tokens. `lengths` (B,) marks padding:
+  tokens (or signal steps) t >= lengths[b] are ignored (a patch counts if any of its steps does).
+  """
+  patch_size: int = 4
+  pool: str = "cls"
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False, lengths=None):
+    self.check_fields()
+    if self.pool not in POOLS:
+      raise ValueError(f"unknown pool {self.pool!r}; valid: {sorted(POOLS)}")
+    if self.vocab_size > 0:
+      if x.ndim != 2:
+        raise ValueError(f"token inputs are (B, T), got shape {x.shape}")
+      x_BTD = nn.Embed(self.vocab_size, self.features, embedding_init=embed_init, name="embed")(x)
+    else:
+      if x.ndim not in (3, 4):
+        raise ValueError(f"float inputs are (B, L, C) or (B, H, W, C), got shape {x.shape}")
+      if lengths is not None and x.ndim == 4:
+        raise ValueError("lengths apply to tokens and 1-D signals, not images")
+      x_BTD = nn.Dense(self.features, dtype=DTYPES[self.dtype], name="patch_embed")(
+          patches(x, self.patch_size)).astype(jnp.float32)
+      if lengths is not None:
+        lengths = -(-lengths // self.patch_size)
+    B, T, _ = x_BTD.shape
+    if self.pool == "cls":
+      cls = self.param("cls", nn.initializers.zeros_init(), (1, 1, self.features))
+      x_BTD = jnp.concatenate([jnp.broadcast_to(cls, (B, 1, self.features)), x_BTD], axis=1)
+      if lengths is not None:
+        lengths = lengths + 1
+    x_BTD = self.add_positions(x_BTD, jnp.arange(x_BTD.shape[1]), train)
+    h_BTD = self.encode(x_BTD, lengths, causal=False, train=train)
+    if self.pool == "cls":
+      features = h_BTD[:, 0]
+    elif lengths is None:
+      features = h_BTD.mean(axis=1)
+    else:
+      valid_BT1 = (jnp.arange(T) < lengths[:, None])[..., None]
+      features = (h_BTD * valid_BT1).sum(axis=1) / jnp.maximum(lengths, 1)[:, None]
+    return nn.Dense(self.num_outputs, name="head")(features)
+
+
+class TransformerLM(Transformer):
+  """GPT-style causal language model: tokens (B, T) -> next-token logits (B, T, num_outputs).
+
+  `tie_embeddings` computes the logits as h @ E^T with the input embedding E (then num_outputs
+  must equal vocab_size) instead of a separate head. `decode=True` runs on the KV cache (see
+  `nets.attention.MultiHeadAttention` and `generate`); the cache also keeps the next position.
+  """
+  vocab_size: int = 256
+  num_outputs: int = 256
+  tie_embeddings: bool = False
+
+  @nn.compact
+  def __call__(self, tokens_BT, *, train: bool = False, decode: bool = False):
+    self.check_fields()
+    if self.vocab_size <= 0:
+      raise ValueError(f"TransformerLM takes tokens: vocab_size must be > 0, got {self.vocab_size}")
+    if self.tie_embeddings and self.num_outputs != self.vocab_size:
+      raise ValueError(f"tied embeddings need num_outputs ({self.num_outputs}) == vocab_size "
+                       f"({self.vocab_size})")
+    if tokens_BT.ndim != 2:
+      raise ValueError(f"TransformerLM takes tokens (B, T), got shape {tokens_BT.shape}")
+    T = tokens_BT.shape[1]
+    positions_T = jnp.arange(T)
+    if decode:
+      cached = self.has_variable("cache", "position")
+      position = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
+      if cached:
+        positions_T = position.value + positions_T
+        position.value = position.value + T
+    embed = nn.Embed(self.vocab_size, self.features, embedding_init=embed_init, name="embed")
+    x_BTD = self.add_positions(embed(tokens_BT), positions_T, train)
+    h_BTD = self.encode(x_BTD, causal=True, train=train, decode=decode)
+    if self.tie_embeddings:
+      return embed.attend(h_BTD)
+    return nn.Dense(self.num_outputs, name="head")(h_BTD)
+
+
+def attention_weights(model: Transformer, params, x, **kwargs) -> jax.Array:
+  """Every layer's attention weights in one forward pass (train=False): `(num_layers, B,
+  num_heads, T, T)`, where T counts the [CLS] token of a classifier. Needs the 'xla' kernel.
+
+  `kwargs` go to the model's call (e.g. `lengths=`).
+  """
+  if model.attention_kernel != "xla":
+    raise ValueError(f"attention weights need attention_kernel='xla', not "
+                     f"{model.attention_kernel!r}")
+  _, state = model.apply({"params": params}, x, mutable=["intermediates"], **kwargs)
+  sown = state["intermediates"]
+  if model.scan_layers:
+    return sown["blocks"]["attention"]["attention_weights"][0]
+  return jnp.stack([sown[f"block_{i}"]["attention"]["attention_weights"][0]
+                    for i in range(model.num_layers)])
+
+
+def sample_logits(key, logits_BV, temperature=1.0, top_k=0, top_p=1.0) -> jax.Array:
+  """One token per row (B,): greedy when temperature == 0, else a draw from
+  softmax(logits / temperature) restricted to the top_k most likely tokens (0: all) and then to
+  the smallest set of them whose probability reaches top_p (nucleus sampling; Holtzman et al.
+  2020). The settings may be traced, so that changing them does not recompile."""
+  V = logits_BV.shape[-1]
+  logits_BV = logits_BV.astype(jnp.float32)
+  scaled_BV = logits_BV / jnp.where(temperature > 0, temperature, 1.0)
+  sorted_BV = jnp.flip(jnp.sort(scaled_BV, axis=-1), axis=-1)
+  k = jnp.where((top_k > 0) & (top_k < V), top_k, V)
+  sorted_BV = jnp.where(jnp.arange(V) < k, sorted_BV, -jnp.inf)
+  probs_BV = jax.nn.softmax(sorted_BV, axis=-1)
+  # A token stays if the tokens ranked above it have less than top_p of the mass, so the most
+  # likely one always stays. top_p >= 1 keeps all, whatever the rounding of the cumsum.
+  keep_BV = (jnp.cumsum(probs_BV, axis=-1) - probs_BV < top_p) | (top_p >= 1)
+  keep_BV &= jnp.isfinite(sorted_BV)
+  threshold_B1 = jnp.min(jnp.where(keep_BV, sorted_BV, jnp.inf), axis=-1, keepdims=True)
+  filtered_BV = jnp.where(scaled_BV >= threshold_B1, scaled_BV, -jnp.inf)
+  sampled_B = jax.random.categorical(key, filtered_BV)
+  return jnp.where(temperature > 0, sampled_B, jnp.argmax(logits_BV, axis=-1))
+
+
+def init_cache(model: TransformerLM, batch_size: int, length: int):
+  """An empty KV cache for `length` steps: the 'cache' collection for `decode=True`."""
+  tokens_BT = jnp.zeros((batch_size, length), jnp.int32)
+  shapes = jax.eval_shape(functools.partial(model.init, decode=True), jax.random.key(0), tokens_BT)
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes["cache"])
+
+
+def generate(model: TransformerLM, params, prompt_BT, max_new_tokens: int, rng,
+             temperature=1.0, top_k=0, top_p=1.0) -> jax.Array:
+  """Continues the prompts `(B, T)` by `max_new_tokens` tokens, returned as `(B, max_new_tokens)`.
+
+  One pass over the prompt fills a KV cache of size T + max_new_tokens - 1, then a `lax.scan`
+  feeds back one token per step (drawn by `sample_logits`; temperature 0 is greedy), all in one
+  jitted function. Changing the sampling settings does not recompile; changing the model, the
+  shapes or max_new_tokens does.
+  """
+  if max_new_tokens < 1:
+    raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+  # Positional and as arrays, so that every call with these shapes hits one jit cache entry.
+  settings = (jnp.float32(temperature), jnp.int32(top_k), jnp.float32(top_p))
+  return decode_loop(model, params, prompt_BT, max_new_tokens, rng, *settings)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def decode_loop(model, params, prompt_BT, max_new_tokens, rng, temperature, top_k, top_p):
+  """`generate`'s jitted body."""
+  B, T = prompt_BT.shape
+  cache = init_cache(model, B, T + max_new_tokens - 1)
+
+  def step(cache, tokens_BL):
+    logits_BLV, state = model.apply({"params": params, "cache": cache}, tokens_BL, decode=True,
+                                    mutable=["cache"])
+    return state["cache"], logits_BLV[:, -1]
+
+  def feed_back(carry, key):
+    cache, token_B = carry
+    cache, logits_BV = step(cache, token_B[:, None])
+    token_B = sample_logits(key, logits_BV, temperature, top_k, top_p)
+    return (cache, token_B), token_B
+
+  keys = jax.random.split(rng, max_new_tokens)
+  cache, logits_BV = step(cache, prompt_BT)
+  first_B = sample_logits(keys[0], logits_BV, temperature, top_k, top_p)
+  _, rest_NB = jax.lax.scan(feed_back, (cache, first_B), keys[1:])
+  return jnp.concatenate([first_B[:, None], rest_NB.T], axis=1)
