@@ -93,3 +93,28 @@ def test_transformer_lm_trains_and_kv_cache_sampling_matches_recomputation(tiny_
   cached = sample.sample(model, variables, prompt, 8, 16, 0.0, 0, 1.0, 0)
   recomputed = sample.sample_by_recomputing(model, variables, prompt, 8, 16, 0.0, 0, 1.0, rng)
   assert cached == recomputed and len(cached) == 8
+
+
+def test_attention_maps_of_a_trained_classifier(tiny_config, tmp_path):
+  from train import attention_maps
+  workdir = str(tmp_path / "vit")
+  config = tiny_config("mnist1d_transformer", num_steps=10,
+                       **{"model.features": 16, "model.num_layers": 2, "model.num_heads": 2})
+  train_and_evaluate(config, workdir)
+  attention_maps.main(["--workdir", workdir, "--example", "3"])
+  with open(os.path.join(workdir, "attention_maps.json")) as f:
+    maps = json.load(f)
+  weights = np.asarray(maps["weights_LNTS"])
+  assert weights.shape == (2, 2, 11, 11) and maps["tokens"][:2] == ["CLS", "p0"]
+  np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-3)
+  assert os.path.getsize(os.path.join(workdir, "attention_maps.png")) > 0
+
+
+def test_throughput_against_sequence_length_runs_at_tiny_size(tmp_path):
+  from train import bench_seq_len
+  bench_seq_len.main(["--lengths", "8,16", "--tokens", "32", "--steps", "1", "--out", str(tmp_path)])
+  with open(tmp_path / "bench_seq_len.json") as f:
+    rows = json.load(f)["rows"]
+  assert {(r["model"], r["length"], r["batch"]) for r in rows} == {
+      ("transformer", 8, 4), ("lstm", 8, 4), ("transformer", 16, 2), ("lstm", 16, 2)}
+  assert (tmp_path / "bench_seq_len.png").exists()

@@ -1,0 +1,86 @@
+"""python -m train.bench_seq_len [--lengths 64,128,...,4096] [--tokens 8192] [--steps 3] [--out DIR]
+
+The lecture's parallelism claim, measured: training throughput (tokens/s) against sequence length
+for the char-level Transformer LM and the LSTM LM of `experiments/chars_transformer.py` and
+`experiments/chars_lstm.py` (comparable parameter counts), at a fixed number of tokens per batch.
+An LSTM must take its T steps one after another; attention handles all positions at once, at a
+cost that grows with T^2. Writes OUT/bench_seq_len.{json,png,md} with the device and date.
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+
+import jax
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import nets  # noqa: E402
+from experiments import chars_lstm, chars_transformer  # noqa: E402
+from train.bench_rnn import jax_step, median_ms  # noqa: E402
+
+EXPERIMENTS = {"transformer": chars_transformer, "lstm": chars_lstm}
+
+
+def model_for(name: str, length: int):
+  cfg = EXPERIMENTS[name].get_config().model
+  if "max_len" in cfg:
+    cfg.max_len = length
+  return nets.create_model(**cfg)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--lengths", default="64,128,256,512,1024,2048,4096")
+  parser.add_argument("--tokens", type=int, default=8192, help="tokens per batch (B = tokens / T)")
+  parser.add_argument("--steps", type=int, default=3, help="timed steps per point (median)")
+  parser.add_argument("--out", default="runs/bench_seq_len")
+  args = parser.parse_args(argv)
+  lengths = [int(t) for t in args.lengths.split(",")]
+  rows = []
+  for length in lengths:
+    batch = max(1, args.tokens // length)
+    tokens_BT = jax.random.randint(jax.random.PRNGKey(0), (batch, length), 0, 103)
+    for name in EXPERIMENTS:
+      model = model_for(name, length)
+      params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), tokens_BT[:1]))["params"]
+      ms = median_ms(jax_step(model, tokens_BT), args.steps)
+      rows.append({"model": name, "length": length, "batch": batch, "ms": round(ms, 2),
+                   "tokens_per_s": round(batch * length / ms * 1e3),
+                   "params": sum(p.size for p in jax.tree.leaves(params))})
+      print(f"T={length:5} B={batch:4} {name:12} {ms:10.1f} ms {rows[-1]['tokens_per_s']:>10,} tok/s")
+
+  device = jax.devices()[0].device_kind
+  record = {"date": datetime.date.today().isoformat(), "device": device,
+            "command": "python -m train.bench_seq_len " + " ".join(sys.argv[1:] if argv is None else argv),
+            "rows": rows}
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, "bench_seq_len.json"), "w") as f:
+    json.dump(record, f, indent=2)
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for name in EXPERIMENTS:
+    points = [(r["length"], r["tokens_per_s"]) for r in rows if r["model"] == name]
+    params = next(r["params"] for r in rows if r["model"] == name)
+    ax.plot(*zip(*points), marker="o", label=f"{name} LM ({params / 1e3:.0f}k params)")
+  ax.set(xscale="log", yscale="log", xlabel="sequence length T",
+         ylabel="training tokens/s", title=f"{args.tokens} tokens per batch, {device}")
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(os.path.join(args.out, "bench_seq_len.png"), dpi=110)
+  plt.close(fig)
+  with open(os.path.join(args.out, "bench_seq_len.md"), "w") as f:
+    f.write(f"{record['date']}, {device}, `{record['command']}`\n\n")
+    f.write("| T | batch | " + " | ".join(f"{n} tokens/s" for n in EXPERIMENTS) + " |\n")
+    f.write("|---|---|" + "---|" * len(EXPERIMENTS) + "\n")
+    for length in lengths:
+      by = {r["model"]: r for r in rows if r["length"] == length}
+      f.write(f"| {length} | {by['lstm']['batch']} | "
+              + " | ".join(f"{by[n]['tokens_per_s']:,}" for n in EXPERIMENTS) + " |\n")
+
+
+if __name__ == "__main__":
+  main()
