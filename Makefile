@@ -10,7 +10,7 @@ PAPER_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn
 RNN_CELLS := simple lstm gru
 RNN_LENGTHS := 100 200 400
 
-.PHONY: install run test paper rnn clean
+.PHONY: install run test paper rnn transformer clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,19 @@ rnn: install
 	$(BIN)/python -m train.gradient_flow $(foreach c,$(RNN_CELLS),runs/rnn/adding_problem/t100/$(c)) \
 	  --out runs/rnn/gradient_flow
 	$(BIN)/python -m train.report runs/rnn --markdown
+
+# The README's Transformer results: MNIST-1D over seeds 0-2, the char LM beside the LSTM's, attention
+# maps of both, throughput against sequence length.
+transformer: install
+	for seed in 0 1 2; do \
+	  $(BIN)/python -m train --config experiments/mnist1d_transformer.py \
+	    --workdir runs/transformer/mnist1d/seed$$seed --config.seed=$$seed >/dev/null || exit 1; done
+	$(BIN)/python -m train --config experiments/chars_transformer.py \
+	  --workdir runs/transformer/chars_transformer >/dev/null
+	$(BIN)/python -m train.attention_maps --workdir runs/transformer/mnist1d/seed0
+	$(BIN)/python -m train.attention_maps --workdir runs/transformer/chars_transformer
+	$(BIN)/python -m train.bench_seq_len --out runs/transformer/bench_seq_len
+	$(BIN)/python -m train.report runs/transformer --markdown
 
 clean:
 	rm -rf runs

@@ -77,17 +77,18 @@ def test_scanned_layer_equals_python_loop(name):
   close(layer.apply({"params": params}, x), loop_layer(name, params, x))
 
 
-def test_padded_batch_equals_each_sequence_alone():
+@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
+def test_padded_batch_equals_each_sequence_alone(name):
   x = normal(0, (B, T, D))
-  variables = RNNLayer(H, "lstm").init(jax.random.key(1), x)
+  variables = RNNLayer(H, name).init(jax.random.key(1), x)
   for reverse in (False, True):
-    layer = RNNLayer(H, "lstm", reverse=reverse)
-    outputs, (c, h) = layer.apply(variables, x, lengths_B=LENGTHS)
+    layer = RNNLayer(H, name, reverse=reverse)
+    outputs, carry = layer.apply(variables, x, lengths_B=LENGTHS)
     for b, n in enumerate(LENGTHS.tolist()):
-      alone, (c_alone, h_alone) = layer.apply(variables, x[b:b + 1, :n])
+      alone, carry_alone = layer.apply(variables, x[b:b + 1, :n])
       close(outputs[b, :n], alone[0])
       np.testing.assert_array_equal(outputs[b, n:], 0.0)
-      close((c[b], h[b]), (c_alone[0], h_alone[0]))
+      close(jax.tree.map(lambda a: a[b], carry), jax.tree.map(lambda a: a[0], carry_alone))
 
 
 def layer_call(state, name):
