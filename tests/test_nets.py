@@ -37,11 +37,13 @@ def test_mlp_counts_and_dropout_only_in_train():
 
 
 def test_paper_cnn_shape_and_params():
-  """The MNIST-1D paper's CNN: 40 -> 19 -> 9 -> 4 positions with stride 2, padding 1."""
-  model = ConvNet(features=(25, 25, 25), kernel_size=5, strides=2, padding=1)
+  """The MNIST-1D paper's CNN: 40 -> 19 -> 10 -> 5 positions (kernels 5, 3, 3, stride 2, padding
+  1), so its linear layer takes 5 x 25 = 125 features, as the paper's code says."""
+  model = ConvNet(features=(25, 25, 25), kernel_size=(5, 3, 3), strides=2, padding=1)
   variables, logits = init_apply(model, jnp.ones((2, 40, 1)))
   assert logits.shape == (2, 10)
-  assert count(variables["params"]) == (5 * 1 * 25 + 25) + 2 * (5 * 25 * 25 + 25) + (4 * 25 * 10 + 10)
+  assert variables["params"]["MLP_0"]["Dense_0"]["kernel"].shape == (125, 10)
+  assert count(variables["params"]) == (5 * 1 * 25 + 25) + 2 * (3 * 25 * 25 + 25) + (125 * 10 + 10)
 
 
 @pytest.mark.parametrize("pool, positions", [("none", 40), ("max", 10), ("avg", 10)])

@@ -47,7 +47,7 @@ def test_run_writes_the_workdir_and_learns(tiny_config, tmp_path):
   assert {"config.json", "metrics.jsonl", "results.json", "curves.png", "checkpoints",
           "tensorboard"} <= files
   assert os.listdir(tmp_path / "tensorboard")
-  assert results["num_params"] == 7460 and results["final"]["step"] == 300
+  assert results["num_params"] == 5210 and results["final"]["step"] == 300
   assert results["final"]["accuracy"] > 0.5  # chance is 0.1
   assert set(results["versions"]) >= {"jax", "flax", "optax", "orbax-checkpoint"}
   with open(tmp_path / "config.json") as f:

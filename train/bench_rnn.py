@@ -6,7 +6,8 @@ when torch is importable, PyTorch's `nn.LSTM` / `nn.GRU` (cuDNN on a GPU), in fl
 Reports the median step time (each step synchronised) and tokens/s; writes JSON and appends
 Markdown rows to OUT/bench_rnn.md with the device, date and command.
 
-full: batch 64, T 256, input 512, hidden 1024 (the issue's sizes). tiny: batch 8, T 16, 32, 64.
+full: batch 64, T 256, input 512, hidden 1024 (the issue's sizes, for a GPU); small: 16, 64, 128,
+256 (for a CPU); tiny: 8, 16, 32, 64 (for tests).
 """
 import argparse
 import datetime
@@ -24,6 +25,7 @@ import numpy as np
 from nets.recurrent import RNNLayer
 
 SIZES = {"full": dict(batch=64, length=256, inputs=512, hidden=1024),
+         "small": dict(batch=16, length=64, inputs=128, hidden=256),  # a CPU-sized run
          "tiny": dict(batch=8, length=16, inputs=32, hidden=64)}
 
 
