@@ -60,10 +60,10 @@ transformer: install
 	  $(BIN)/python -m train --config experiments/mnist1d_transformer.py \
 	    --workdir runs/transformer/mnist1d/seed$$seed --config.seed=$$seed >/dev/null || exit 1; done
 	$(BIN)/python -m train --config experiments/chars_transformer.py \
-	  --workdir runs/transformer/chars_transformer >/dev/null
+	  --workdir runs/transformer/chars_transformer >/dev/null || exit 1
 	$(BIN)/python -m train.attention_maps --workdir runs/transformer/mnist1d/seed0
 	$(BIN)/python -m train.attention_maps --workdir runs/transformer/chars_transformer
-	$(BIN)/python -m train.bench_seq_len --out runs/transformer/bench_seq_len
+	$(BIN)/python -m train.bench_seq_len --tokens 4096 --out runs/transformer/bench_seq_len
 	$(BIN)/python -m train.report runs/transformer --markdown
 
 clean:

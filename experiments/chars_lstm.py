@@ -19,10 +19,10 @@ def get_config():
   config.dataset.seq_len = 256
   config.batch_size = 32
   config.eval_batch_size = 32
-  config.num_steps = 3000
+  config.num_steps = 1500
   config.log_every = 50
-  config.eval_every = 500
-  config.checkpoint.every = 500
+  config.eval_every = 250
+  config.checkpoint.every = 250
   config.checkpoint.best_metric = "bits"
   config.checkpoint.best_mode = "min"
   config.model = model_config("rnn", num_outputs=103, vocab_size=103, embed_dim=64, cell="lstm",

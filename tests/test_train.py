@@ -158,6 +158,20 @@ def test_user_errors_are_one_line_and_touch_nothing(finished_run, tmp_path, over
   assert snapshot(workdir) == before
 
 
+@pytest.mark.parametrize("content, message", [
+    (None, "error: cannot load --config:"),
+    ("def get_config(:\n", "error: SyntaxError: invalid syntax"),
+])
+def test_missing_or_broken_config_file_is_one_line(tmp_path, content, message):
+  path = tmp_path / "exp.py"
+  if content is not None:
+    path.write_text(content)
+  bad = cli(f"--config={path}", f"--workdir={tmp_path / 'run'}")
+  lines = bad.stderr.strip().splitlines()
+  assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), bad.stderr
+  assert not (tmp_path / "run").exists()
+
+
 def test_unwritable_workdir_is_one_line(data_dir, tmp_path):
   (tmp_path / "file").write_text("")
   bad = cli(*cli_args(data_dir, tmp_path / "file" / "run", "mnist1d_mlp"))

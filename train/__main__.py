@@ -3,6 +3,7 @@
 User errors (bad config, data dir, workdir) print one line and exit with status 2; a run whose
 loss or gradient norm turns NaN/Inf prints one line and exits with status 3.
 """
+import ast
 import sys
 
 from absl import app, flags, logging
@@ -20,11 +21,21 @@ def fail(message: str) -> None:
   sys.exit(2)
 
 
+def one_line(e: Exception) -> str:
+  """config_flags puts the repr() of a multi-line message in some errors: decode it, one line."""
+  message = str(e)
+  try:
+    message = str(ast.literal_eval(message))
+  except (ValueError, SyntaxError):
+    pass
+  return " ".join(message.split()) or type(e).__name__
+
+
 def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
-  except (flags.Error, ValueError, TypeError, AttributeError, KeyError) as e:
-    fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+  except Exception as e:  # noqa: BLE001  bad flags, overrides or config files: all the user's
+    fail(f"{type(e).__name__ if isinstance(e, SyntaxError) else 'bad flags'}: {one_line(e)}")
 
 
 def main(argv):
@@ -34,7 +45,12 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every file at INFO
   from train.loop import TrainingDiverged, train_and_evaluate  # after flag parsing: fast --help
   try:
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    config = _CONFIG.value
+    config.keys()  # config_flags loads the file lazily: a missing or broken one fails here
+  except Exception as e:  # noqa: BLE001  whatever the user's config file raises
+    fail(f"cannot load --config: {one_line(e)}")
+  try:
+    train_and_evaluate(config, _WORKDIR.value)
   except ConfigError as e:
     fail(str(e))
   except TrainingDiverged as e:
