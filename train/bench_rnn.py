@@ -1,4 +1,4 @@
-"""python -m train.bench_rnn [--size full|tiny] [--steps 30] [--out runs/bench_rnn]
+"""python -m train.bench_rnn [--size full|small|tiny] [--steps 30] [--out runs/bench_rnn]
 
 One recurrent training step (forward, backward on a loss over all outputs, SGD update) for our
 LSTM and GRU layers against flax's stock `nn.RNN(nn.OptimizedLSTMCell)` / `nn.RNN(nn.GRUCell)` and,

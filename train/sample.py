@@ -1,4 +1,4 @@
-"""python -m train.sample --workdir runs/chars_lstm --prompt "The " [--length 300 --temperature 0.8]
+"""python -m train.sample --workdir runs/rnn/chars_lstm --prompt "The " [--length 300 --temperature 0.8]
 
 Samples text from a trained character-level language model (any model trained on a text dataset):
 a Transformer LM decodes with its KV cache; other models (the LSTM) are re-run on the last
