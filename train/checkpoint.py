@@ -84,6 +84,5 @@ def load_for_inference(workdir: str):
     raise ConfigError(f"{workdir!r} has no checkpoint yet")
   state = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
   manager.close()
-  model = nets.create_model(config.model.name,
-                            **{k: v for k, v in config.model.items() if k != "name"})
+  model = nets.create_model(**config.model)
   return config, model, {"params": state["params"], "batch_stats": state.get("batch_stats", {})}, step

@@ -72,8 +72,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   Everything a user can get wrong is checked before anything is compiled or written."""
   validate(config, data.DATASETS)
   data.check_name(config.dataset)
-  model_kwargs = {k: v for k, v in config.model.items() if k != "name"}
-  model = nets.create_model(config.model.name, **model_kwargs)
+  model = nets.create_model(**config.model)
   train_reader = data.Reader(config.dataset, config.dataset.train_split)
   check_model_fits_data(config, train_reader)
   task = train_reader.spec.task
