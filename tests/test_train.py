@@ -203,3 +203,15 @@ def test_config_errors_raise_before_any_work(tiny_config, tmp_path):
   with pytest.raises(ConfigError, match="config.model: unknown pool 'median'"):
     train_and_evaluate(config, str(tmp_path / "run"))
   assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_fields_added_since_a_run_count_only_off_their_default(tmp_path):
+  from experiments.mnist1d_cnn import get_config
+  config = get_config()
+  old = json.loads(config.to_json_best_effort())
+  del old["optimizer"]["grad_clip_norm"], old["model"]["dropout"]  # as if added to the code since
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  assert train.loop.config_changes(str(tmp_path), config) == []
+  config.optimizer.grad_clip_norm, config.model.dropout = 1.0, 0.1
+  assert train.loop.config_changes(str(tmp_path), config) == ["model.dropout",
+                                                              "optimizer.grad_clip_norm"]

@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 
 import nets
+from experiments.common import base_config
 from train import checkpoint, data, log, optim
 from train.config import ConfigError, validate
 from train.steps import create_state, evaluate, make_eval_step, make_train_step
@@ -42,15 +43,29 @@ def flat(d: dict, prefix: str = "") -> dict:
   return out
 
 
+def default_fields(config: ml_collections.ConfigDict) -> dict:
+  """Every field's default: `base_config()`'s, and the model class's for `model.*`."""
+  defaults = flat(json.loads(base_config().to_json_best_effort()))
+  cls = nets.MODELS.get(config.model.name)
+  if cls is not None:
+    fields = {f: getattr(cls, f) for f in nets.model_fields(cls)}
+    defaults.update(flat(json.loads(json.dumps({"model": fields}, default=str))))
+  return defaults
+
+
 def config_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]:
-  """The fields in which `config` differs from the workdir's config.json (none if it has none)."""
+  """The fields in which `config` differs from the workdir's config.json (none if it has none).
+
+  A field the old config.json lacks (one added to the code since) counts only when it is not at
+  its default, so runs recorded before a new option existed still match."""
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return []
   with open(path) as f:
     old = flat(json.load(f))
   new = flat(json.loads(config.to_json_best_effort()))
-  return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+  defaults = default_fields(config)
+  return sorted(k for k in old.keys() | new.keys() if old.get(k, defaults.get(k)) != new.get(k))
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
