@@ -10,7 +10,7 @@ PAPER_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn
 RNN_CELLS := simple lstm gru
 RNN_LENGTHS := 100 200 400
 
-.PHONY: install run test paper rnn transformer clean
+.PHONY: install run test paper rnn transformer bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -65,6 +65,25 @@ transformer: install
 	$(BIN)/python -m train.attention_maps --workdir runs/transformer/chars_transformer
 	$(BIN)/python -m train.bench_seq_len --tokens 4096 --out runs/transformer/bench_seq_len
 	$(BIN)/python -m train.report runs/transformer --markdown
+
+# The README's speed table: `python -m train.bench` on every experiment (CPU-sized where a full step
+# would take minutes there; TFDS mock data for the datasets that need a download), then the same
+# CNN on 8 simulated CPU devices, data-parallel and FSDP (a check that it runs, not a speed-up).
+BENCH_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn mnist1d_rnn \
+  adding_problem copy_memory chars_lstm mnist1d_transformer chars_transformer
+EIGHT_CPUS := XLA_FLAGS=--xla_force_host_platform_device_count=8
+bench: install
+	for exp in $(BENCH_EXPERIMENTS); do \
+	  $(BIN)/python -m train.bench --config experiments/$$exp.py --out runs/bench >/dev/null || exit 1; done
+	for exp in mnist_cnn cifar10_resnet18; do \
+	  $(BIN)/python -m train.bench --config experiments/$$exp.py --mock_data --steps 3 \
+	    --config.dataset.data_dir=runs/bench/mock --out runs/bench >/dev/null || exit 1; done
+	$(BIN)/python -m train.bench --config experiments/gpt2_small.py --steps 3 \
+	  --config.batch_size=1 --config.dataset.seq_len=128 --out runs/bench >/dev/null
+	$(EIGHT_CPUS) $(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench >/dev/null
+	$(EIGHT_CPUS) $(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench \
+	  --config.mesh.fsdp=4 >/dev/null
+	cat runs/bench/bench.md
 
 clean:
 	rm -rf runs

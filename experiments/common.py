@@ -15,6 +15,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_steps = 8000
   c.log_every = 100  # steps between host syncs for train metrics
   c.eval_every = 1000
+  c.grad_accum_steps = 1  # micro-batches per step, gradients summed: batches larger than memory
+
+  # Devices: a (data, fsdp) mesh over all of them (see train/sharding.py). batch_size is global.
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1  # data-parallel devices; -1: all that fsdp leaves
+  c.mesh.fsdp = 1  # devices each matrix of params and optimizer state is split over; 1: replicated
+  c.distributed = False  # jax.distributed.initialize(); also when JAX_COORDINATOR_ADDRESS is set
 
   c.dataset = ml_collections.ConfigDict()
   c.dataset.name = "mnist1d"

@@ -1,13 +1,17 @@
 """Feed-forward and convolutional classifiers: MLP, ConvNet (1-D and 2-D), CIFAR-style ResNet.
 
 Every model is called as `model.apply(variables, x, train=...)` and returns logits `(B, num_outputs)`.
-Inputs are channels-last: `(B, L, C)` for signals, `(B, H, W, C)` for images.
+Inputs are channels-last: `(B, L, C)` for signals, `(B, H, W, C)` for images. `dtype='bfloat16'`
+runs dense layers and convolutions in bfloat16; norms and the logits stay float32.
 """
+import functools
 from collections.abc import Sequence
 from typing import Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from nets.common import DTYPES, check_choice, remat
 
 ACTIVATIONS: dict[str, Callable] = {
     "relu": nn.relu, "gelu": nn.gelu, "tanh": jnp.tanh, "silu": nn.silu, "elu": nn.elu,
@@ -38,15 +42,17 @@ class MLP(nn.Module):
   hidden: Sequence[int] = (100, 100)
   activation: str = "relu"
   dropout: float = 0.0
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
+    check_choice("dtype", self.dtype, DTYPES)
     act = activation(self.activation)
     x = x.reshape(x.shape[0], -1)
     for width in self.hidden:
-      x = act(nn.Dense(width)(x))
+      x = act(nn.Dense(width, dtype=DTYPES[self.dtype])(x))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(self.num_outputs)(x)
+    return nn.Dense(self.num_outputs, dtype=DTYPES[self.dtype])(x).astype(jnp.float32)
 
 
 class ConvNet(nn.Module):
@@ -66,6 +72,7 @@ class ConvNet(nn.Module):
   activation: str = "relu"
   hidden: Sequence[int] = ()
   dropout: float = 0.0
+  dtype: str = "float32"
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
@@ -80,7 +87,8 @@ class ConvNet(nn.Module):
     for feat, k, s, p in zip(self.features, kernels, strides, paddings):
       pad = p if isinstance(p, str) else [(p, p)] * nd
       # The norm supplies the shift, so the conv's bias would be redundant.
-      x = nn.Conv(feat, (k,) * nd, (s,) * nd, padding=pad, use_bias=self.norm == "none")(x)
+      x = nn.Conv(feat, (k,) * nd, (s,) * nd, padding=pad, use_bias=self.norm == "none",
+                  dtype=DTYPES[self.dtype])(x)
       x = normalize(x, self.norm, train)
       x = act(x)
       if self.pool == "max":
@@ -89,14 +97,15 @@ class ConvNet(nn.Module):
         x = nn.avg_pool(x, (self.pool_size,) * nd, (self.pool_size,) * nd)
       elif self.pool != "none":
         raise ValueError(f"unknown pool {self.pool!r}; valid: ['avg', 'max', 'none']")
-    return MLP(self.num_outputs, self.hidden, self.activation, self.dropout)(x, train=train)
+    return MLP(self.num_outputs, self.hidden, self.activation, self.dropout, self.dtype)(
+        x, train=train)
 
 
 def normalize(x, norm: str, train: bool):
   if norm == "batch":
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=jnp.float32)(x)
   if norm == "layer":
-    return nn.LayerNorm()(x)
+    return nn.LayerNorm(dtype=jnp.float32)(x)
   if norm != "none":
     raise ValueError(f"unknown norm {norm!r}; valid: ['batch', 'layer', 'none']")
   return x
@@ -106,18 +115,21 @@ class ResidualBlock(nn.Module):
   """He et al. (2016) basic block: two 3x3 convs with BatchNorm, projection shortcut when needed."""
   features: int
   strides: int = 1
+  dtype: str = "float32"
 
   @nn.compact
-  def __call__(self, x, *, train: bool):
-    bn = lambda name=None: nn.BatchNorm(use_running_average=not train, momentum=0.9, name=name)
-    y = nn.Conv(self.features, (3, 3), self.strides, padding=1, use_bias=False)(x)
+  def __call__(self, x, train: bool):
+    conv = functools.partial(nn.Conv, use_bias=False, dtype=DTYPES[self.dtype])
+    bn = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9,
+                           dtype=jnp.float32)
+    y = conv(self.features, (3, 3), self.strides, padding=1)(x)
     y = nn.relu(bn()(y))
-    y = nn.Conv(self.features, (3, 3), padding=1, use_bias=False)(y)
+    y = conv(self.features, (3, 3), padding=1)(y)
     # Zero-init the last norm's scale so every block starts as the identity (Goyal et al. 2017).
-    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, scale_init=nn.initializers.zeros)(y)
+    y = bn(scale_init=nn.initializers.zeros)(y)
     if x.shape != y.shape:
-      x = nn.Conv(self.features, (1, 1), self.strides, use_bias=False, name="proj")(x)
-      x = bn("proj_bn")(x)
+      x = conv(self.features, (1, 1), self.strides, name="proj")(x)
+      x = bn(name="proj_bn")(x)
     return nn.relu(x + y)
 
 
@@ -125,20 +137,29 @@ RESNET_STAGES = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 
 
 class ResNet(nn.Module):
-  """CIFAR-style ResNet-18/34: a 3x3 stem without max-pool, four stages, global average pool."""
+  """CIFAR-style ResNet-18/34: a 3x3 stem without max-pool, four stages, global average pool.
+
+  `remat` recomputes each block's activations in the backward pass, keeping what `remat_policy`
+  says (`nets.common.REMAT_POLICIES`)."""
   num_outputs: int = 10
   depth: int = 18
   width: int = 64
+  dtype: str = "float32"
+  remat: bool = False
+  remat_policy: str = "full"
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     if self.depth not in RESNET_STAGES:
       raise ValueError(f"ResNet depth must be one of {sorted(RESNET_STAGES)}, got {self.depth}")
-    x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False)(x)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+    check_choice("dtype", self.dtype, DTYPES)
+    block = remat(ResidualBlock, self.remat, self.remat_policy, static_argnums=(2,))
+    x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, dtype=DTYPES[self.dtype])(x)
+    x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=jnp.float32)(x))
     for stage, num_blocks in enumerate(RESNET_STAGES[self.depth]):
-      for block in range(num_blocks):
-        strides = 2 if stage > 0 and block == 0 else 1
-        x = ResidualBlock(self.width * 2**stage, strides)(x, train=train)
+      for i in range(num_blocks):
+        strides = 2 if stage > 0 and i == 0 else 1
+        x = block(self.width * 2**stage, strides, self.dtype, name=f"ResidualBlock_{stage}_{i}")(
+            x, train)
     x = x.mean(axis=tuple(range(1, x.ndim - 1)))
-    return nn.Dense(self.num_outputs)(x)
+    return nn.Dense(self.num_outputs, dtype=DTYPES[self.dtype])(x).astype(jnp.float32)

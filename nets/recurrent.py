@@ -11,6 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nets.common import DTYPES
+
 Carry = Any  # h_BH, or (c_BH, h_BH) for the LSTM
 
 
@@ -222,7 +224,6 @@ def step(cell: RecurrentCell, carry: Carry, xs: dict[str, jax.Array]):
   return new_carry, h_BH
 
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 HEADS = ("last", "mean", "per_step")
 
 

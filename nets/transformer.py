@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 
 from nets.attention import KERNELS, MultiHeadAttention
+from nets.common import DTYPES, remat
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 POS_ENCODINGS = ("learned", "sinusoidal", "rotary")
 POOLS = ("cls", "mean")
 embed_init = nn.initializers.normal(0.02)  # GPT-2's; keeps tied-embedding logits small at init
@@ -64,7 +64,8 @@ class Transformer(nn.Module):
 
   pos_encoding: 'learned' (a `(max_len, features)` table, so at most max_len positions),
   'sinusoidal', or 'rotary' (applied to q and k inside attention).
-  `remat` recomputes each block's activations in the backward pass; `scan_layers` runs one
+  `remat` recomputes each block's activations in the backward pass, keeping what `remat_policy`
+  says (`nets.common.REMAT_POLICIES`: full | dots | dots_no_batch); `scan_layers` runs one
   `nn.scan` over the blocks (params stacked on a leading layer axis, under 'blocks'), so that deep
   models compile fast. attention_kernel: 'xla' | 'dot_product' | 'cudnn' (see `nets.attention`);
   `attention_dropout > 0` needs 'xla'.
@@ -80,6 +81,7 @@ class Transformer(nn.Module):
   pos_encoding: str = "learned"
   max_len: int = 512
   remat: bool = False
+  remat_policy: str = "full"
   scan_layers: bool = False
   dtype: str = "float32"
   attention_kernel: str = "xla"
@@ -107,10 +109,8 @@ class Transformer(nn.Module):
 
   def encode(self, x_BTD, lengths_B=None, *, causal: bool, train: bool, decode: bool = False):
     """The blocks, then the final LayerNorm."""
-    block = Block
-    if self.remat:
-      # Inside a scan there is no common subexpression to guard against.
-      block = nn.remat(Block, prevent_cse=not self.scan_layers)
+    # Inside a scan there is no common subexpression to guard against.
+    block = remat(Block, self.remat, self.remat_policy, prevent_cse=not self.scan_layers)
     kwargs = dict(num_heads=self.num_heads, mlp_dim=self.mlp_dim or 4 * self.features,
                   dropout=self.dropout, attention_dropout=self.attention_dropout,
                   attention_kernel=self.attention_kernel, rope=self.pos_encoding == "rotary",

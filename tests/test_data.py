@@ -82,16 +82,23 @@ def test_catalog_datasets_load_by_name(name, shape, tmp_path):
   assert abs(float(batch["x"].mean())) < 3  # scaled and normalised, not raw 0..255
 
 
-def test_tiny_shakespeare_loads_as_text_when_a_data_dir_has_it(tmp_path):
+@pytest.mark.parametrize("name, examples", [
+    ("tiny_shakespeare", ["First Citizen:\nBefore we proceed any further, hear me speak.\n" * 3]),
+    ("lm1b", ["The cat sat on the mat .", "Stocks rose 3 % on Tuesday .", "It rained ."]),
+])
+def test_catalog_text_datasets_load_by_name_when_a_data_dir_has_them(name, examples, tmp_path):
+  """One text (tiny_shakespeare) or one sentence per example (lm1b): joined by newlines."""
   config = load_config("chars_lstm")
-  config.dataset.update(name="tiny_shakespeare", data_dir=str(tmp_path), seq_len=8)
-  text = "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 3
-  with tfds.testing.mock_data(num_examples=1, as_data_source_fn=lambda *a, **kw: [{"text": text.encode()}]):
+  config.dataset.update(name=name, data_dir=str(tmp_path), seq_len=8)
+  records = [{"text": t.encode()} for t in examples]
+  with tfds.testing.mock_data(num_examples=len(records), as_data_source_fn=lambda *a, **kw: records):
     reader = data.Reader(config.dataset, "train")
     batch = reader(np.array([0, 1]))
+  text = "\n".join(examples)
   chars = sorted(set(text))
   assert reader.vocab_size == reader.num_outputs == len(chars)
   assert "".join(chars[i] for i in batch["x"][0]) == text[:8]
+  assert "".join(chars[i] for i in batch["label"][1]) == text[9:17]
 
 
 def test_augment_keeps_shape_and_changes_pixels():

@@ -101,3 +101,38 @@ def test_registry_lists_valid_names():
   with pytest.raises(ValueError, match=r"unknown model 'vgg'; valid: \['convnet', 'mlp', 'resnet', 'rnn', 'transformer', 'transformer_lm'\]"):
     nets.create_model("vgg")
   assert "features" in nets.model_fields(ConvNet) and "name" not in nets.model_fields(ConvNet)
+
+
+def test_resnet_remat_and_bfloat16():
+  """Remat changes no number (up to rounding); bfloat16 keeps float32 params, stats and logits."""
+  model = ResNet(num_outputs=10, depth=18, width=8)
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3))
+  variables = model.init(jax.random.PRNGKey(0), x, train=False)
+
+  def loss_and_grads(model):
+    def loss(params):
+      out, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+      return jnp.sum(out ** 2)
+    return jax.jit(jax.value_and_grad(loss))(variables["params"])
+
+  want = loss_and_grads(model)
+  for policy in ("full", "dots"):
+    got = loss_and_grads(model.clone(remat=True, remat_policy=policy))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), got, want)
+  bf16 = model.clone(dtype="bfloat16")
+  assert jax.tree.structure(bf16.init(jax.random.PRNGKey(0), x)) == jax.tree.structure(variables)
+  logits = bf16.apply(variables, x)
+  assert logits.dtype == jnp.float32
+  np.testing.assert_allclose(logits, model.apply(variables, x), atol=0.1)
+  with pytest.raises(ValueError, match="remat_policy"):
+    model.clone(remat=True, remat_policy="some").init(jax.random.PRNGKey(0), x)
+
+
+@pytest.mark.parametrize("model", [MLP(hidden=(16,)), ConvNet(features=(8, 8), norm="batch")])
+def test_bfloat16_cnn_family_keeps_float32_params_and_logits(model):
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 40, 1))
+  variables = model.init(jax.random.PRNGKey(0), x, train=False)
+  logits = model.clone(dtype="bfloat16").apply(variables, x)
+  assert logits.dtype == jnp.float32
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
+  np.testing.assert_allclose(logits, model.apply(variables, x), atol=0.05)

@@ -67,19 +67,14 @@ def test_resume_after_a_crash_is_exact(tiny_config, tmp_path, monkeypatch):
   config = tiny_config("mnist1d_cnn", **{"model.dropout": 0.1})
   train_and_evaluate(config, str(tmp_path / "a"))
 
-  make_step = train.loop.make_train_step
+  advance = train.loop.log.Logger.advance
 
-  def crashing_step(*args):
-    step = make_step(*args)
+  def crash_at_step_25(logger):
+    advance(logger)
+    if logger.bar.n == 25:
+      raise KeyboardInterrupt
 
-    def wrapped(state, batch):
-      if int(state.step) == 25:
-        raise KeyboardInterrupt
-      return step(state, batch)
-
-    return wrapped
-
-  monkeypatch.setattr(train.loop, "make_train_step", crashing_step)
+  monkeypatch.setattr(train.loop.log.Logger, "advance", crash_at_step_25)
   with pytest.raises(KeyboardInterrupt):
     train_and_evaluate(config, str(tmp_path / "b"))
   monkeypatch.undo()

@@ -11,56 +11,20 @@ full: batch 64, T 256, input 512, hidden 1024 (the issue's sizes, for a GPU); sm
 """
 import argparse
 import datetime
-import functools
 import json
 import os
 import sys
-import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from nets.recurrent import RNNLayer
+from train.bench import jax_step, median_ms
 
 SIZES = {"full": dict(batch=64, length=256, inputs=512, hidden=1024),
          "small": dict(batch=16, length=64, inputs=128, hidden=256),  # a CPU-sized run
          "tiny": dict(batch=8, length=16, inputs=32, hidden=64)}
-
-
-def median_ms(step, steps: int) -> float:
-  step()  # compile / warm up
-  step()
-  times = []
-  for _ in range(steps):
-    t = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t)
-  return float(np.median(times) * 1e3)
-
-
-def jax_step(module: nn.Module, x_BTD, lr=1e-3):
-  """A jitted SGD step of `module` on mean(outputs**2); returns a no-argument callable."""
-  params = module.init(jax.random.PRNGKey(0), x_BTD)["params"]
-
-  def loss(params, x_BTD):
-    out = module.apply({"params": params}, x_BTD)
-    h_BTH = out[0] if isinstance(out, tuple) else out
-    return jnp.mean(h_BTH.astype(jnp.float32) ** 2)
-
-  @functools.partial(jax.jit, donate_argnums=0)
-  def step(params, x_BTD):  # x is an argument: a closed-over array would be baked into the program
-    grads = jax.grad(loss)(params, x_BTD)
-    return jax.tree.map(lambda p, g: p - lr * g, params, grads)
-
-  state = {"params": params}
-
-  def run():
-    state["params"] = step(state["params"], x_BTD)
-    jax.block_until_ready(state["params"])
-
-  return run
 
 
 def torch_step(cell: str, size: dict, dtype: str):

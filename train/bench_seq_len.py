@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import nets  # noqa: E402
 from experiments import chars_lstm, chars_transformer  # noqa: E402
-from train.bench_rnn import jax_step, median_ms  # noqa: E402
+from train.bench import jax_step, median_ms  # noqa: E402
 
 EXPERIMENTS = {"transformer": chars_transformer, "lstm": chars_lstm}
 

@@ -48,6 +48,7 @@ def check_fraction(config: ml_collections.ConfigDict, *fields: str) -> None:
 def validate(config: ml_collections.ConfigDict, datasets) -> None:
   """Raises ConfigError for the first bad field. `datasets` is the names `train.data` can load."""
   check_positive(config, "batch_size", "eval_batch_size", "num_steps", "log_every", "eval_every",
+                 "grad_accum_steps",
                  "checkpoint.every", "checkpoint.keep", "optimizer.lr", "dataset.num_threads",
                  "dataset.seq_len")
   check_positive(config, "optimizer.weight_decay", "optimizer.grad_clip_norm",

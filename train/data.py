@@ -1,7 +1,7 @@
 """Dataset name -> `tfds.data_source` -> deterministic, checkpointable batches (grain).
 
 Every dataset is a TFDS dataset: our own builders (`train/datasets/`, generated or shipped) and
-catalog ones (`mnist`, `fashion_mnist`, `cifar10`, `tiny_shakespeare`) alike. A batch is
+catalog ones (`mnist`, `fashion_mnist`, `cifar10`, `tiny_shakespeare`, `lm1b`) alike. A batch is
 `{"x": inputs, "label": targets}`, plus `"weights"` (B, T) for sequence targets.
 """
 import collections
@@ -10,13 +10,12 @@ import functools
 from collections.abc import Callable, Iterator
 
 import grain
-import jax
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
 import train.datasets  # noqa: F401  (registers our builders with TFDS)
-from train import losses
+from train import losses, sharding
 from train.config import ConfigError
 
 
@@ -79,7 +78,7 @@ class DatasetSpec:
   num_outputs: int = 0  # 0: the label feature's number of classes (text: its vocabulary)
   vocab_size: int = 0  # token inputs: their number of ids (text: its vocabulary); 0: float inputs
   images: bool = False  # (B, H, W, C) inputs, which dataset.augment may crop and flip
-  text: bool = False  # one `text` example per split, cut into windows of dataset.seq_len
+  text: bool = False  # `text` examples, joined and cut into windows of dataset.seq_len
   extra_metrics: tuple[str, ...] = ()  # beyond the task's own (train/losses.py METRICS)
 
   @property
@@ -101,6 +100,7 @@ DATASETS = {
                                extra_metrics=("recall_accuracy",)),
     "python_reference": DatasetSpec("sequence", text_batch, text=True),
     "tiny_shakespeare": DatasetSpec("sequence", text_batch, text=True),
+    "lm1b": DatasetSpec("sequence", text_batch, text=True),
 }
 
 
@@ -137,8 +137,10 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
 
 @functools.cache
 def _text(name: str, split: str, data_dir: str, download: bool) -> str:
+  """A split's examples joined by newlines (tiny_shakespeare has one; lm1b one per sentence)."""
   cfg = ml_collections.ConfigDict(dict(name=name, data_dir=data_dir, download=download))
-  return load_source(cfg, split)[0]["text"].decode("utf-8")
+  source = load_source(cfg, split)
+  return "\n".join(source[i]["text"].decode("utf-8") for i in range(len(source)))
 
 
 def vocabulary(cfg: ml_collections.ConfigDict) -> list[str]:
@@ -201,14 +203,15 @@ def augment(batch: dict, rng: np.random.Generator) -> dict:
 def train_iterator(config: ml_collections.ConfigDict, reader: Reader) -> grain.DatasetIterator:
   """Endless batches in an order that is a function of (seed, step): grain shuffles epoch e with
   (shuffle_seed + e), and shuffle_seed is hashed from config.seed so that seeds 0 and 1 do not see
-  the same epochs shifted by one. The iterator's `get_state()` / `set_state()` go into every
-  checkpoint."""
+  the same epochs shifted by one. Every process draws the same global batches and reads only its
+  rows of each. The iterator's `get_state()` / `set_state()` go into every checkpoint."""
   if len(reader) < config.batch_size:
     raise ConfigError(f"config.batch_size={config.batch_size} exceeds the {len(reader)} examples "
                       f"of {config.dataset.name}:{config.dataset.train_split}")
   shuffle_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
+  rows = sharding.process_rows(config.batch_size)
   ds = grain.MapDataset.range(len(reader)).shuffle(seed=shuffle_seed).repeat()
-  ds = ds.batch(config.batch_size, drop_remainder=True).map(reader)
+  ds = ds.batch(config.batch_size, drop_remainder=True).map(lambda ids: reader(ids[rows]))
   if config.dataset.augment:
     if not reader.spec.images:
       raise ConfigError("config.dataset.augment=True needs an image dataset, not "
@@ -218,31 +221,31 @@ def train_iterator(config: ml_collections.ConfigDict, reader: Reader) -> grain.D
   return iter(ds.to_iter_dataset(read))
 
 
-def prefetch_to_device(iterator: grain.DatasetIterator, size: int = 2):
-  """Yields (batch on the device, the iterator's state just after that batch) while the next
-  `size - 1` batches are already being copied; the state is what a checkpoint of that step saves."""
+def prefetch_to_device(iterator: grain.DatasetIterator, batch_sharding, size: int = 2):
+  """Yields (global batch on the devices, the iterator's state just after that batch) while the
+  next `size - 1` batches are already being copied; the state is what a checkpoint of that step
+  saves."""
   queue = collections.deque()
   while True:
     while len(queue) < size:
       batch = next(iterator)
-      queue.append((jax.device_put(batch), iterator.get_state()))
+      queue.append((sharding.to_global(batch, batch_sharding), iterator.get_state()))
     yield queue.popleft()
 
 
-def eval_batches(config: ml_collections.ConfigDict, reader: Reader) -> Callable[[], Iterator[dict]]:
-  """A function that yields the eval split once, in order, in fixed-size batches.
+def eval_batches(config: ml_collections.ConfigDict, reader: Reader, batch_sharding=None
+                 ) -> Callable[[], Iterator[dict]]:
+  """A function that yields the eval split once, in order, in fixed-size global batches.
 
-  The last batch is zero-padded to `eval_batch_size` with `mask` marking real examples, so the
-  eval step compiles once.
-  """
-  ds = grain.MapDataset.range(len(reader)).batch(config.eval_batch_size).map(reader)
-  size = config.eval_batch_size
+  The last batch is padded to `eval_batch_size` (with copies of example 0) and `mask` marks the
+  real examples, so the eval step compiles once. Each process reads only its rows."""
+  size, rows = config.eval_batch_size, sharding.process_rows(config.eval_batch_size)
 
   def batches():
-    for batch in ds:
-      n = len(batch["label"])
-      padded = {k: np.concatenate([v, np.zeros((size - n, *v.shape[1:]), v.dtype)])
-                for k, v in batch.items()}
-      yield {**padded, "mask": np.arange(size) < n}
+    for start in range(0, len(reader), size):
+      ids = np.arange(start, start + size)
+      mask = ids < len(reader)
+      batch = {**reader(np.where(mask, ids, 0)[rows]), "mask": mask[rows]}
+      yield sharding.to_global(batch, batch_sharding) if batch_sharding else batch
 
   return batches

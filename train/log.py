@@ -38,16 +38,21 @@ def drop_metrics_after(workdir: str, step: int) -> None:
 
 
 class Logger:
-  """One call per logging event: appends to metrics.jsonl and TensorBoard, updates the bar."""
+  """One call per logging event: appends to metrics.jsonl and TensorBoard, updates the bar.
+  With `write_files=False` (processes other than 0) it only counts steps."""
 
-  def __init__(self, workdir: str, start_step: int, num_steps: int):
-    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-    # purge_step: a resumed run drops the events its crashed predecessor wrote past the checkpoint.
-    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=start_step or None)
+  def __init__(self, workdir: str, start_step: int, num_steps: int, write_files: bool = True):
+    self.write_files = write_files
+    if write_files:
+      self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      # purge_step: a resumed run drops the events its crashed predecessor wrote past the checkpoint.
+      self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=start_step or None)
     self.bar = tqdm(total=num_steps, initial=start_step, unit="step", dynamic_ncols=True,
-                    mininterval=1.0)
+                    mininterval=1.0, disable=not write_files)
 
   def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
+    if not self.write_files:
+      return
     row = {"step": step, "split": split, **metrics, "time": time.time()}
     self.jsonl.write(json.dumps(row) + "\n")
     self.jsonl.flush()
@@ -64,8 +69,9 @@ class Logger:
 
   def close(self) -> None:
     self.bar.close()
-    self.tb.close()
-    self.jsonl.close()
+    if self.write_files:
+      self.tb.close()
+      self.jsonl.close()
 
 
 def plot_curves(workdir: str, path: str | None = None) -> str:

@@ -32,34 +32,63 @@ def create_state(model: nn.Module, tx: optax.GradientTransformation, x_example, 
                     batch_stats=variables.get("batch_stats", {}), rng=rng)
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule, task: str):
-  """(state, batch) -> (state, metrics); the state's buffers are donated."""
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule, task: str,
+                    grad_accum_steps: int = 1):
+  """(state, batch) -> (state, metrics), not yet jitted. With `grad_accum_steps=k` the batch is
+  split into k micro-batches whose gradients are summed in a `lax.scan`, so only one micro-batch's
+  activations are alive at a time; the update equals the whole batch's (BatchNorm statistics and
+  dropout masks aside)."""
   loss_sums = losses.TASKS[task]
+
+  def grads_and_sums(params, batch_stats, batch, rng, mean: bool):
+    """Gradients of the batch's mean loss, or of its sum (to add up micro-batches)."""
+    def loss_fn(params):
+      out, updates = model.apply(
+          {"params": params, "batch_stats": batch_stats}, batch["x"], train=True,
+          rngs={"dropout": rng}, mutable=["batch_stats"])
+      sums = loss_sums(out, batch, jnp.ones(batch["label"].shape[0]))
+      loss = sums["loss"] / sums["count"] if mean else sums["loss"]
+      return loss, (sums, updates.get("batch_stats", batch_stats))
+
+    (_, (sums, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    return grads, sums, batch_stats
 
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
+    if grad_accum_steps == 1:
+      grads, sums, batch_stats = grads_and_sums(state.params, state.batch_stats, batch, rng, True)
+    else:
+      # Micro-batch i takes rows i, i + k, ...: every device keeps working on its own rows.
+      micro = jax.tree.map(lambda x: x.reshape(-1, grad_accum_steps, *x.shape[1:]).swapaxes(0, 1),
+                           batch)
 
-    def loss_fn(params):
-      out, updates = model.apply(
-          {"params": params, "batch_stats": state.batch_stats}, batch["x"], train=True,
-          rngs={"dropout": rng}, mutable=["batch_stats"])
-      sums = loss_sums(out, batch, jnp.ones(batch["label"].shape[0]))
-      return sums["loss"] / sums["count"], (sums, updates)
+      def accumulate(carry, i_and_batch):
+        i, micro_batch = i_and_batch
+        grads, sums, batch_stats = carry
+        g, s, batch_stats = grads_and_sums(state.params, batch_stats, micro_batch,
+                                           jax.random.fold_in(rng, i), False)
+        return (jax.tree.map(jnp.add, grads, g), jax.tree.map(jnp.add, sums, s), batch_stats), None
 
-    (_, (sums, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+      zeros = lambda tree: jax.tree.map(jnp.zeros_like, tree)
+      first_sums = jax.eval_shape(lambda: grads_and_sums(
+          state.params, state.batch_stats, jax.tree.map(lambda x: x[0], micro), rng, False)[1])
+      carry = (zeros(state.params), zeros(first_sums), state.batch_stats)
+      (grads, sums, batch_stats), _ = jax.lax.scan(
+          accumulate, carry, (jnp.arange(grad_accum_steps), micro))
+      grads = jax.tree.map(lambda g: g / sums["count"], grads)  # the mean over the whole batch
     param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
-        opt_state=opt_state, batch_stats=updates.get("batch_stats", state.batch_stats))
+        opt_state=opt_state, batch_stats=batch_stats)
     metrics = {**losses.finalize(sums, task), "grad_norm": optax.global_norm(grads),
                "lr": schedule(state.step)}
     return new_state, metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  return train_step
 
 
 def make_eval_step(model: nn.Module, task: str):
-  """(state, batch) -> loss/metric sums over the batch's real (mask=True) examples."""
+  """(state, batch) -> loss/metric sums over the batch's real (mask=True) examples; not jitted."""
   loss_sums = losses.TASKS[task]
 
   def eval_step(state: TrainState, batch):
@@ -67,7 +96,7 @@ def make_eval_step(model: nn.Module, task: str):
                       train=False)
     return loss_sums(out, batch, batch["mask"].astype(jnp.float32))
 
-  return jax.jit(eval_step)
+  return eval_step
 
 
 def evaluate(eval_step, state: TrainState, batches, task: str) -> dict[str, float]:

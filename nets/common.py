@@ -1,0 +1,30 @@
+"""What the three families share: compute dtypes and rematerialisation policies, chosen by name.
+
+Precision policy: parameters stay float32; `dtype='bfloat16'` runs the matmuls and convolutions in
+bfloat16, while norms, softmax, recurrent carries, logits and the loss stay float32.
+"""
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+# What the backward pass may keep from the forward pass of a rematerialised block.
+REMAT_POLICIES = {
+    "full": jax.checkpoint_policies.nothing_saveable,  # keep nothing: least memory
+    "dots": jax.checkpoint_policies.dots_saveable,  # keep matmul outputs, recompute the rest
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def check_choice(name: str, value, valid) -> None:
+  if value not in valid:
+    raise ValueError(f"unknown {name} {value!r}; valid: {sorted(valid)}")
+
+
+def remat(block: type[nn.Module], enabled: bool, policy: str, **kwargs) -> type[nn.Module]:
+  """`block`, rematerialised under `policy` when `enabled` (kwargs go to `nn.remat`)."""
+  check_choice("remat_policy", policy, REMAT_POLICIES)
+  if not enabled:
+    return block
+  return nn.remat(block, policy=REMAT_POLICIES[policy], **kwargs)

@@ -1,0 +1,58 @@
+"""`python -m train.bench`: times an experiment's real train step and records it."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from train import bench
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_bench_times_the_step_and_records_a_row(tiny_config, tmp_path):
+  config = tiny_config("mnist1d_mlp", batch_size=32, eval_batch_size=200)
+  result = bench.bench(config, steps=3, profile_dir=str(tmp_path / "trace"))
+  assert result["params"] == 15_210 and result["batch"] == 32
+  assert result["step_ms"] > 0 and result["back_to_back_ms"] > 0 and result["compile_s"] > 0
+  assert result["examples_per_s"] > 0 and result["tokens_per_s"] is None
+  assert result["xla_flops_per_step"] > 6 * 15_210 * 32 * 0.9  # at least the matmuls' 6N per example
+  assert result["mfu"] is None  # no peak is known for a CPU
+  assert os.listdir(tmp_path / "trace")  # the profiler wrote a trace
+  bench.record(result, "mnist1d_mlp", "python -m train.bench ...", str(tmp_path / "out"))
+  bench.record(result, "mnist1d_mlp", "python -m train.bench ...", str(tmp_path / "out"))
+  table = (tmp_path / "out" / "bench.md").read_text().splitlines()
+  assert len(table) == 4 and table[2].startswith("| ") and "mnist1d_mlp" in table[3]
+  assert json.loads((tmp_path / "out" / "mnist1d_mlp.json").read_text())["step_ms"] > 0
+
+
+def test_the_lm_flop_formula_agrees_with_xla(tiny_config):
+  """6N + 12·L·d·T per token against XLA's count of the same (unscanned) step: within 10%."""
+  config = tiny_config("chars_transformer", batch_size=4, eval_batch_size=4)
+  config.dataset.seq_len = 64
+  config.model.update(num_layers=2, features=128, max_len=64, dropout=0.0)
+  result = bench.bench(config, steps=2)
+  assert result["tokens_per_step"] == 4 * 64
+  ratio = result["analytic_flops_per_step"] / result["xla_flops_per_step"]
+  assert 0.9 < ratio < 1.1, ratio
+
+
+@pytest.mark.parametrize("device_kind, peak", [("NVIDIA H100 80GB HBM3", 989.0),
+                                               ("NVIDIA H200", 989.0), ("TPU v4", 275.0),
+                                               ("cpu", None)])
+def test_peaks_by_device_kind(device_kind, peak):
+  assert bench.peak_tflops(device_kind) == peak
+
+
+def test_bench_cli_on_mock_data_of_a_dataset_not_prepared_here(tmp_path):
+  """ResNet-18 on CIFAR-10's shapes, from TFDS mock data: no download needed."""
+  out = subprocess.run(
+      [sys.executable, "-m", "train.bench", "--config=experiments/cifar10_resnet18.py",
+       "--steps=1", "--mock_data", f"--out={tmp_path}", f"--config.dataset.data_dir={tmp_path}",
+       "--config.batch_size=4", "--config.eval_batch_size=4", "--config.model.width=8"],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  result = json.loads((tmp_path / "cifar10_resnet18.json").read_text())
+  assert result["model"] == "resnet" and result["batch"] == 4
+  assert "--mock_data" in result["command"]

@@ -1,0 +1,220 @@
+"""python -m train.bench --config experiments/X.py [--steps 20] [--out runs/bench] [--profile DIR]
+[--config.field=value ...]
+
+Times the real train step of an experiment (the jitted, sharded step `train.loop.setup` builds, on
+one batch from its own pipeline kept on the devices, so data loading is not timed) after a warm-up:
+  - step time, each step synchronised (median) and back to back (one sync at the end, mean);
+  - examples/s and, for sequence tasks, tokens/s; compile time; peak device memory (GPU/TPU) and
+    XLA's memory estimate of the compiled step;
+  - FLOPs per step from XLA's cost analysis, and analytically where known (Transformer LM:
+    6N + 12·L·d·T per token, N the parameters without the position table), with TFLOP/s and MFU
+    against the device's dense bf16 peak (`PEAK_TFLOPS`; none for CPUs, so no MFU there).
+Writes OUT/<experiment>.json and appends a Markdown row (device, date, command) to OUT/bench.md.
+`--profile DIR` writes a `jax.profiler` trace of 3 steps (open with TensorBoard or Perfetto).
+`--mock_data` times the step on TFDS's mock data of the dataset's shapes: for a dataset that is not
+prepared on this machine (cifar10 without a download, say); the speed of a step does not depend on
+the pixel values.
+"""
+import contextlib
+import datetime
+import functools
+import json
+import os
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from train.config import ConfigError
+
+# Dense bf16 TFLOP/s per chip, from the vendors' data sheets (without sparsity).
+PEAK_TFLOPS = {
+    "H100": 989.0,  # SXM; the PCIe card: 756
+    "H200": 989.0,
+    "A100": 312.0,
+    "L4": 121.0,
+    "TPU v4": 275.0,
+    "TPU v5 lite": 197.0,
+    "TPU v5p": 459.0,
+    "TPU v6 lite": 918.0,
+}
+
+
+def peak_tflops(device_kind: str) -> float | None:
+  return next((v for k, v in PEAK_TFLOPS.items() if k.lower() in device_kind.lower()), None)
+
+
+def median_ms(step, steps: int) -> float:
+  """Median wall time of `steps` calls of `step` (which must synchronise), after 2 warm-ups."""
+  step()
+  step()
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t)
+  return float(np.median(times) * 1e3)
+
+
+def jax_step(module: nn.Module, x_BTD, lr=1e-3):
+  """A jitted SGD step of `module` on mean(outputs**2); returns a no-argument callable."""
+  params = module.init(jax.random.PRNGKey(0), x_BTD)["params"]
+
+  def loss(params, x_BTD):
+    out = module.apply({"params": params}, x_BTD)
+    h_BTH = out[0] if isinstance(out, tuple) else out
+    return jnp.mean(h_BTH.astype(jnp.float32) ** 2)
+
+  @functools.partial(jax.jit, donate_argnums=0)
+  def step(params, x_BTD):  # x is an argument: a closed-over array would be baked into the program
+    grads = jax.grad(loss)(params, x_BTD)
+    return jax.tree.map(lambda p, g: p - lr * g, params, grads)
+
+  state = {"params": params}
+
+  def run():
+    state["params"] = step(state["params"], x_BTD)
+    jax.block_until_ready(state["params"])
+
+  return run
+
+
+def analytic_flops(config, num_params: int, tokens: int) -> float | None:
+  """Training FLOPs per step of a Transformer LM (Kaplan et al. 2020; PaLM appendix B):
+  6 per parameter per token, plus 12·L·d·T per token for attention's QK^T and AV."""
+  m = config.model
+  if m.name != "transformer_lm":
+    return None
+  position_table = m.max_len * m.features if m.pos_encoding == "learned" else 0
+  T = config.dataset.seq_len
+  return (6 * (num_params - position_table) + 12 * m.num_layers * m.features * T) * tokens
+
+
+def cost(compiled) -> dict:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, list):  # older jax: one dict per program
+    analysis = analysis[0] if analysis else {}
+  return analysis or {}
+
+
+def bench(config, steps: int, profile_dir: str | None = None) -> dict:
+  """Times `config`'s train step; returns the numbers `main` records."""
+  from train import data, loop  # noqa: PLC0415  after flags: a fast --help
+
+  run = loop.setup(config)
+  state = run.init()
+  batch, _ = next(data.prefetch_to_device(run.train_iter, run.batch_sharding))
+  num_params = sum(p.size for p in jax.tree.leaves(state.params))
+
+  t = time.perf_counter()
+  compiled = run.train_step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t
+  box = {"state": state}
+
+  def one_step():
+    box["state"], metrics = compiled(box["state"], batch)
+    jax.block_until_ready(metrics)
+
+  step_ms = median_ms(one_step, steps)
+  t = time.perf_counter()
+  for _ in range(steps):
+    box["state"], metrics = compiled(box["state"], batch)
+  jax.block_until_ready((box["state"], metrics))
+  back_to_back_ms = (time.perf_counter() - t) / steps * 1e3
+  if profile_dir:
+    with jax.profiler.trace(profile_dir):
+      for _ in range(3):
+        one_step()
+
+  device = jax.devices()[0]
+  examples = config.batch_size
+  tokens = examples * config.dataset.seq_len if run.task == "sequence" else None
+  xla_flops = cost(compiled).get("flops")
+  formula = analytic_flops(config, num_params, tokens) if tokens else None
+  flops = formula or xla_flops
+  peak = peak_tflops(device.device_kind)
+  best_ms = min(step_ms, back_to_back_ms)
+  tflops = flops / best_ms / 1e9 if flops else None
+  memory = compiled.memory_analysis()
+  stats = device.memory_stats() or {}
+  return {
+      "model": config.model.name,
+      "params": int(num_params),
+      "batch": examples,
+      "tokens_per_step": tokens,
+      "devices": jax.device_count(),
+      "device": device.device_kind,
+      "mesh": dict(run.mesh.shape),
+      "dtype": config.model.get("dtype", "float32"),
+      "step_ms": round(step_ms, 3),
+      "back_to_back_ms": round(back_to_back_ms, 3),
+      "examples_per_s": round(examples / best_ms * 1e3, 1),
+      "tokens_per_s": round(tokens / best_ms * 1e3) if tokens else None,
+      "compile_s": round(compile_s, 2),
+      "peak_memory_gb": round(stats["peak_bytes_in_use"] / 2**30, 3)
+                        if "peak_bytes_in_use" in stats else None,
+      "xla_memory_gb": round((memory.temp_size_in_bytes + memory.argument_size_in_bytes
+                              + memory.output_size_in_bytes - memory.alias_size_in_bytes)
+                             / 2**30, 3) if memory else None,
+      "xla_flops_per_step": xla_flops,
+      "analytic_flops_per_step": formula,
+      "tflops_per_s": round(tflops, 2) if tflops else None,
+      "peak_tflops": peak,
+      "mfu": round(tflops / peak, 4) if tflops and peak else None,
+  }
+
+
+def record(result: dict, experiment: str, command: str, out: str) -> None:
+  result = {"experiment": experiment, "date": datetime.date.today().isoformat(),
+            "command": command, **result}
+  os.makedirs(out, exist_ok=True)
+  with open(os.path.join(out, f"{experiment}.json"), "w") as f:
+    json.dump(result, f, indent=2)
+  path = os.path.join(out, "bench.md")
+  fresh = not os.path.exists(path)
+  fmt = lambda v, spec="": "" if v is None else format(v, spec)
+  with open(path, "a") as f:
+    if fresh:
+      f.write("| date | device | experiment | params | batch | dtype | ms/step (synced) | "
+              "ms/step (back to back) | examples/s | tokens/s | compile s | TFLOP/s | MFU | "
+              "command |\n" + "|---" * 14 + "|\n")
+    f.write(f"| {result['date']} | {result['devices']} x {result['device']} | {experiment} | "
+            f"{result['params']:,} | {result['batch']} | {result['dtype']} | {result['step_ms']} | "
+            f"{result['back_to_back_ms']} | {fmt(result['examples_per_s'], ',')} | "
+            f"{fmt(result['tokens_per_s'], ',')} | {result['compile_s']} | "
+            f"{fmt(result['tflops_per_s'])} | {fmt(result['mfu'], '.1%')} | `{command}` |\n")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  FLAGS = flags.FLAGS
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  experiment = os.path.splitext(os.path.basename(config_flags.get_config_filename(FLAGS["config"])))[0]
+  try:
+    with tfds.testing.mock_data(num_examples=4 * FLAGS.config.batch_size) if FLAGS.mock_data \
+        else contextlib.nullcontext():
+      result = bench(FLAGS.config, FLAGS.steps, FLAGS.profile)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  env = f"XLA_FLAGS={os.environ['XLA_FLAGS']} " if "XLA_FLAGS" in os.environ else ""
+  record(result, experiment, f"{env}python -m train.bench {' '.join(sys.argv[1:])}", FLAGS.out)
+  print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":  # flags defined here only: importing the helpers defines none
+  config_flags.DEFINE_config_file("config", None, "Experiment config file.")
+  flags.DEFINE_integer("steps", 20, "Timed steps (after 2 warm-up steps).")
+  flags.DEFINE_string("out", "runs/bench", "Where the JSON and the Markdown table go.")
+  flags.DEFINE_string("profile", None, "Write a jax.profiler trace of 3 steps here.")
+  flags.DEFINE_bool("mock_data", False, "Use TFDS mock data of the dataset's shapes.")
+  flags.mark_flags_as_required(["config"])
+  app.run(main)
