@@ -67,8 +67,9 @@ transformer: install
 	$(BIN)/python -m train.report runs/transformer --markdown
 
 # The README's speed table: `python -m train.bench` on every experiment (CPU-sized where a full step
-# would take minutes there; TFDS mock data for the datasets that need a download), then the same
-# CNN on 8 simulated CPU devices, data-parallel and FSDP (a check that it runs, not a speed-up).
+# would take minutes there; TFDS mock data for the datasets that need a download), GPT-2 small's
+# PyTorch peer where torch is installed (not a dependency), then the same CNN on 8 simulated CPU
+# devices, data-parallel and FSDP (a check that it runs, not a speed-up).
 BENCH_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn mnist1d_rnn \
   adding_problem copy_memory chars_lstm mnist1d_transformer chars_transformer
 EIGHT_CPUS := XLA_FLAGS=--xla_force_host_platform_device_count=8
@@ -80,6 +81,9 @@ bench: install
 	    --config.dataset.data_dir=runs/bench/mock --out runs/bench >/dev/null || exit 1; done
 	$(BIN)/python -m train.bench --config experiments/gpt2_small.py --steps 3 \
 	  --config.batch_size=1 --config.dataset.seq_len=128 --out runs/bench >/dev/null
+	if $(BIN)/python -c "import torch" 2>/dev/null; then \
+	  $(BIN)/python experiments/peers/torch_gpt2.py --batch 1 --seq_len 128 --steps 3 --no-compile \
+	    --out runs/bench >/dev/null || exit 1; fi
 	$(EIGHT_CPUS) $(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench >/dev/null
 	$(EIGHT_CPUS) $(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench \
 	  --config.mesh.fsdp=4 >/dev/null
