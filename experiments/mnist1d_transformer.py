@@ -7,7 +7,11 @@ Command:
   make transformer   # seeds 0, 1, 2 and the char LM, then the table
 Expected: test accuracy 0.919 +- 0.009 over seeds 0-2.
 """
-from experiments.common import base_config, model_config
+from experiments.common import Expected, Quick, base_config, model_config
+
+EXPECTED = [Expected("accuracy", 0.919, 0.02, seeds=(0, 1, 2))]
+QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
+              [Expected("accuracy", 0.0, 99.0)])
 
 
 def get_config():
