@@ -54,10 +54,11 @@ def config_differences(groups: list[list[str]], most: int = 5) -> list[str]:
   from train.sweep import member_name
 
   configs = [flat(load(g[0], "config.json")) for g in groups]
-  keys = sorted({k for c in configs for k in c if k != "seed"
-                 and len({json.dumps(c2.get(k)) for c2 in configs}) > 1})
+  # Fields every row has (not another model's), other than the seed and the name columns.
+  shared = set.intersection(*(set(c) for c in configs)) - {"seed", "model.name", "dataset.name"}
+  keys = sorted(k for k in shared if len({json.dumps(c[k]) for c in configs}) > 1)
   more = f" +{len(keys) - most} more" if len(keys) > most else ""
-  return [member_name({k: c.get(k) for k in keys[:most]}).replace(",", " ") + more if keys else ""
+  return [member_name({k: c[k] for k in keys[:most]}).replace(",", " ") + more if keys else ""
           for c in configs]
 
 

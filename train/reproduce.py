@@ -27,6 +27,7 @@ import numpy as np
 from experiments.common import Expected
 from train import report, sweep
 from train.config import ConfigError
+from train.loop import TrainingDiverged
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "experiments")
@@ -92,7 +93,7 @@ def measure(parent: str, entry: Expected) -> list[float]:
 
 
 def fmt(x: float) -> str:
-  return f"{x:.3f}" if abs(x) >= 0.01 or x == 0 else f"{x:.1e}"
+  return f"{x:.3f}" if abs(x) >= 0.001 or x == 0 else f"{x:.1e}"
 
 
 def outcome(name: str, entry: Expected, values: list[float], status: str = "") -> dict:
@@ -122,18 +123,13 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
   rows = []
   for entry in entries:
     config = sweep.apply(module.get_config(), {**base, **(overrides or {}), **entry.overrides})
-    status = ""
-    if run:
-      why = None if download else missing_dataset(config.dataset)
-      if why:
-        status = f"skipped: {why}"
-      else:
-        try:
-          sweep.run_members(config, parent, entry_members(entry))
-        except Exception as e:  # noqa: BLE001  TrainingDiverged: the other entries still run
-          if type(e).__name__ != "TrainingDiverged":
-            raise
-          status = "MISMATCH: diverged"
+    why = None if download else missing_dataset(config.dataset)
+    status = f"skipped: {why}" if why else ""
+    if run and not why:
+      try:
+        sweep.run_members(config, parent, entry_members(entry))
+      except TrainingDiverged:  # reported by the sweep; the other entries still run
+        status = "MISMATCH: diverged"
     rows.append(outcome(name, entry, measure(parent, entry), status))
   return rows
 
@@ -143,16 +139,18 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
 BLOCK = re.compile(r"<!-- results:(\S+) begin -->\n.*?<!-- results:\1 end -->", re.S)
 
 
-def experiment_block(path: str, root: str) -> str:
-  """An experiment's registry check and its runs' report table, as Markdown."""
-  name = experiment_name(path)
-  rows = reproduce(path, root, run=False)
-  lines = [f"`python -m train.reproduce experiments/{name}.py`", "",
-           report.format_table([{k: v for k, v in r.items() if k != "experiment"} for r in rows],
-                               markdown=True)]
-  runs = report.find_runs([os.path.join(root, name)])
+def experiment_block(paths: list[str], root: str) -> str:
+  """Experiments' registry checks and their runs' report table (one table over all), Markdown."""
+  names = [experiment_name(p) for p in paths]
+  rows = [r for p in paths for r in reproduce(p, root, run=False)]
+  if len(paths) == 1:
+    rows = [{k: v for k, v in r.items() if k != "experiment"} for r in rows]
+  lines = ["`" + " && ".join(f"python -m train.reproduce experiments/{n}.py" for n in names) + "`",
+           "", report.format_table(rows, markdown=True)]
+  dirs = [os.path.join(root, n) for n in names]
+  runs = report.find_runs(dirs)
   if runs:
-    lines += ["", f"`python -m train.report {os.path.join(root, name)} --markdown`", "",
+    lines += ["", f"`python -m train.report {' '.join(dirs)} --markdown`", "",
               report.format_table(report.rows(runs), markdown=True)]
   return "\n".join(lines)
 
@@ -181,8 +179,8 @@ def update_readme(readme: str, root: str, extra: dict[str, str] | None = None) -
     key = match.group(1)
     if key == "summary":
       body = summary_block(root)
-    elif key in names:
-      body = experiment_block(names[key], root)
+    elif all(n in names for n in key.split("+")):  # one table over several experiments
+      body = experiment_block([names[n] for n in key.split("+")], root)
     elif extra and key in extra:
       body = extra[key]
     else:
