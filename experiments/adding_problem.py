@@ -17,8 +17,9 @@ EXPECTED = [
              overrides={"dataset.name": f"adding_problem/t{t}", "model.cell": cell})
     for t in (100, 200, 400) for cell in ("simple", "lstm", "gru")
 ]
+# The reduced form: a loose check that it learns (set from one quick run, seed 0).
 QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
-              [Expected("loss", 0.0, 99.0, overrides={"dataset.name": "adding_problem/t100",
+              [Expected("loss", 0.0, 0.05, overrides={"dataset.name": "adding_problem/t100",
                                                        "model.cell": "gru"})])
 
 

@@ -22,8 +22,10 @@ EXPECTED = [
              overrides={"dataset.name": f"copy_memory/t{t}", "model.cell": cell})
     for t in (100, 200, 400) for cell in ("simple", "lstm", "gru")
 ]
+# The reduced form: 300 steps reach the memoryless baseline's loss (0.173), not beyond (set from
+# one quick run, seed 0).
 QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
-              [Expected("loss", 0.0, 99.0, overrides={"dataset.name": "copy_memory/t100",
+              [Expected("loss", 0.17, 0.02, overrides={"dataset.name": "copy_memory/t100",
                                                          "model.cell": "gru"})])
 
 

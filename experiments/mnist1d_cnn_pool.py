@@ -18,8 +18,9 @@ EXPECTED = [
     Expected("accuracy", 0.942, 0.015, seeds=(0, 1, 2), overrides={"model.pool": "avg"}),
     Expected("accuracy", 0.934, 0.015, seeds=(0, 1, 2), overrides={"model.pool": "none"}),
 ]
+# The reduced form: a loose check that it learns (set from one quick run, seed 0).
 QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
-              [Expected("accuracy", 0.0, 1.0, overrides={"model.pool": "max"})])
+              [Expected("accuracy", 0.81, 0.07, overrides={"model.pool": "max"})])
 
 
 def get_config():

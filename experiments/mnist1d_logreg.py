@@ -7,8 +7,9 @@ Expected: test accuracy 0.319 +- 0.001 over seeds 0-2 (paper: 32%).
 from experiments.common import Expected, Quick, base_config, model_config
 
 EXPECTED = [Expected("accuracy", 0.32, 0.01, seeds=(0, 1, 2))]  # the paper's row
+# The reduced form: a loose check that it learns (set from one quick run, seed 0).
 QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
-              [Expected("accuracy", 0.0, 99.0)])
+              [Expected("accuracy", 0.31, 0.03)])
 
 
 def get_config():

@@ -15,8 +15,9 @@ EXPECTED = [  # seed 0; the simple RNN stays at chance (0.1)
     Expected("accuracy", 0.96, 0.02, overrides={"model.cell": "lstm"}),
     Expected("accuracy", 0.10, 0.05, overrides={"model.cell": "simple"}),
 ]
+# The reduced form: a loose check that it learns (set from one quick run, seed 0).
 QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
-              [Expected("accuracy", 0.0, 99.0, overrides={"model.cell": "gru"})])
+              [Expected("accuracy", 0.54, 0.1, overrides={"model.cell": "gru"})])
 
 
 def get_config():

@@ -18,6 +18,7 @@ import datetime
 import glob
 import importlib
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -112,17 +113,31 @@ def outcome(name: str, entry: Expected, values: list[float], status: str = "") -
           "measured": measured, "seeds": ",".join(map(str, entry.seeds)), "status": status}
 
 
+def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[tuple]:
+  """[(entry, its config)] of one experiment file, every config checked (ConfigError)."""
+  from train import data
+  from train.config import validate
+
+  module = load_experiment(path)
+  base, entries = registry(module, quick)
+  planned = []
+  for entry in entries:
+    config = sweep.apply(module.get_config(), {**base, **(overrides or {}), **entry.overrides})
+    validate(config, data.DATASETS)
+    planned.append((entry, config))
+  return planned
+
+
 def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None = None,
               download: bool = False, run: bool = True) -> list[dict]:
   """Trains (when `run`) and checks every registry entry of one experiment file."""
-  module, name = load_experiment(path), experiment_name(path)
-  base, entries = registry(module, quick)
-  if not entries:
+  name = experiment_name(path)
+  planned = plan(path, quick, overrides)
+  if not planned:
     return [{"experiment": name, "runs": "-", "status": "no expected result (a benchmark)"}]
   parent = os.path.join(root, name)
   rows = []
-  for entry in entries:
-    config = sweep.apply(module.get_config(), {**base, **(overrides or {}), **entry.overrides})
+  for entry, config in planned:
     why = None if download else missing_dataset(config.dataset)
     status = f"skipped: {why}" if why else ""
     if run and not why:
@@ -194,6 +209,18 @@ def update_readme(readme: str, root: str, extra: dict[str, str] | None = None) -
   return written
 
 
+def gradient_flow_block(path: str = "docs/gradient_flow.json") -> str:
+  """The gradient-flow table, from what `python -m train.gradient_flow` wrote."""
+  if not os.path.exists(path):
+    return "(not run yet)"
+  with open(path) as f:
+    flows = json.load(f)
+  lines = ["| cell | ‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |", "|---|---|---|"]
+  lines += [f"| {r['cell']} | {r['init_first_over_last']:.1e} | {r['trained_first_over_last']:.1e} |"
+            for r in flows.values()]
+  return "\n".join(lines)
+
+
 def parse_overrides(items: list[str]) -> dict:
   out = {}
   for item in items:
@@ -221,13 +248,16 @@ def main(argv=None) -> int:
   try:
     if args.readme:
       from train import cnn_claims
-      written = update_readme(args.readme, root, cnn_claims.readme_blocks())
+      extra = {**cnn_claims.readme_blocks(), "gradient_flow": gradient_flow_block()}
+      written = update_readme(args.readme, root, extra)
       print(f"{args.readme}: regenerated {', '.join(written) or 'no blocks'}")
       return 0
     paths = all_experiments() if args.all else args.experiments
     if not paths:
       parser.error("name experiment files, or --all")
     overrides = parse_overrides(args.set)
+    for path in paths:  # every config is checked before anything trains
+      plan(path, args.quick, overrides)
     rows = []
     for path in paths:
       rows += reproduce(path, root, args.quick, overrides, args.download)
