@@ -13,6 +13,7 @@ import glob
 import html
 import json
 import os
+import re
 
 import numpy as np
 
@@ -63,8 +64,12 @@ def config_differences(groups: list[list[str]], most: int = 5) -> list[str]:
 
 
 def label(group: list[str]) -> str:
-  return (os.path.relpath(group[0]) if len(group) == 1 else
-          os.path.relpath(os.path.commonpath(group)) + f" ({len(group)} runs)")
+  """The run's dir; for seeds of a sweep, 'parent/pool=max,seed=* (3 runs)'."""
+  if len(group) == 1:
+    return os.path.relpath(group[0])
+  members = {re.sub(r"seed=\d+", "seed=*", os.path.relpath(r)) for r in group}
+  where = members.pop() if len(members) == 1 else os.path.relpath(os.path.commonpath(group))
+  return f"{where} ({len(group)} runs)"
 
 
 def rows(runs: list[str]) -> list[dict]:
