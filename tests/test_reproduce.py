@@ -39,15 +39,24 @@ def write_experiment(path, value=0.5, tolerance=0.5):
 
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory, data_dir):
-  """A 2-seed sweep of the tiny experiment, made with the CLI, in the registry's layout."""
+  """A 2-seed sweep of the tiny experiment, in the registry's layout: runs/tiny/seed=S."""
   tmp = tmp_path_factory.mktemp("sweep")
-  config = write_experiment(tmp / "tiny.py")
+  config_path = write_experiment(tmp / "tiny.py")
   parent = str(tmp / "runs" / "tiny")
-  proc = subprocess.run([sys.executable, "-m", "train", "--config", config, "--workdir", parent,
-                         "--sweep", "seed=0,1", f"--config.dataset.data_dir={data_dir}"],
+  config = sweep.apply(reproduce.load_experiment(config_path).get_config(),
+                       {"dataset.data_dir": data_dir})
+  sweep.run(config, parent, ["seed=0,1"])
+  return tmp, config_path, parent
+
+
+def test_the_sweep_flag_of_the_cli(tmp_path):
+  """`--sweep` reaches train.sweep: a bad spec is a one-line user error, before any work."""
+  proc = subprocess.run([sys.executable, "-m", "train", "--config",
+                         os.path.join(REPO, "experiments", "mnist1d_logreg.py"), "--workdir",
+                         str(tmp_path / "w"), "--sweep", "seed"],
                         cwd=REPO, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  return tmp, config, parent
+  assert proc.returncode == 2 and "expected FIELD=VALUE1,VALUE2" in proc.stderr
+  assert not os.path.exists(tmp_path / "w")
 
 
 def test_sweep_specs_make_a_grid_of_named_members():
