@@ -36,7 +36,8 @@ results: install
 	$(BIN)/python -m train.reproduce --all
 	$(BIN)/python -m train.cnn_claims params --out docs
 	$(BIN)/python -m train.cnn_claims shift --out docs runs/reproduce/mnist1d_mlp \
-	  runs/reproduce/mnist1d_cnn_paper runs/reproduce/mnist1d_cnn
+	  runs/reproduce/mnist1d_cnn_paper runs/reproduce/mnist1d_cnn \
+	  'runs/reproduce/mnist1d_cnn_pool/pool=max,seed=*' 'runs/reproduce/mnist1d_cnn_pool/pool=none,seed=*'
 	$(BIN)/python -m train.report runs/reproduce/mnist1d_cnn_pool --out docs/pooling >/dev/null
 	$(BIN)/python -m train.reproduce --readme
 

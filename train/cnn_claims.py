@@ -4,12 +4,14 @@
       Parameters of a first hidden layer on a 100x100x3 image: a dense layer needs 100*100*3 =
       30,000 weights per node; 32 3x3 kernels of a conv layer need (3x3x3) x 32 = 864.
   python -m train.cnn_claims shift --out docs RUN_PARENT [...]
-      Test accuracy of trained runs (e.g. runs/reproduce/mnist1d_mlp and .../mnist1d_cnn) when
-      every test signal is rolled by k positions: translation invariance, MLP vs CNN.
+      Test accuracy of trained runs (e.g. runs/reproduce/mnist1d_mlp and .../mnist1d_cnn, or a
+      quoted pattern: 'runs/reproduce/mnist1d_cnn_pool/pool=max,seed=*') when every test signal is
+      rolled (circularly) by k positions: translation invariance, MLP vs CNN.
 
 The effect of pooling is an experiment of its own: experiments/mnist1d_cnn_pool.py.
 """
 import argparse
+import glob
 import json
 import os
 
@@ -72,10 +74,13 @@ def shifted_accuracy(workdir: str, shifts: list[int]) -> list[float]:
 def shift(parents: list[str], shifts: list[int], out: str) -> dict:
   """{experiment: {"shifts", "accuracy": mean over seeds, "std", "runs"}} for each parent."""
   table = {}
-  for parent in parents:
-    runs = report.find_runs([parent])
+  for parent in parents:  # a dir holding runs, or a quoted pattern: 'runs/x/pool=max,seed=*'
+    runs = report.find_runs(sorted(glob.glob(parent)))
     accs = np.array([shifted_accuracy(r, shifts) for r in runs])
-    table[os.path.basename(os.path.normpath(parent))] = {
+    name = os.path.basename(os.path.normpath(parent))
+    if glob.has_magic(parent):  # 'runs/x/pool=max,seed=*' -> 'x pool=max'
+      name = f"{os.path.basename(os.path.dirname(parent))} {name.replace(',seed=*', '')}"
+    table[name] = {
         "shifts": shifts, "accuracy": accs.mean(0).tolist(),
         "std": accs.std(0, ddof=1).tolist() if len(runs) > 1 else [0.0] * len(shifts),
         "runs": [os.path.relpath(r) for r in runs],
