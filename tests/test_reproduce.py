@@ -3,6 +3,7 @@ tiny experiment: logistic regression on MNIST-1D for 10 steps."""
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -98,7 +99,6 @@ def test_sweep_writes_each_member_and_resumes_skipping_finished_ones(finished_sw
   config = sweep.apply(reproduce.load_experiment(config_path).get_config(),
                        {"dataset.data_dir": report.load(os.path.join(parent, "seed=0"),
                                                         "config.json")["dataset"]["data_dir"]})
-  import shutil
   resumed = str(tmp / "resumed")
   shutil.copytree(parent, resumed)
   results = sweep.run(config, resumed, ["seed=0,1,2"])
@@ -120,6 +120,12 @@ def test_report_over_a_sweep_writes_a_table_png_and_html(finished_sweep, tmp_pat
   # Two groups that differ in a field: the table names it.
   groups = [[os.path.join(parent, "seed=0")], [os.path.join(parent, "seed=1")]]
   assert report.config_differences(groups) == ["", ""]  # only the seed differs
+  other = tmp_path / "other"
+  shutil.copytree(groups[0][0], other)
+  config = json.loads((other / "config.json").read_text())
+  config["optimizer"]["lr"] = 0.5
+  (other / "config.json").write_text(json.dumps(config))
+  assert report.config_differences(groups + [[str(other)]]) == ["lr=0.01"] * 2 + ["lr=0.5"]
 
 
 def test_reproduce_measures_the_runs_and_checks_the_expected_value(finished_sweep, data_dir,
