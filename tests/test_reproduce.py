@@ -145,6 +145,11 @@ def test_reproduce_measures_the_runs_and_checks_the_expected_value(finished_swee
   assert reproduce.main([missed, *args]) == 1
   assert "MISMATCH" in capsys.readouterr().out
 
+  # The README's view of runs whose experiment has changed since they ran: stale, not ok.
+  rows = reproduce.reproduce(config_path, str(tmp / "runs"), overrides={"optimizer.lr": 0.5},
+                             run=False)
+  assert rows[0]["status"].startswith("MISMATCH: stale runs") and "optimizer.lr" in rows[0]["status"]
+
 
 def test_reproduce_quick_runs_the_reduced_form(data_dir, tmp_path, capsys):
   config_path = write_experiment(tmp_path / "tiny.py")

@@ -83,14 +83,18 @@ def missing_dataset(cfg) -> str | None:
           f"(tfds build {cfg.name.split('/')[0]} --file_format=array_record, or --download)")
 
 
-def measure(parent: str, entry: Expected) -> list[float]:
-  """The entry's final eval metric in each of its finished runs."""
-  values = []
+def measure(parent: str, entry: Expected, config) -> tuple[list[float], list[str]]:
+  """The entry's final eval metric in each of its finished runs, and the config fields in which
+  finished runs differ from the registry's config (a stale run: the experiment changed since)."""
+  from train.loop import config_changes
+
+  values, stale = [], set()
   for member in entry_members(entry):
     path = os.path.join(parent, sweep.member_name(member))
     if os.path.exists(os.path.join(path, "results.json")):
       values.append(report.load(path, "results.json")["final"][entry.metric])
-  return values
+      stale.update(config_changes(path, sweep.apply(config, member)))
+  return values, sorted(stale)
 
 
 def fmt(x: float) -> str:
@@ -145,7 +149,10 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
         sweep.run_members(config, parent, entry_members(entry))
       except TrainingDiverged:  # reported by the sweep; the other entries still run
         status = "MISMATCH: diverged"
-    rows.append(outcome(name, entry, measure(parent, entry), status))
+    values, stale = measure(parent, entry, config)
+    if stale and not status:
+      status = f"MISMATCH: stale runs (their config differs in {', '.join(stale)})"
+    rows.append(outcome(name, entry, values, status))
   return rows
 
 
