@@ -10,7 +10,7 @@ PAPER_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn
 RNN_CELLS := simple lstm gru
 RNN_LENGTHS := 100 200 400
 
-.PHONY: install run test paper rnn transformer bench clean
+.PHONY: install run test results quick paper rnn transformer bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,21 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 tests
+
+# The README's results section: every experiment's full reproduction (finished runs are skipped;
+# exit status 1 on a mismatch), the CNN-claims plots, then the generated tables.
+results: install
+	$(BIN)/python -m train.reproduce --all
+	$(BIN)/python -m train.cnn_claims params --out docs
+	$(BIN)/python -m train.cnn_claims shift --out docs runs/reproduce/mnist1d_mlp \
+	  runs/reproduce/mnist1d_cnn_paper runs/reproduce/mnist1d_cnn \
+	  'runs/reproduce/mnist1d_cnn_pool/pool=max,seed=*' 'runs/reproduce/mnist1d_cnn_pool/pool=none,seed=*'
+	$(BIN)/python -m train.report runs/reproduce/mnist1d_cnn_pool --out docs/pooling >/dev/null
+	$(BIN)/python -m train.reproduce --readme
+
+# Every experiment's reduced form: a few minutes on 2 CPU cores.
+quick: install
+	$(BIN)/python -m train.reproduce --all --quick
 
 # The README's MNIST-1D table: every paper row (and our CNN) over seeds 0, 1, 2. Finished runs
 # are resumed, i.e. skipped.

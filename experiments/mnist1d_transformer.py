@@ -7,7 +7,12 @@ Command:
   make transformer   # seeds 0, 1, 2 and the char LM, then the table
 Expected: test accuracy 0.919 +- 0.009 over seeds 0-2.
 """
-from experiments.common import base_config, model_config
+from experiments.common import Expected, Quick, base_config, model_config
+
+EXPECTED = [Expected("accuracy", 0.919, 0.02, seeds=(0, 1, 2))]
+# The reduced form: a loose check that it learns (set from one quick run, seed 0).
+QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
+              [Expected("accuracy", 0.67, 0.1)])
 
 
 def get_config():

@@ -7,7 +7,12 @@ Command:
   python -m train --config experiments/mnist_cnn.py --workdir runs/mnist_cnn
 Expected: test accuracy ~0.99 (not run here: this machine cannot download MNIST).
 """
-from experiments.common import base_config, model_config
+from experiments.common import Expected, Quick, base_config, model_config
+
+EXPECTED = [Expected("accuracy", 0.99, 0.005)]
+# The reduced form (not measured here: needs the TFDS download).
+QUICK = Quick({"num_steps": 200, "eval_every": 100, "checkpoint.every": 100},
+              [Expected("accuracy", 0.9, 0.1)])
 
 
 def get_config():

@@ -1,4 +1,5 @@
 """python -m train --config experiments/mnist1d_cnn.py --workdir runs/mnist1d_cnn [--config.seed=1]
+  [--sweep seed=0,1,2 --sweep optimizer.lr=1e-3,3e-3]   (a sweep: train/sweep.py)
 
 User errors (bad config, data dir, workdir) print one line and exit with status 2; a run whose
 loss or gradient norm turns NaN/Inf prints one line and exits with status 3.
@@ -13,6 +14,9 @@ from train.config import ConfigError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; an existing one is resumed.")
+_SWEEP = flags.DEFINE_multi_string(
+    "sweep", [], "FIELD=V1,V2,...: run every combination of the given values, each in "
+    "WORKDIR/<field=value,...>, one after another; finished members are skipped (train/sweep.py).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -50,7 +54,11 @@ def main(argv):
   except Exception as e:  # noqa: BLE001  whatever the user's config file raises
     fail(f"cannot load --config: {one_line(e)}")
   try:
-    train_and_evaluate(config, _WORKDIR.value)
+    if _SWEEP.value:
+      from train import sweep
+      sweep.run(config, _WORKDIR.value, _SWEEP.value)
+    else:
+      train_and_evaluate(config, _WORKDIR.value)
   except ConfigError as e:
     fail(str(e))
   except TrainingDiverged as e:

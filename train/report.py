@@ -1,14 +1,23 @@
-"""python -m train.report RUN_OR_PARENT [...] [--markdown]
+"""python -m train.report RUN_OR_PARENT [...] [--markdown] [--out DIR]
 
-Prints one row per run (every results.json under the given dirs). Runs whose config.json differ only
-in `seed` are folded into one row with mean +- std over their seeds.
+Prints one row per run (every results.json under the given dirs, e.g. a sweep's parent): the config
+fields in which the rows differ, final eval metrics, parameters, wall time and examples/s. Runs
+whose config.json differ only in `seed` are folded into one row with mean +- std over their seeds.
+Writes DIR/report.png (the learning curves of every row overlaid, one panel per metric, from
+metrics.jsonl: TensorBoard is not needed) and DIR/report.html (the table and the plot in one page).
 """
 import argparse
+import base64
+import collections
 import glob
+import html
 import json
 import os
+import re
 
 import numpy as np
+
+from train import log
 
 
 def find_runs(paths: list[str]) -> list[str]:
@@ -40,14 +49,38 @@ def mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
   return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
+def config_differences(groups: list[list[str]], most: int = 5) -> list[str]:
+  """Per group, the config fields (seed aside) in which the groups differ: 'cell=gru lr=0.001'."""
+  from train.loop import flat
+  from train.sweep import member_name
+
+  configs = [flat(load(g[0], "config.json")) for g in groups]
+  # Fields every row has (not another model's), other than the seed and the name columns.
+  shared = set.intersection(*(set(c) for c in configs)) - {"seed", "model.name", "dataset.name"}
+  keys = sorted(k for k in shared if len({json.dumps(c[k]) for c in configs}) > 1)
+  more = f" +{len(keys) - most} more" if len(keys) > most else ""
+  return [member_name({k: c[k] for k in keys[:most]}).replace(",", " ") + more if keys else ""
+          for c in configs]
+
+
+def label(group: list[str]) -> str:
+  """The run's dir; for seeds of a sweep, 'parent/pool=max,seed=* (3 runs)'."""
+  if len(group) == 1:
+    return os.path.relpath(group[0])
+  members = {re.sub(r"seed=\d+", "seed=*", os.path.relpath(r)) for r in group}
+  where = members.pop() if len(members) == 1 else os.path.relpath(os.path.commonpath(group))
+  return f"{where} ({len(group)} runs)"
+
+
 def rows(runs: list[str]) -> list[dict]:
   table = []
-  for group in group_by_seed(runs):
+  groups = group_by_seed(runs)
+  for group, differences in zip(groups, config_differences(groups)):
     results = [load(r, "results.json") for r in group]
     first = results[0]
     row = {
-        "run": os.path.relpath(group[0]) if len(group) == 1 else
-               os.path.relpath(os.path.commonpath(group)) + f" ({len(group)} runs)",
+        "run": label(group),
+        **({"config": differences} if len(groups) > 1 else {}),
         "model": first["model"],
         "dataset": first["dataset"],
         "seeds": ",".join(str(r["seed"]) for r in results),
@@ -81,12 +114,84 @@ def format_table(table: list[dict], markdown: bool) -> str:
   return "\n".join(lines)
 
 
+def mean_curves(group: list[str]) -> dict[tuple[str, str], tuple[list, np.ndarray]]:
+  """{(split, metric): (steps, mean over the group's runs at the steps they all logged)}."""
+  per_run = []
+  for run in group:
+    series = collections.defaultdict(dict)
+    for row in log.read_metrics(run):
+      for k, v in row.items():
+        if k not in ("step", "split", "time", "examples_per_s", "grad_norm", "lr"):
+          series[(row["split"], k)][row["step"]] = v
+    per_run.append(series)
+  curves = {}
+  for key in per_run[0]:
+    steps = sorted(set.intersection(*(set(s.get(key, {})) for s in per_run)))
+    if steps:
+      curves[key] = (steps, np.mean([[s[key][t] for t in steps] for s in per_run], axis=0))
+  return curves
+
+
+def plot(runs: list[str], path: str) -> str:
+  """One panel per metric (eval splits, then train loss), one line per row of the table."""
+  import matplotlib.pyplot as plt  # train.log chose the Agg backend
+
+  groups = group_by_seed(runs)
+  names = [f"{label(g)} {d}".strip() for g, d in zip(groups, config_differences(groups))]
+  curves = [mean_curves(g) for g in groups]
+  panels = sorted({k for c in curves for k in c if k[0] != "train"}) + [("train", "loss")]
+  panels = [p for p in panels if any(p in c for c in curves)]
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+  for ax, (split, metric) in zip(axes[0], panels):
+    for name, c in zip(names, curves):
+      if (split, metric) in c:
+        ax.plot(*c[(split, metric)], label=name, marker="o" if split != "train" else None,
+                markersize=2.5, linewidth=1.2)
+    ax.set(xlabel="step", title=f"{split} {metric}")
+    if metric in ("loss", "bits"):
+      ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  ncol = min(len(labels), max(1, 150 // max(len(n) for n in labels)))
+  fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+  fig.tight_layout(rect=(0, min(0.5, 0.05 * (1 + (len(labels) - 1) // ncol)), 1, 1))
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def write_html(table: list[dict], png: str, path: str) -> str:
+  """The table and the plot in one self-contained page."""
+  cols = list(dict.fromkeys(c for row in table for c in row))
+  cell = lambda tag, text: f"<{tag}>{html.escape(text)}</{tag}>"
+  lines = ["<!doctype html><meta charset='utf-8'><title>runs</title>",
+           "<style>body{font-family:sans-serif}table{border-collapse:collapse;font-size:13px}"
+           "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}</style>",
+           "<table><tr>" + "".join(cell("th", c) for c in cols) + "</tr>"]
+  lines += ["<tr>" + "".join(cell("td", row.get(c, "")) for c in cols) + "</tr>" for row in table]
+  with open(png, "rb") as f:
+    image = base64.b64encode(f.read()).decode()
+  lines += ["</table>", f"<p><img alt='learning curves' src='data:image/png;base64,{image}'>"]
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+  return path
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("paths", nargs="+", help="run dirs, or dirs holding runs")
   parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+  parser.add_argument("--out", help="where report.png and report.html go (default: the first path)")
+  parser.add_argument("--no-plot", action="store_true", help="print the table only")
   args = parser.parse_args(argv)
-  print(format_table(rows(find_runs(args.paths)), args.markdown))
+  runs = find_runs(args.paths)
+  table = rows(runs)
+  print(format_table(table, args.markdown))
+  if runs and not args.no_plot:
+    out = args.out or args.paths[0]
+    os.makedirs(out, exist_ok=True)
+    png = plot(runs, os.path.join(out, "report.png"))
+    print(f"wrote {png} and {write_html(table, png, os.path.join(out, 'report.html'))}")
 
 
 if __name__ == "__main__":

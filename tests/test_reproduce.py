@@ -1,0 +1,235 @@
+"""Sweeps, the results registry (train.reproduce), reports over runs and the CNN-claims tools, on a
+tiny experiment: logistic regression on MNIST-1D for 10 steps."""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments.common import Expected
+from tests.conftest import load_config
+from tests.test_experiments import EXPERIMENTS
+from train import cnn_claims, data, report, reproduce, sweep
+from train.config import ConfigError, validate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = '''"""A tiny experiment for the tests."""
+from experiments.common import Expected, Quick, base_config, model_config
+
+EXPECTED = [Expected("accuracy", {value}, {tolerance}, seeds=(0, 1))]
+QUICK = Quick({{"num_steps": 5, "eval_every": 5, "checkpoint.every": 5}},
+              [Expected("accuracy", 2.0, 0.1)])  # an accuracy cannot be 2: a mismatch
+
+
+def get_config():
+  config = base_config()
+  config.num_steps, config.log_every, config.eval_every, config.checkpoint.every = 10, 5, 5, 5
+  config.model = model_config("mlp", hidden=())
+  return config
+'''
+
+
+def write_experiment(path, value=0.5, tolerance=0.5):
+  path.write_text(TINY.format(value=value, tolerance=tolerance))
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory, data_dir):
+  """A 2-seed sweep of the tiny experiment, in the registry's layout: runs/tiny/seed=S."""
+  tmp = tmp_path_factory.mktemp("sweep")
+  config_path = write_experiment(tmp / "tiny.py")
+  parent = str(tmp / "runs" / "tiny")
+  config = sweep.apply(reproduce.load_experiment(config_path).get_config(),
+                       {"dataset.data_dir": data_dir})
+  sweep.run(config, parent, ["seed=0,1"])
+  return tmp, config_path, parent
+
+
+def test_the_sweep_flag_of_the_cli(tmp_path):
+  """`--sweep` reaches train.sweep: a bad spec is a one-line user error, before any work."""
+  proc = subprocess.run([sys.executable, "-m", "train", "--config",
+                         os.path.join(REPO, "experiments", "mnist1d_logreg.py"), "--workdir",
+                         str(tmp_path / "w"), "--sweep", "seed"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 2 and "expected FIELD=VALUE1,VALUE2" in proc.stderr
+  assert not os.path.exists(tmp_path / "w")
+
+
+def test_sweep_specs_make_a_grid_of_named_members():
+  axes = sweep.parse_sweep(["seed=0,1", "optimizer.lr=1e-3,3e-3",
+                            "model.features=(8, 8),(16,)"])
+  assert axes == {"seed": [0, 1], "optimizer.lr": [1e-3, 3e-3], "model.features": [(8, 8), (16,)]}
+  members = sweep.grid(axes)
+  assert len(members) == 8 and members[1] == {"seed": 0, "optimizer.lr": 1e-3, "model.features": (16,)}
+  assert sweep.member_name(members[1]) == "seed=0,lr=0.001,features=16"
+  assert sweep.member_name({"dataset.name": "adding_problem/t100", "model.name": "rnn"}) == (
+      "dataset.name=adding_problem-t100,model.name=rnn")
+  for bad in (["seed"], ["seed="], ["seed=0,,1"], ["seed=0", "seed=1"]):
+    with pytest.raises(ConfigError):
+      sweep.parse_sweep(bad)
+
+
+def test_sweep_overrides_are_typed_and_checked():
+  config = sweep.apply(load_config("mnist1d_cnn_paper"),
+                       {"optimizer.lr": 1, "model.kernel_size": 3, "model.pool": "max"})
+  assert config.optimizer.lr == 1.0 and isinstance(config.optimizer.lr, float)
+  assert config.model.kernel_size == 3 and config.model.pool == "max"
+  validate(config, data.DATASETS)
+  for bad in ({"optimizer.lrr": 1.0}, {"seed.x": 1}):
+    with pytest.raises(ConfigError, match="no field"):
+      sweep.apply(config, bad)
+
+
+def test_sweep_writes_each_member_and_resumes_skipping_finished_ones(finished_sweep, capsys):
+  tmp, config_path, parent = finished_sweep
+  assert sorted(os.listdir(parent)) == ["seed=0", "seed=1", "sweep.json"]
+  seeds = [report.load(os.path.join(parent, m), "results.json")["seed"] for m in ("seed=0", "seed=1")]
+  assert seeds == [0, 1]
+  with open(os.path.join(parent, "sweep.json")) as f:
+    assert json.load(f)["members"] == {"seed=0": {"seed": 0}, "seed=1": {"seed": 1}}
+  # TensorBoard is still written next to metrics.jsonl (nothing here needs it).
+  assert glob.glob(os.path.join(parent, "seed=0", "tensorboard", "events.*"))
+
+  # Again, with one member more: the finished ones are skipped, only the new one trains.
+  config = sweep.apply(reproduce.load_experiment(config_path).get_config(),
+                       {"dataset.data_dir": report.load(os.path.join(parent, "seed=0"),
+                                                        "config.json")["dataset"]["data_dir"]})
+  resumed = str(tmp / "resumed")
+  shutil.copytree(parent, resumed)
+  results = sweep.run(config, resumed, ["seed=0,1,2"])
+  out = capsys.readouterr().out
+  assert out.count("already finished") == 2 and "seed=2 already finished" not in out
+  assert results[os.path.join(resumed, "seed=0")] == report.load(os.path.join(parent, "seed=0"),
+                                                                 "results.json")
+  assert report.load(os.path.join(resumed, "seed=2"), "results.json")["seed"] == 2
+
+
+def test_report_over_a_sweep_writes_a_table_png_and_html(finished_sweep, tmp_path, capsys):
+  _, _, parent = finished_sweep
+  report.main([parent, "--out", str(tmp_path), "--markdown"])
+  out = capsys.readouterr().out
+  assert "(2 runs)" in out and "| 0,1 |" in out and "params" in out and "examples/s" in out
+  assert os.path.getsize(tmp_path / "report.png") > 10_000
+  page = (tmp_path / "report.html").read_text()
+  assert "<table>" in page and "data:image/png;base64," in page and "accuracy" in page
+  # Two groups that differ in a field: the table names it.
+  groups = [[os.path.join(parent, "seed=0")], [os.path.join(parent, "seed=1")]]
+  assert report.config_differences(groups) == ["", ""]  # only the seed differs
+  other = tmp_path / "other"
+  shutil.copytree(groups[0][0], other)
+  config = json.loads((other / "config.json").read_text())
+  config["optimizer"]["lr"] = 0.5
+  (other / "config.json").write_text(json.dumps(config))
+  assert report.config_differences(groups + [[str(other)]]) == ["lr=0.01"] * 2 + ["lr=0.5"]
+
+
+def test_reproduce_measures_the_runs_and_checks_the_expected_value(finished_sweep, data_dir,
+                                                                    tmp_path, capsys):
+  tmp, config_path, parent = finished_sweep
+  args = ["--runs", str(tmp / "runs"), "--set", f"dataset.data_dir={data_dir}"]
+  accuracies = [report.load(os.path.join(parent, f"seed={s}"), "results.json")["final"]["accuracy"]
+                for s in (0, 1)]
+  assert reproduce.main([config_path, *args]) == 0  # the sweep's runs are found, not retrained
+  out = capsys.readouterr().out
+  assert out.count("already finished") == 2 and f"{np.mean(accuracies):.3f}" in out
+  assert "ok" in out.splitlines()[-2] and "all 1 entries ok" in out
+
+  # The same runs against a value they miss by more than the tolerance: exit status 1.
+  missed = write_experiment(tmp_path / "tiny.py", value=np.mean(accuracies) + 0.02,
+                            tolerance=0.01)
+  assert reproduce.main([missed, *args]) == 1
+  assert "MISMATCH" in capsys.readouterr().out
+
+  # The README's view of runs whose experiment has changed since they ran: stale, not ok.
+  rows = reproduce.reproduce(config_path, str(tmp / "runs"), overrides={"optimizer.lr": 0.5},
+                             run=False)
+  assert rows[0]["status"].startswith("MISMATCH: stale runs") and "optimizer.lr" in rows[0]["status"]
+
+
+def test_reproduce_quick_runs_the_reduced_form(data_dir, tmp_path, capsys):
+  config_path = write_experiment(tmp_path / "tiny.py")
+  runs = tmp_path / "quick"
+  assert reproduce.main([config_path, "--quick", "--runs", str(runs),
+                         "--set", f"dataset.data_dir={data_dir}"]) == 1  # QUICK expects 2.0
+  assert "MISMATCH" in capsys.readouterr().out
+  assert report.load(str(runs / "tiny" / "seed=0"), "results.json")["num_steps"] == 5
+
+
+def test_reproduce_skips_a_dataset_that_is_not_prepared(tmp_path, capsys):
+  empty = str(tmp_path / "no_data")
+  code = reproduce.main([os.path.join(REPO, "experiments", "mnist_cnn.py"), "--runs",
+                         str(tmp_path / "runs"), "--set", f"dataset.data_dir={empty}"])
+  out = capsys.readouterr().out
+  assert code == 0 and "skipped: dataset 'mnist' not prepared" in out
+  assert not os.path.exists(tmp_path / "runs" / "mnist_cnn")
+
+
+def test_the_registry_of_every_experiment():
+  """Each entry names a metric of its dataset, its overrides make a valid config, and the
+  tolerances are real; every experiment has a reduced form."""
+  benchmarks = set()
+  for name in EXPERIMENTS:
+    module = reproduce.load_experiment(os.path.join(REPO, "experiments", f"{name}.py"))
+    if not getattr(module, "EXPECTED", None):
+      benchmarks.add(name)
+      continue
+    for quick in (False, True):
+      base, entries = reproduce.registry(module, quick)
+      assert entries, (name, quick)
+      for entry in entries:
+        assert isinstance(entry, Expected) and entry.tolerance > 0 and entry.seeds
+        config = sweep.apply(module.get_config(), {**base, **entry.overrides})
+        validate(config, data.DATASETS)
+        assert entry.metric in data.spec_of(config.dataset.name).metrics, (name, entry)
+  assert benchmarks <= {"gpt2_small"}  # every other experiment is a reproduction target
+
+
+def test_an_experiment_without_expected_results_is_a_benchmark(tmp_path, capsys):
+  path = tmp_path / "bench.py"
+  path.write_text(TINY.split("EXPECTED")[0] + "\n\ndef get_config():\n  return base_config()\n")
+  assert reproduce.main([str(path), "--runs", str(tmp_path / "runs")]) == 0
+  assert "no expected result" in capsys.readouterr().out
+  assert not os.path.exists(tmp_path / "runs")
+
+
+def test_readme_blocks_are_regenerated_between_their_markers(tmp_path):
+  readme = tmp_path / "README.md"
+  readme.write_text("intro 1.5\n<!-- results:mnist1d_cnn begin -->\nold 99 %\n"
+                    "<!-- results:mnist1d_cnn end -->\nafter\n<!-- results:extra begin -->\n"
+                    "<!-- results:extra end -->\n")
+  written = reproduce.update_readme(str(readme), str(tmp_path / "runs"), {"extra": "E"})
+  text = readme.read_text()
+  assert written == ["mnist1d_cnn", "extra"] and "old 99 %" not in text
+  assert text.startswith("intro 1.5\n") and "\nafter\n" in text and "\nE\n" in text
+  assert "python -m train.reproduce experiments/mnist1d_cnn.py" in text
+  assert "0.976 ± 0.010" in text and "not run (0 of 3 runs)" in text
+  readme.write_text("<!-- results:nonsense begin -->\n<!-- results:nonsense end -->\n")
+  with pytest.raises(ConfigError, match="nonsense"):
+    reproduce.update_readme(str(readme), str(tmp_path / "runs"))
+
+
+def test_the_lecture_parameter_count(tmp_path):
+  table = cnn_claims.params(str(tmp_path))
+  assert table["dense, 1 node"]["weights"] == 100 * 100 * 3 == 30_000
+  assert table["dense, 32 nodes"]["weights"] == 30_000 * 32
+  assert table["conv, 32 kernels 3x3"]["weights"] == 3 * 3 * 3 * 32 == 864
+  assert os.path.getsize(tmp_path / "cnn_params.png") > 0
+
+
+def test_shifted_accuracy_matches_the_evaluation_at_no_shift(finished_sweep, tmp_path):
+  _, _, parent = finished_sweep
+  workdir = os.path.join(parent, "seed=0")
+  at = dict(zip((0, 3, 40), cnn_claims.shifted_accuracy(workdir, [0, 3, 40])))
+  final = report.load(workdir, "results.json")["final"]["accuracy"]
+  assert at[0] == pytest.approx(final, abs=1e-6)
+  assert at[40] == at[0] and at[3] != at[0]  # MNIST-1D signals have 40 steps: a full roll
+  table = cnn_claims.shift([parent], [0, 3], str(tmp_path))
+  assert table["tiny"]["accuracy"][0] == pytest.approx(
+      np.mean([report.load(os.path.join(parent, f"seed={s}"), "results.json")["final"]["accuracy"]
+               for s in (0, 1)]), abs=1e-6)
+  assert os.path.exists(tmp_path / "shift_invariance.png")

@@ -1,0 +1,282 @@
+"""python -m train.reproduce experiments/X.py [...] | --all  [--quick] [--runs DIR] [--readme]
+
+The results registry: each experiment file declares `EXPECTED` (a list of `Expected`: metric,
+value, tolerance, seeds, and the config overrides of a grid point) and `QUICK`, its reduced form
+(experiments/common.py). This command trains every entry's runs (a sweep over its seeds, in
+DIR/<experiment>/<field=value,...,seed=S>; finished runs are skipped), prints the measured
+mean +- std against the expected value, and exits with status 1 when one does not match.
+
+  python -m train.reproduce experiments/mnist1d_cnn.py   # the full form: runs/reproduce/...
+  python -m train.reproduce --all --quick                # every reduced form: runs/quick/...
+  python -m train.reproduce --readme                     # README.md's results, from the runs
+
+An entry whose dataset is not prepared (a TFDS catalog dataset on an offline machine) is reported
+as skipped, not as a mismatch; an experiment without EXPECTED (a benchmark) as no target.
+"""
+import argparse
+import datetime
+import glob
+import importlib
+import importlib.util
+import json
+import os
+import re
+import sys
+
+import numpy as np
+
+from experiments.common import Expected
+from train import report, sweep
+from train.config import ConfigError
+from train.loop import TrainingDiverged
+
+EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "experiments")
+
+
+def all_experiments() -> list[str]:
+  return sorted(p for p in glob.glob(os.path.join(EXPERIMENTS_DIR, "*.py"))
+                if not os.path.basename(p).startswith(("_", "common")))
+
+
+def experiment_name(path: str) -> str:
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def load_experiment(path: str):
+  """The experiment module: experiments/X.py by import, any other file by path."""
+  if not os.path.exists(path):
+    raise ConfigError(f"no experiment file {path!r}")
+  if os.path.dirname(os.path.abspath(path)) == EXPERIMENTS_DIR:
+    return importlib.import_module(f"experiments.{experiment_name(path)}")
+  spec = importlib.util.spec_from_file_location(experiment_name(path), path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def registry(module, quick: bool) -> tuple[dict, list[Expected]]:
+  """(overrides for every run, the entries): EXPECTED, or QUICK's reduced form."""
+  if quick:
+    q = getattr(module, "QUICK", None)
+    return (q.overrides, q.expected) if q else ({}, [])
+  return {}, list(getattr(module, "EXPECTED", None) or [])
+
+
+def entry_members(entry: Expected) -> list[dict]:
+  return [{**entry.overrides, "seed": seed} for seed in entry.seeds]
+
+
+def missing_dataset(cfg) -> str | None:
+  """Why a catalog dataset cannot be read here, or None. Our own builders generate offline."""
+  import tensorflow_datasets as tfds
+
+  import train.datasets  # noqa: F401  registers our builders
+
+  try:
+    builder = tfds.builder(cfg.name, data_dir=cfg.data_dir or None)
+  except Exception as e:  # noqa: BLE001  unknown names etc.: the run's own checks say more
+    return f"dataset {cfg.name!r} unavailable: {str(e).splitlines()[0]}"
+  if type(builder).__module__.startswith("train.datasets") or builder.is_prepared():
+    return None
+  return (f"dataset {cfg.name!r} not prepared in {cfg.data_dir or 'the TFDS default data dir'} "
+          f"(tfds build {cfg.name.split('/')[0]} --file_format=array_record, or --download)")
+
+
+def measure(parent: str, entry: Expected, config) -> tuple[list[float], list[str]]:
+  """The entry's final eval metric in each of its finished runs, and the config fields in which
+  finished runs differ from the registry's config (a stale run: the experiment changed since)."""
+  from train.loop import config_changes
+
+  values, stale = [], set()
+  for member in entry_members(entry):
+    path = os.path.join(parent, sweep.member_name(member))
+    if os.path.exists(os.path.join(path, "results.json")):
+      values.append(report.load(path, "results.json")["final"][entry.metric])
+      stale.update(config_changes(path, sweep.apply(config, member)))
+  return values, sorted(stale)
+
+
+def fmt(x: float) -> str:
+  return f"{x:.3f}" if abs(x) >= 0.001 or x == 0 else f"{x:.1e}"
+
+
+def outcome(name: str, entry: Expected, values: list[float], status: str = "") -> dict:
+  """One row: what was expected, what was measured, and whether it matches."""
+  mean = float(np.mean(values)) if values else None
+  if not status:
+    if len(values) < len(entry.seeds):
+      status = f"not run ({len(values)} of {len(entry.seeds)} runs)"
+    else:
+      status = "ok" if abs(mean - entry.value) <= entry.tolerance else "MISMATCH"
+  measured = ""
+  if values:
+    measured = fmt(mean) + (f" ± {fmt(float(np.std(values, ddof=1)))}" if len(values) > 1 else "")
+  return {"experiment": name, "runs": sweep.member_name(entry.overrides).replace("default", "-"),
+          "metric": entry.metric, "expected": f"{fmt(entry.value)} ± {fmt(entry.tolerance)}",
+          "measured": measured, "seeds": ",".join(map(str, entry.seeds)), "status": status}
+
+
+def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[tuple]:
+  """[(entry, its config)] of one experiment file, every config checked (ConfigError)."""
+  from train import data
+  from train.config import validate
+
+  module = load_experiment(path)
+  base, entries = registry(module, quick)
+  planned = []
+  for entry in entries:
+    config = sweep.apply(module.get_config(), {**base, **(overrides or {}), **entry.overrides})
+    validate(config, data.DATASETS)
+    planned.append((entry, config))
+  return planned
+
+
+def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None = None,
+              download: bool = False, run: bool = True) -> list[dict]:
+  """Trains (when `run`) and checks every registry entry of one experiment file."""
+  name = experiment_name(path)
+  planned = plan(path, quick, overrides)
+  if not planned:
+    return [{"experiment": name, "runs": "-", "status": "no expected result (a benchmark)"}]
+  parent = os.path.join(root, name)
+  rows = []
+  for entry, config in planned:
+    why = None if download else missing_dataset(config.dataset)
+    status = f"skipped: {why}" if why else ""
+    if run and not why:
+      try:
+        sweep.run_members(config, parent, entry_members(entry))
+      except TrainingDiverged:  # reported by the sweep; the other entries still run
+        status = "MISMATCH: diverged"
+    values, stale = measure(parent, entry, config)
+    if stale and not status:
+      status = f"MISMATCH: stale runs (their config differs in {', '.join(stale)})"
+    rows.append(outcome(name, entry, values, status))
+  return rows
+
+
+# README generation --------------------------------------------------------------------------------
+
+BLOCK = re.compile(r"<!-- results:(\S+) begin -->\n.*?<!-- results:\1 end -->", re.S)
+
+
+def experiment_block(paths: list[str], root: str) -> str:
+  """Experiments' registry checks and their runs' report table (one table over all), Markdown."""
+  names = [experiment_name(p) for p in paths]
+  rows = [r for p in paths for r in reproduce(p, root, run=False)]
+  if len(paths) == 1:
+    rows = [{k: v for k, v in r.items() if k != "experiment"} for r in rows]
+  lines = ["`" + " && ".join(f"python -m train.reproduce experiments/{n}.py" for n in names) + "`",
+           "", report.format_table(rows, markdown=True)]
+  dirs = [os.path.join(root, n) for n in names]
+  runs = report.find_runs(dirs)
+  if runs:
+    lines += ["", f"`python -m train.report {' '.join(dirs)} --markdown`", "",
+              report.format_table(report.rows(runs), markdown=True)]
+  return "\n".join(lines)
+
+
+def summary_block(root: str) -> str:
+  rows = [r for p in all_experiments() for r in reproduce(p, root, run=False)]
+  counts = {s: sum(r["status"].startswith(s) for r in rows) for s in ("ok", "MISMATCH", "skipped",
+                                                                       "not run")}
+  return "\n".join([
+      f"Generated by `python -m train.reproduce --readme` on {datetime.date.today()} from the "
+      f"runs in `{root}/` (their results.json); the runs come from "
+      "`python -m train.reproduce --all`. "
+      + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".", "",
+      report.format_table(rows, markdown=True)])
+
+
+def update_readme(readme: str, root: str, extra: dict[str, str] | None = None) -> list[str]:
+  """Rewrites every `<!-- results:NAME begin/end -->` block of `readme`: NAME = summary, an
+  experiment, or a key of `extra`. Returns the names written."""
+  with open(readme) as f:
+    text = f.read()
+  names = {experiment_name(p): p for p in all_experiments()}
+  written = []
+
+  def fill(match):
+    key = match.group(1)
+    if key == "summary":
+      body = summary_block(root)
+    elif all(n in names for n in key.split("+")):  # one table over several experiments
+      body = experiment_block([names[n] for n in key.split("+")], root)
+    elif extra and key in extra:
+      body = extra[key]
+    else:
+      raise ConfigError(f"{readme}: no generator for the block results:{key}")
+    written.append(key)
+    return f"<!-- results:{key} begin -->\n{body}\n<!-- results:{key} end -->"
+
+  text = BLOCK.sub(fill, text)
+  with open(readme, "w") as f:
+    f.write(text)
+  return written
+
+
+def gradient_flow_block(path: str = "docs/gradient_flow.json") -> str:
+  """The gradient-flow table, from what `python -m train.gradient_flow` wrote."""
+  if not os.path.exists(path):
+    return "(not run yet)"
+  with open(path) as f:
+    flows = json.load(f)
+  lines = ["| cell | ‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |", "|---|---|---|"]
+  lines += [f"| {r['cell']} | {r['init_first_over_last']:.1e} | {r['trained_first_over_last']:.1e} |"
+            for r in flows.values()]
+  return "\n".join(lines)
+
+
+def parse_overrides(items: list[str]) -> dict:
+  out = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep:
+      raise ConfigError(f"--set {item!r}: expected FIELD=VALUE")
+    out[key.removeprefix("config.")] = sweep.parse_value(value)
+  return out
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("experiments", nargs="*", help="experiment files (experiments/X.py)")
+  parser.add_argument("--all", action="store_true", help="every file in experiments/")
+  parser.add_argument("--quick", action="store_true", help="the reduced forms (QUICK)")
+  parser.add_argument("--runs", help="where the runs go (default runs/reproduce, runs/quick)")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="a config override for every run (e.g. dataset.data_dir=...)")
+  parser.add_argument("--download", action="store_true",
+                      help="let catalog datasets download instead of skipping unprepared ones")
+  parser.add_argument("--readme", nargs="?", const="README.md", metavar="FILE",
+                      help="regenerate FILE's results blocks from the recorded runs; no training")
+  args = parser.parse_args(argv)
+  root = args.runs or ("runs/quick" if args.quick else "runs/reproduce")
+  try:
+    if args.readme:
+      from train import cnn_claims
+      extra = {**cnn_claims.readme_blocks(), "gradient_flow": gradient_flow_block()}
+      written = update_readme(args.readme, root, extra)
+      print(f"{args.readme}: regenerated {', '.join(written) or 'no blocks'}")
+      return 0
+    paths = all_experiments() if args.all else args.experiments
+    if not paths:
+      parser.error("name experiment files, or --all")
+    overrides = parse_overrides(args.set)
+    for path in paths:  # every config is checked before anything trains
+      plan(path, args.quick, overrides)
+    rows = []
+    for path in paths:
+      rows += reproduce(path, root, args.quick, overrides, args.download)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(report.format_table(rows, markdown=False))
+  bad = [r for r in rows if r["status"].startswith(("MISMATCH", "not run"))]
+  print(f"{len(rows) - len(bad)} of {len(rows)} entries ok or skipped; "
+        f"{len(bad)} do not match" if bad else f"all {len(rows)} entries ok or skipped")
+  return 1 if bad else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
