@@ -99,9 +99,12 @@ bench: install
 	if $(BIN)/python -c "import torch" 2>/dev/null; then \
 	  $(BIN)/python experiments/peers/torch_gpt2.py --batch 1 --seq_len 128 --steps 3 --no-compile \
 	    --out runs/bench >/dev/null || exit 1; fi
-	$(EIGHT_CPUS) $(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench >/dev/null
+	$(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench \
+	  --config.batch_size=128 >/dev/null
 	$(EIGHT_CPUS) $(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench \
-	  --config.mesh.fsdp=4 >/dev/null
+	  --config.batch_size=128 >/dev/null
+	$(EIGHT_CPUS) $(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench \
+	  --config.batch_size=128 --config.mesh.fsdp=4 >/dev/null
 	cat runs/bench/bench.md
 
 clean:

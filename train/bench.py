@@ -8,7 +8,8 @@ one batch from its own pipeline kept on the devices, so data loading is not time
     XLA's memory estimate of the compiled step;
   - FLOPs per step from XLA's cost analysis, and analytically where known (Transformer LM:
     6N + 12·L·d·T per token, N the parameters without the position table), with TFLOP/s and MFU
-    against the device's dense bf16 peak (`PEAK_TFLOPS`; none for CPUs, so no MFU there).
+    against the devices' dense bf16 peak (`PEAK_TFLOPS` per chip, times the number of devices;
+    none for CPUs, so no MFU there).
 Writes OUT/<experiment>.json and appends a Markdown row (device, date, command) to OUT/bench.md.
 `--profile DIR` writes a `jax.profiler` trace of 3 steps (open with TensorBoard or Perfetto).
 `--mock_data` times the step on TFDS's mock data of the dataset's shapes: for a dataset that is not
@@ -85,15 +86,15 @@ def jax_step(module: nn.Module, x_BTD, lr=1e-3):
   return run
 
 
-def analytic_flops(config, num_params: int, tokens: int) -> float | None:
+def analytic_flops(config, num_params: int, batch_size: int, seq_len: int) -> float | None:
   """Training FLOPs per step of a Transformer LM (Kaplan et al. 2020; PaLM appendix B):
   6 per parameter per token, plus 12·L·d·T per token for attention's QK^T and AV."""
   m = config.model
   if m.name != "transformer_lm":
     return None
   position_table = m.max_len * m.features if m.pos_encoding == "learned" else 0
-  T = config.dataset.seq_len
-  return (6 * (num_params - position_table) + 12 * m.num_layers * m.features * T) * tokens
+  per_token = 6 * (num_params - position_table) + 12 * m.num_layers * m.features * seq_len
+  return per_token * batch_size * seq_len
 
 
 def cost(compiled) -> dict:
@@ -134,9 +135,11 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
 
   device = jax.devices()[0]
   examples = config.batch_size
-  tokens = examples * config.dataset.seq_len if run.task == "sequence" else None
-  xla_flops = cost(compiled).get("flops")
-  formula = analytic_flops(config, num_params, tokens) if tokens else None
+  # Sequence tasks predict at every position: tokens = the targets' B x T.
+  tokens = int(np.prod(batch["label"].shape)) if run.task == "sequence" else None
+  xla_flops = cost(compiled).get("flops")  # of one device's share of the partitioned step
+  xla_flops = xla_flops * jax.device_count() if xla_flops else None
+  formula = analytic_flops(config, num_params, *batch["label"].shape) if tokens else None
   flops = formula or xla_flops
   peak = peak_tflops(device.device_kind)
   best_ms = min(step_ms, back_to_back_ms)
@@ -164,9 +167,9 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
                              / 2**30, 3) if memory else None,
       "xla_flops_per_step": xla_flops,
       "analytic_flops_per_step": formula,
-      "tflops_per_s": round(tflops, 2) if tflops else None,
+      "tflops_per_s": float(f"{tflops:.3g}") if tflops else None,
       "peak_tflops": peak,
-      "mfu": round(tflops / peak, 4) if tflops and peak else None,
+      "mfu": round(tflops / (peak * jax.device_count()), 4) if tflops and peak else None,
   }
 
 
@@ -186,7 +189,7 @@ def record(result: dict, experiment: str, command: str, out: str) -> None:
               "command |\n" + "|---" * 14 + "|\n")
     f.write(f"| {result['date']} | {result['devices']} x {result['device']} | {experiment} | "
             f"{result['params']:,} | {result['batch']} | {result['dtype']} | {result['step_ms']} | "
-            f"{result['back_to_back_ms']} | {fmt(result['examples_per_s'], ',')} | "
+            f"{result['back_to_back_ms']} | {fmt(result['examples_per_s'], ',.0f')} | "
             f"{fmt(result['tokens_per_s'], ',')} | {result['compile_s']} | "
             f"{fmt(result['tflops_per_s'])} | {fmt(result['mfu'], '.1%')} | `{command}` |\n")
 
