@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
+import train.checkpoint
 import train.loop
+from conftest import load_config
 from tests.kill_harness import REPO, assert_same_run, metric_rows
 from train.config import ConfigError
 from train.loop import TrainingDiverged, train_and_evaluate
@@ -98,12 +100,45 @@ def snapshot(path):
     (["--config.dataset.name=mnist1"], "config.dataset.name='mnist1' is not valid (did you mean 'mnist1d'?)"),
     (["--config.model.hidden=(7,)", "--config.num_steps=40"], "params/Dense_0/kernel is (40, 100) in the checkpoint, (40, 7) in the config"),
     (["--config.optimizer.lr=-1.0"], "config.optimizer.lr=-1.0 must be > 0"),
+    (["--config.dataset.train_split=trian"], "config.dataset.train_split='trian' is not a split of 'mnist1d' (did you mean 'train'?); valid: test, train"),
+    (["--config.dataset.name=mnist", "--config.dataset.download=False", "--config.dataset.data_dir=/nonexistent/tfds"],
+     "'mnist' is not prepared in /nonexistent/tfds and config.dataset.download=False: prepare it with `tfds build mnist --data_dir=/nonexistent/tfds --file_format=array_record`"),
+    (["--config.dataset.download=False", "--config.dataset.data_dir=/nonexistent/tfds"],
+     "'mnist1d' is not prepared in /nonexistent/tfds and config.dataset.download=False: it is generated offline, so set config.dataset.download=True"),
+    (["--config.nonfinite=skipp"], "config.nonfinite='skipp' is not valid (did you mean 'skip'?); valid: stop, skip"),
+    (["--config.checkpoint.every_s=-1.0"], "config.checkpoint.every_s=-1.0 must be >= 0"),
 ])
 def test_user_errors_are_one_line_and_touch_nothing(finished_run, tmp_path, overrides, message):
+  assert_one_line_error(finished_run, tmp_path, overrides, message)
+
+
+def test_batch_not_divisible_by_the_devices(finished_run, tmp_path):
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  assert_one_line_error(finished_run, tmp_path, ["--config.batch_size=99"],
+                        "config.batch_size=99 must be divisible by the 2 devices (cpu)", env=env)
+
+
+def test_full_disk_is_one_line_and_touches_nothing(finished_run, tmp_path, monkeypatch):
+  workdir = tmp_path / "run"
+  shutil.copytree(finished_run[1], workdir)
+  before = snapshot(workdir)
+  monkeypatch.setattr(train.checkpoint.shutil, "disk_usage",
+                      lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 10**5, 10**5))
+  config = load_config("mnist1d_mlp")
+  config.dataset.data_dir, config.num_steps = finished_run[0], 20
+  with pytest.raises(ConfigError, match=r"^workdir '.*' has 0.1 MiB free; its checkpoints need "
+                     r"about 0.7 MiB \(checkpoint.keep=2, the best one and one being written\)$"):
+    train_and_evaluate(config, str(workdir))
+  assert snapshot(workdir) == before
+
+
+def assert_one_line_error(finished_run, tmp_path, overrides, message, env=None):
+  """The CLI on a copy of a finished run: exit 2, one line holding `message`, the copy untouched."""
   data_dir, workdir = finished_run[0], tmp_path / "run"
   shutil.copytree(finished_run[1], workdir)
   before = snapshot(workdir)
-  bad = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=20", *overrides))
+  bad = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=20", *overrides),
+            env=env)
   assert bad.returncode == 2
   lines = bad.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: "), bad.stderr

@@ -10,6 +10,7 @@ import functools
 from collections.abc import Callable, Iterator
 
 import grain
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -124,6 +125,9 @@ def check_name(cfg: ml_collections.ConfigDict) -> None:
 
 def load_source(cfg: ml_collections.ConfigDict, split: str):
   """A random-access `tfds.data_source` split; prepares it first when `cfg.download` allows."""
+  verbosity = logging.get_verbosity()
+  if not cfg.download:  # TFDS warns about every empty version folder it probes; our error says it
+    logging.set_verbosity(logging.ERROR)
   try:
     return tfds.data_source(cfg.name, split=split, data_dir=cfg.data_dir or None,
                             download=cfg.download)
@@ -135,6 +139,8 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
                         f"False: {how_to_prepare(cfg)}") from e
     raise ConfigError(f"cannot load {cfg.name!r} split {split!r} from {where}: "
                       f"{str(e).strip().splitlines()[0]}") from e
+  finally:
+    logging.set_verbosity(verbosity)
 
 
 def how_to_prepare(cfg: ml_collections.ConfigDict) -> str:
