@@ -4,7 +4,7 @@ every row of metrics.jsonl.
 
 Each interruption is one of
   step: SIGKILL once metrics.jsonl reaches a random step;
-  save: SIGKILL while a checkpoint is being written (an orbax `*.orbax-checkpoint-tmp-*` dir exists);
+  save: SIGKILL while a checkpoint is being written (an orbax `N.orbax-checkpoint-tmp` dir exists);
   term: SIGTERM at a random step, which must checkpoint that step and exit with status 75.
 The run is MNIST-1D's CNN with BatchNorm, dropout, AdamW and a warm-up + cosine schedule, with
 checkpoints every 25 steps and, by time, every `--every_s` seconds (so resumes also start between

@@ -55,16 +55,19 @@ def test_kill_harness_reduced(data_dir, tmp_path):
   assert [e.split()[0] for e in events] == ["step", "save", "term"]
 
 
-def test_sigterm_checkpoints_the_step_and_the_rerun_is_exact(reference, tmp_path, monkeypatch):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_checkpoints_the_step_and_the_rerun_is_exact(reference, tmp_path, monkeypatch,
+                                                              signum):
   """Step 23 is between host syncs (every 5) and checkpoints (every 10): its unlogged train
   metrics go into the checkpoint, so even metrics.jsonl ends identical."""
   config, ref_dir = reference
-  previous = signal.getsignal(signal.SIGTERM)
-  steps_wrapped(monkeypatch, lambda step, batch: os.kill(os.getpid(), signal.SIGTERM)
+  previous = signal.getsignal(signum)
+  steps_wrapped(monkeypatch, lambda step, batch: os.kill(os.getpid(), signum)
                 if step == 23 else None)
-  with pytest.raises(preempt.Preempted, match="stopped by SIGTERM after step 23, which is checkpointed"):
+  with pytest.raises(preempt.Preempted, match=f"stopped by {signum.name} after step 23, which is "
+                     "checkpointed; run the same command again to resume"):
     train_and_evaluate(config, str(tmp_path))
-  assert signal.getsignal(signal.SIGTERM) is previous
+  assert signal.getsignal(signum) is previous
   assert checkpoint_steps(tmp_path)[-1] == 23
   monkeypatch.undo()
   assert train_and_evaluate(config, str(tmp_path))["resumed_from_step"] == 23
