@@ -5,7 +5,8 @@ every row of metrics.jsonl.
 Each interruption is one of
   step: SIGKILL once metrics.jsonl reaches a random step;
   save: SIGKILL while a checkpoint is being written (an orbax `N.orbax-checkpoint-tmp` dir exists);
-  term: SIGTERM at a random step, which must checkpoint that step and exit with status 75.
+  term, int: SIGTERM or SIGINT (Ctrl-C) at a random step, which must checkpoint that step and
+    exit with status 75.
 The run is MNIST-1D's CNN with BatchNorm, dropout, AdamW and a warm-up + cosine schedule, with
 checkpoints every 25 steps and, by time, every `--every_s` seconds (so resumes also start between
 host syncs). The full form, from the repository root:
@@ -31,7 +32,7 @@ import orbax.checkpoint as ocp
 from train.preempt import EXIT_STATUS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KINDS = ("step", "save", "term")
+KINDS = ("step", "save", "term", "step", "save", "int")
 
 
 def final_state(workdir):
@@ -92,14 +93,14 @@ def interrupt(cmd, workdir, kind, target) -> str:
                           text=True)
   while proc.poll() is None:
     if latest_logged_step(workdir) >= target and (kind != "save" or saves_in_progress(workdir) - stale):
-      proc.send_signal(signal.SIGTERM if kind == "term" else signal.SIGKILL)
+      proc.send_signal({"term": signal.SIGTERM, "int": signal.SIGINT}.get(kind, signal.SIGKILL))
       break
     time.sleep(0.002)
   _, err = proc.communicate()
   partial = sorted(saves_in_progress(workdir) - stale)
-  if kind == "term":
+  if kind in ("term", "int"):
     assert proc.returncode == EXIT_STATUS, err
-    assert "preempted: stopped by SIGTERM after step" in err.splitlines()[-1], err
+    assert f"preempted: stopped by SIG{kind.upper()} after step" in err.splitlines()[-1], err
   elif proc.returncode != -signal.SIGKILL:
     raise AssertionError(f"the run ended (status {proc.returncode}) before its {kind} kill at "
                          f"step {target}: {err[-2000:]}")
@@ -109,7 +110,7 @@ def interrupt(cmd, workdir, kind, target) -> str:
 
 def run(kills: int, steps: int, every_s: float, seed: int, data_dir: str, out: str,
         reference: str | None = None) -> list[str]:
-  """Kills a run `kills` times at random steps (cycling through KINDS), resumes it to the end and
+  """Interrupts a run `kills` times at random steps (cycling through KINDS), resumes it to the end and
   asserts it equals `reference` (an uninterrupted run, made here when None). Returns the log."""
   rng = random.Random(seed)
   if reference is None:

@@ -2,6 +2,7 @@
 end bit-identical to an uninterrupted one, or stop with the step named and the last good checkpoint
 kept."""
 import os
+import shutil
 import signal
 import time
 
@@ -14,6 +15,8 @@ import train.loop
 from tests import kill_harness
 from tests.kill_harness import assert_same_run, final_state, metric_rows
 from train import preempt
+from tests.test_train import snapshot
+from train.config import ConfigError
 from train.guard import TrainingDiverged
 from train.loop import train_and_evaluate
 
@@ -55,12 +58,12 @@ def test_kill_harness_reduced(data_dir, tmp_path):
   assert [e.split()[0] for e in events] == ["step", "save", "term"]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_checkpoints_the_step_and_the_rerun_is_exact(reference, tmp_path, monkeypatch,
-                                                              signum):
+def test_sigterm_checkpoints_the_step_and_the_rerun_is_exact(reference, tmp_path, monkeypatch):
   """Step 23 is between host syncs (every 5) and checkpoints (every 10): its unlogged train
-  metrics go into the checkpoint, so even metrics.jsonl ends identical."""
+  metrics go into the checkpoint, so even metrics.jsonl ends identical. (SIGINT takes the same
+  path: see test_second_ctrl_c_interrupts_at_once and the kill harness's `int` kills.)"""
   config, ref_dir = reference
+  signum = signal.SIGTERM
   previous = signal.getsignal(signum)
   steps_wrapped(monkeypatch, lambda step, batch: os.kill(os.getpid(), signum)
                 if step == 23 else None)
@@ -116,7 +119,8 @@ def largest_file(path):
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_path, capfd, damage):
   config, ref_dir = reference
-  train_and_evaluate(config, str(tmp_path))
+  shutil.copytree(ref_dir, tmp_path, dirs_exist_ok=True)
+  os.remove(tmp_path / "results.json")  # as if it had been killed after its last save
   assert checkpoint_steps(tmp_path)[-2:] == [20, 30]
   victim = largest_file(tmp_path / "checkpoints" / "30" / "state")
   if damage == "truncate":
@@ -127,9 +131,22 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_pat
   assert train_and_evaluate(config, str(tmp_path))["resumed_from_step"] == 20
   err = capfd.readouterr().err
   assert "Warning: the checkpoint at step 30 is unreadable" in err
-  assert f"moved it to {tmp_path / 'checkpoints.corrupt' / '30'}" in err
+  assert ("Warning: moved the unreadable checkpoint of step 30 to "
+          f"{tmp_path / 'checkpoints.corrupt' / '30'}") in err
   assert os.path.isdir(tmp_path / "checkpoints.corrupt" / "30")
   assert_same_run(ref_dir, tmp_path)
+
+
+def test_no_readable_checkpoint_is_an_error_that_moves_nothing(tiny_config, tmp_path):
+  config = tiny_config("mnist1d_mlp", num_steps=20)
+  train_and_evaluate(config, str(tmp_path))
+  for step in checkpoint_steps(tmp_path):
+    os.remove(largest_file(tmp_path / "checkpoints" / str(step) / "state"))
+  before = snapshot(tmp_path)
+  with pytest.raises(ConfigError, match=r"none of the checkpoints in .* can be read \(steps 20, "
+                     r"10\); move that directory away to start afresh"):
+    train_and_evaluate(config, str(tmp_path))
+  assert snapshot(tmp_path) == before
 
 
 def nan_at(bad_step):

@@ -9,7 +9,7 @@ import pytest
 
 import train.checkpoint
 import train.loop
-from conftest import load_config
+from tests.conftest import load_config
 from tests.kill_harness import REPO, assert_same_run, metric_rows
 from train.config import ConfigError
 from train.loop import TrainingDiverged, train_and_evaluate
@@ -103,13 +103,21 @@ def snapshot(path):
     (["--config.dataset.train_split=trian"], "config.dataset.train_split='trian' is not a split of 'mnist1d' (did you mean 'train'?); valid: test, train"),
     (["--config.dataset.name=mnist", "--config.dataset.download=False", "--config.dataset.data_dir=/nonexistent/tfds"],
      "'mnist' is not prepared in /nonexistent/tfds and config.dataset.download=False: prepare it with `tfds build mnist --data_dir=/nonexistent/tfds --file_format=array_record`"),
-    (["--config.dataset.download=False", "--config.dataset.data_dir=/nonexistent/tfds"],
-     "'mnist1d' is not prepared in /nonexistent/tfds and config.dataset.download=False: it is generated offline, so set config.dataset.download=True"),
-    (["--config.nonfinite=skipp"], "config.nonfinite='skipp' is not valid (did you mean 'skip'?); valid: stop, skip"),
-    (["--config.checkpoint.every_s=-1.0"], "config.checkpoint.every_s=-1.0 must be >= 0"),
 ])
 def test_user_errors_are_one_line_and_touch_nothing(finished_run, tmp_path, overrides, message):
   assert_one_line_error(finished_run, tmp_path, overrides, message)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("nonfinite", "skipp", "config.nonfinite='skipp' is not valid (did you mean 'skip'?); valid: stop, skip"),
+    ("checkpoint.every_s", -1.0, "config.checkpoint.every_s=-1.0 must be >= 0"),
+    ("max_nonfinite_skips", -1, "config.max_nonfinite_skips=-1 must be >= 0"),
+])
+def test_fault_handling_fields_are_checked_first(tiny_config, tmp_path, field, value, message):
+  with pytest.raises(ConfigError) as e:
+    train_and_evaluate(tiny_config("mnist1d_mlp", **{field: value}), str(tmp_path / "run"))
+  assert str(e.value) == message
+  assert not (tmp_path / "run").exists()
 
 
 def test_batch_not_divisible_by_the_devices(finished_run, tmp_path):

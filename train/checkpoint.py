@@ -88,19 +88,30 @@ def restore_latest(manager, abstract_state):
   """(step, state, progress) of the latest readable checkpoint; (0, None, None) when there is none.
 
   A checkpoint that does not fit `abstract_state` is the user's mistake (ConfigError). One that
-  cannot be read (a truncated or missing file) is moved to checkpoints.corrupt/ with a warning
-  naming its step, and the one before it is tried."""
+  cannot be read (a truncated or missing file) is skipped with a warning naming its step, and the
+  one before it is tried; once one is read, the unreadable ones are moved to checkpoints.corrupt/.
+  When none can be read, ConfigError, and nothing is moved."""
+  unreadable = []
   for step in sorted(manager.all_steps(), reverse=True):
     try:
       check_compatible(manager, step, abstract_state)
-      return (step, *restore(manager, step, abstract_state))
+      restored = restore(manager, step, abstract_state)
     except ConfigError:
       raise
     except Exception as e:  # noqa: BLE001  orbax and tensorstore raise many kinds on a bad file
-      moved = quarantine(manager, step)
       reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
-      print(f"Warning: the checkpoint at step {step} is unreadable ({reason}); moved it to "
-            f"{moved} and trying the one before it", file=sys.stderr)
+      print(f"Warning: the checkpoint at step {step} is unreadable ({reason}); trying the one "
+            "before it", file=sys.stderr)
+      unreadable.append(step)
+      continue
+    for bad in unreadable:
+      print(f"Warning: moved the unreadable checkpoint of step {bad} to {quarantine(manager, bad)}",
+            file=sys.stderr)
+    return (step, *restored)
+  if unreadable:
+    raise ConfigError(f"none of the checkpoints in {manager.directory} can be read (steps "
+                      f"{', '.join(map(str, unreadable))}); move that directory away to start "
+                      "afresh")
   return 0, None, None
 
 
