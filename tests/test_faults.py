@@ -51,6 +51,14 @@ def checkpoint_steps(workdir):
   return sorted(int(d) for d in os.listdir(workdir / "checkpoints") if d.isdigit())
 
 
+def as_killed_after(ref_dir, workdir, step):
+  """`workdir` as a copy of the finished `ref_dir` would be had it been killed after saving `step`."""
+  shutil.copytree(ref_dir, workdir, dirs_exist_ok=True)
+  os.remove(workdir / "results.json")
+  for later in [s for s in checkpoint_steps(workdir) if s > step]:
+    shutil.rmtree(workdir / "checkpoints" / str(later))
+
+
 def test_kill_harness_reduced(data_dir, tmp_path):
   """SIGKILL at a random step, SIGKILL during a checkpoint write, SIGTERM; then resume to the end."""
   events = kill_harness.run(kills=3, steps=150, every_s=0.3, seed=0, data_dir=data_dir,
@@ -92,11 +100,12 @@ def test_second_ctrl_c_interrupts_at_once():
 
 
 def test_time_based_checkpoints_resume_between_syncs_exactly(reference, tmp_path, monkeypatch):
-  """checkpoint.every_s: with a tiny interval every step is saved, so a crash at step 27 resumes
-  from step 26, mid-way between host syncs."""
+  """checkpoint.every_s: with a tiny interval every step is saved, so a crash at step 27 (of a run
+  resumed from step 20) resumes from step 26, mid-way between host syncs."""
   config, ref_dir = reference
   config = config.copy_and_resolve_references()
   config.checkpoint.every_s = 1e-9
+  as_killed_after(ref_dir, tmp_path, 20)
 
   def crash(step, batch):
     if step == 27:
@@ -119,8 +128,7 @@ def largest_file(path):
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_path, capfd, damage):
   config, ref_dir = reference
-  shutil.copytree(ref_dir, tmp_path, dirs_exist_ok=True)
-  os.remove(tmp_path / "results.json")  # as if it had been killed after its last save
+  as_killed_after(ref_dir, tmp_path, 30)
   assert checkpoint_steps(tmp_path)[-2:] == [20, 30]
   victim = largest_file(tmp_path / "checkpoints" / "30" / "state")
   if damage == "truncate":
