@@ -17,6 +17,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_steps = 8000
   c.log_every = 100  # steps between host syncs for train metrics
   c.eval_every = 1000
+  c.nonfinite = "stop"  # stop | skip: on a NaN/Inf loss or gradient norm, stop the run or skip the step
+  c.max_nonfinite_skips = 10  # skip: this many skipped steps in a row, and the update is applied
   c.grad_accum_steps = 1  # micro-batches per step, gradients summed: batches larger than memory
 
   # Devices: a (data, fsdp) mesh over all of them (see train/sharding.py). batch_size is global.
@@ -53,6 +55,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 1000
+  c.checkpoint.every_s = 0.0  # also save every this many seconds of training (no eval); 0 = off
   c.checkpoint.keep = 2  # the latest N, plus the best one by best_metric
   c.checkpoint.best_metric = "accuracy"  # an eval metric of the task (train/losses.py METRICS)
   c.checkpoint.best_mode = "max"  # max | min

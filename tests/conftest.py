@@ -20,7 +20,7 @@ def load_config(experiment: str):
   return importlib.import_module(f"experiments.{experiment}").get_config()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config(data_dir):
   """A few-second version of an experiment: `tiny_config("mnist1d_cnn", num_steps=40)`."""
 

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -108,12 +110,21 @@ def test_augment_keeps_shape_and_changes_pixels():
   assert out.shape == x.shape and out.dtype == x.dtype and not np.array_equal(out, x)
 
 
-def test_missing_dataset_says_how_to_prepare_it(tmp_path):
-  config = load_config("mnist_cnn")
+@pytest.mark.parametrize("experiment, how", [
+    ("mnist_cnn", "prepare it with `tfds build mnist --data_dir={} --file_format=array_record` (on "
+                  "a machine with network, then copy the folder over) or set "
+                  "config.dataset.download=True"),
+    ("mnist1d_cnn", "it is generated offline, so set config.dataset.download=True"),
+])
+def test_missing_dataset_says_how_to_prepare_it(tmp_path, experiment, how):
+  config = load_config(experiment)
   config.dataset.data_dir = str(tmp_path)
   config.dataset.download = False
-  with pytest.raises(ConfigError, match="cannot load 'mnist' split 'train'.*download=True"):
+  with pytest.raises(ConfigError) as e:
     train_iter(config)
+  assert str(e.value) == (f"{config.dataset.name!r} is not prepared in {tmp_path} and "
+                          f"config.dataset.download=False: {how.format(tmp_path)}")
+  assert os.listdir(tmp_path) == []
 
 
 def test_adding_problem_batches(tmp_path):

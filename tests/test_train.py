@@ -2,41 +2,17 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
-import jax
-import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
+import train.checkpoint
 import train.loop
+from tests.conftest import load_config
+from tests.kill_harness import REPO, assert_same_run, metric_rows
 from train.config import ConfigError
 from train.loop import TrainingDiverged, train_and_evaluate
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def final_params(workdir):
-  mngr = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"))
-  state = mngr.restore(mngr.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  mngr.close()
-  return state["state"]
-
-
-def metric_rows(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
-  return [{k: v for k, v in r.items() if k not in ("time", "examples_per_s")} for r in rows]
-
-
-def assert_same_run(dir_a, dir_b):
-  jax.tree.map(np.testing.assert_array_equal, final_params(dir_a), final_params(dir_b))
-  assert metric_rows(dir_a) == metric_rows(dir_b)
-  with open(os.path.join(dir_a, "results.json")) as fa, open(os.path.join(dir_b, "results.json")) as fb:
-    assert json.load(fa)["final"] == json.load(fb)["final"]
 
 
 def test_run_writes_the_workdir_and_learns(tiny_config, tmp_path):
@@ -94,26 +70,6 @@ def cli_args(data_dir, workdir, experiment="mnist1d_mlp", *overrides):
           f"--config.dataset.data_dir={data_dir}", *overrides)
 
 
-def test_sigkill_and_rerun_gives_the_uninterrupted_result(data_dir, tmp_path):
-  overrides = ("--config.num_steps=1500", "--config.checkpoint.every=100", "--config.eval_every=500")
-  done = cli(*cli_args(data_dir, tmp_path / "a", "mnist1d_mlp", *overrides))
-  assert done.returncode == 0, done.stderr
-  proc = subprocess.Popen([sys.executable, "-m", "train",
-                           *cli_args(data_dir, tmp_path / "b", "mnist1d_mlp", *overrides)],
-                          cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  ckpts = tmp_path / "b" / "checkpoints"
-  while not (ckpts.exists() and any(d.isdigit() for d in os.listdir(ckpts))):
-    assert proc.poll() is None, "the run ended before its first checkpoint"
-    time.sleep(0.02)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  assert not (tmp_path / "b" / "results.json").exists()  # it was killed mid-run
-  rerun = cli(*cli_args(data_dir, tmp_path / "b", "mnist1d_mlp", *overrides))
-  assert rerun.returncode == 0, rerun.stderr
-  assert "Resumed from step" in rerun.stdout
-  assert_same_run(tmp_path / "a", tmp_path / "b")
-
-
 @pytest.fixture(scope="module")
 def finished_run(data_dir, tmp_path_factory):
   """(data_dir, workdir) of a finished 20-step MLP run, made once for the module."""
@@ -139,12 +95,53 @@ def snapshot(path):
     (["--config.dataset.name=mnist1"], "config.dataset.name='mnist1' is not valid (did you mean 'mnist1d'?)"),
     (["--config.model.hidden=(7,)", "--config.num_steps=40"], "params/Dense_0/kernel is (40, 100) in the checkpoint, (40, 7) in the config"),
     (["--config.optimizer.lr=-1.0"], "config.optimizer.lr=-1.0 must be > 0"),
+    (["--config.dataset.train_split=trian"], "config.dataset.train_split='trian' is not a split of 'mnist1d' (did you mean 'train'?); valid: test, train"),
+    (["--config.dataset.name=mnist", "--config.dataset.download=False", "--config.dataset.data_dir=/nonexistent/tfds"],
+     "'mnist' is not prepared in /nonexistent/tfds and config.dataset.download=False: prepare it with `tfds build mnist --data_dir=/nonexistent/tfds --file_format=array_record`"),
 ])
 def test_user_errors_are_one_line_and_touch_nothing(finished_run, tmp_path, overrides, message):
+  assert_one_line_error(finished_run, tmp_path, overrides, message)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("nonfinite", "skipp", "config.nonfinite='skipp' is not valid (did you mean 'skip'?); valid: stop, skip"),
+    ("checkpoint.every_s", -1.0, "config.checkpoint.every_s=-1.0 must be >= 0"),
+    ("max_nonfinite_skips", -1, "config.max_nonfinite_skips=-1 must be >= 0"),
+])
+def test_fault_handling_fields_are_checked_first(tiny_config, tmp_path, field, value, message):
+  with pytest.raises(ConfigError) as e:
+    train_and_evaluate(tiny_config("mnist1d_mlp", **{field: value}), str(tmp_path / "run"))
+  assert str(e.value) == message
+  assert not (tmp_path / "run").exists()
+
+
+def test_batch_not_divisible_by_the_devices(finished_run, tmp_path):
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  assert_one_line_error(finished_run, tmp_path, ["--config.batch_size=99"],
+                        "config.batch_size=99 must be divisible by the 2 devices x config.grad_accum_steps=1", env=env)
+
+
+def test_full_disk_is_one_line_and_touches_nothing(finished_run, tmp_path, monkeypatch):
+  workdir = tmp_path / "run"
+  shutil.copytree(finished_run[1], workdir)
+  before = snapshot(workdir)
+  monkeypatch.setattr(train.checkpoint.shutil, "disk_usage",
+                      lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 10**5, 10**5))
+  config = load_config("mnist1d_mlp")
+  config.dataset.data_dir, config.num_steps = finished_run[0], 20
+  with pytest.raises(ConfigError, match=r"^workdir '.*' has 0.1 MiB free; its checkpoints need "
+                     r"about 0.7 MiB \(checkpoint.keep=2, the best one and one being written\)$"):
+    train_and_evaluate(config, str(workdir))
+  assert snapshot(workdir) == before
+
+
+def assert_one_line_error(finished_run, tmp_path, overrides, message, env=None):
+  """The CLI on a copy of a finished run: exit 2, one line holding `message`, the copy untouched."""
   data_dir, workdir = finished_run[0], tmp_path / "run"
   shutil.copytree(finished_run[1], workdir)
   before = snapshot(workdir)
-  bad = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=20", *overrides))
+  bad = cli(*cli_args(data_dir, workdir, "mnist1d_mlp", "--config.num_steps=20", *overrides),
+            env=env)
   assert bad.returncode == 2
   lines = bad.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: "), bad.stderr
@@ -179,7 +176,9 @@ def test_divergence_is_one_line_from_the_cli(data_dir, tmp_path):
                       "--config.optimizer.lr=1e30"))
   assert bad.returncode == 3
   last = bad.stderr.strip().splitlines()[-1]  # after the progress bar
-  assert last.startswith("error: loss became nan between steps 1 and 20;"), bad.stderr
+  assert last.startswith("error: loss became nan at step 2 (checked at step 20); first non-finite "
+                         "in the state: params/Dense_0/bias; the latest checkpoint (step none) is "
+                         "untouched"), bad.stderr
   assert "Traceback" not in bad.stderr
 
 
@@ -188,7 +187,7 @@ def test_divergence_stops_with_the_step_and_keeps_the_checkpoint(tiny_config, tm
   train_and_evaluate(config, str(tmp_path))
   before = os.listdir(tmp_path / "checkpoints")
   config = tiny_config("mnist1d_mlp", num_steps=40, **{"optimizer.lr": 1e30})
-  with pytest.raises(TrainingDiverged, match=r"became (nan|inf) between steps 21 and 25"):
+  with pytest.raises(TrainingDiverged, match=r"became (nan|inf) at step 2[1-5] \(checked at step 25\)"):
     train_and_evaluate(config, str(tmp_path))
   assert os.listdir(tmp_path / "checkpoints") == before
 

@@ -2,7 +2,8 @@
   [--sweep seed=0,1,2 --sweep optimizer.lr=1e-3,3e-3]   (a sweep: train/sweep.py)
 
 User errors (bad config, data dir, workdir) print one line and exit with status 2; a run whose
-loss or gradient norm turns NaN/Inf prints one line and exits with status 3.
+loss or gradient norm turns NaN/Inf prints one line and exits with status 3; SIGTERM or Ctrl-C
+checkpoints the step being trained and exits with status 75 (re-run to resume).
 """
 import ast
 import sys
@@ -48,6 +49,7 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every file at INFO
   from train.loop import TrainingDiverged, train_and_evaluate  # after flag parsing: fast --help
+  from train.preempt import EXIT_STATUS, Preempted
   try:
     config = _CONFIG.value
     config.keys()  # config_flags loads the file lazily: a missing or broken one fails here
@@ -64,6 +66,9 @@ def main(argv):
   except TrainingDiverged as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(3)
+  except Preempted as e:
+    print(f"preempted: {e}", file=sys.stderr)
+    sys.exit(EXIT_STATUS)
 
 
 if __name__ == "__main__":

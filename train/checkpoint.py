@@ -2,6 +2,8 @@
 (with the wall time so far) and the config that wrote it. Keeps the latest `keep` steps plus the best one by the configured eval metric."""
 import json
 import os
+import shutil
+import sys
 
 import jax
 import ml_collections
@@ -25,6 +27,18 @@ def open_manager(workdir: str, cfg: ml_collections.ConfigDict) -> ocp.Checkpoint
               "config": ocp.JsonCheckpointHandler()}
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
                                options=options, item_handlers=handlers)
+
+
+def check_space(workdir: str, abstract_state, keep: int) -> None:
+  """ConfigError unless the workdir's disk holds `keep` checkpoints, the best one and one being
+  written (each about the state's size)."""
+  need = (keep + 2) * sum(np.dtype(a.dtype).itemsize * int(np.prod(np.shape(a)))
+                          for a in jax.tree.leaves(abstract_state))
+  free = shutil.disk_usage(workdir).free
+  if free < need:
+    raise ConfigError(f"workdir {workdir!r} has {free / 2**20:.1f} MiB free; its checkpoints need "
+                      f"about {need / 2**20:.1f} MiB (checkpoint.keep={keep}, the best one and one "
+                      "being written)")
 
 
 def save(manager, step: int, state, progress: dict, config, metrics: dict):
@@ -68,6 +82,62 @@ def restore(manager, step: int, abstract_state):
       progress=ocp.args.JsonRestore(),
   ))
   return restored["state"], restored["progress"]
+
+
+def restore_latest(manager, abstract_state):
+  """(step, state, progress) of the latest readable checkpoint; (0, None, None) when there is none.
+
+  A checkpoint that does not fit `abstract_state` is the user's mistake (ConfigError). One that
+  cannot be read (a truncated or missing file) is skipped with a warning naming its step, and the
+  one before it is tried; once one is read, the unreadable ones are moved to checkpoints.corrupt/.
+  When none can be read, ConfigError, and nothing is moved."""
+  unreadable = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      check_compatible(manager, step, abstract_state)
+      restored = restore(manager, step, abstract_state)
+    except ConfigError:
+      raise
+    except Exception as e:  # noqa: BLE001  orbax and tensorstore raise many kinds on a bad file
+      reason = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+      print(f"Warning: the checkpoint at step {step} is unreadable ({reason}); trying the one "
+            "before it", file=sys.stderr)
+      unreadable.append(step)
+      continue
+    for bad in unreadable:
+      print(f"Warning: moved the unreadable checkpoint of step {bad} to {quarantine(manager, bad)}",
+            file=sys.stderr)
+    return (step, *restored)
+  if unreadable:
+    raise ConfigError(f"none of the checkpoints in {manager.directory} can be read (steps "
+                      f"{', '.join(map(str, unreadable))}); move that directory away to start "
+                      "afresh")
+  return 0, None, None
+
+
+def quarantine(manager, step: int) -> str:
+  """Moves step `step` out of the manager's directory, so it is neither restored nor in the way of
+  the resumed run's save at that step."""
+  directory = os.fspath(manager.directory)
+  dest = os.path.join(os.path.dirname(directory), "checkpoints.corrupt", str(step))
+  if os.path.exists(dest):
+    shutil.rmtree(dest)
+  os.makedirs(os.path.dirname(dest), exist_ok=True)
+  os.replace(os.path.join(directory, str(step)), dest)
+  manager.reload()
+  return dest
+
+
+def pack_metrics(rows: list[dict]) -> list[dict]:
+  """Train metrics not yet averaged, for a checkpoint between host syncs: {name: [value, dtype]}.
+  Exact: a float32 (or bfloat16) value is a Python float without rounding."""
+  return [{k: [np.asarray(v).item(), str(np.asarray(v).dtype)] for k, v in row.items()}
+          for row in jax.device_get(rows)]
+
+
+def unpack_metrics(rows: list[dict]) -> list[dict]:
+  return [{k: np.asarray(v, jax.numpy.dtype(dtype)) for k, (v, dtype) in row.items()}
+          for row in rows]
 
 
 def load_for_inference(workdir: str):

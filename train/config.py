@@ -53,7 +53,8 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
                  "dataset.seq_len")
   check_positive(config, "optimizer.weight_decay", "optimizer.grad_clip_norm",
                  "optimizer.warmup_steps", "optimizer.min_lr_ratio", "optimizer.step_factor",
-                 allow_zero=True)
+                 "checkpoint.every_s", "max_nonfinite_skips", allow_zero=True)
+  check_choice("config.nonfinite", config.nonfinite, ("stop", "skip"))
   check_fraction(config, "optimizer.momentum", "optimizer.b1", "optimizer.b2")
   check_choice("config.dataset.name", config.dataset.name.split("/")[0], sorted(datasets))
   check_choice("config.model.name", config.model.name, sorted(nets.MODELS))

@@ -10,13 +10,14 @@ import functools
 from collections.abc import Callable, Iterator
 
 import grain
+from absl import logging
 import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
 import train.datasets  # noqa: F401  (registers our builders with TFDS)
 from train import losses, sharding
-from train.config import ConfigError
+from train.config import ConfigError, did_you_mean
 
 
 def signal_batch(records, info):
@@ -124,15 +125,48 @@ def check_name(cfg: ml_collections.ConfigDict) -> None:
 
 def load_source(cfg: ml_collections.ConfigDict, split: str):
   """A random-access `tfds.data_source` split; prepares it first when `cfg.download` allows."""
+  verbosity = logging.get_verbosity()
+  if not cfg.download:  # TFDS warns about every empty version folder it probes; our error says it
+    logging.set_verbosity(logging.ERROR)
   try:
     return tfds.data_source(cfg.name, split=split, data_dir=cfg.data_dir or None,
                             download=cfg.download)
   except Exception as e:  # TFDS raises assorted types for a missing dataset, split or data dir
     where = cfg.data_dir or "the TFDS default data dir"
-    how = ("run with config.dataset.download=True where the network allows, or copy a prepared "
-           f"'{cfg.name}' (array_record format) into {where}" if not cfg.download
-           else str(e).strip().splitlines()[0])
-    raise ConfigError(f"cannot load {cfg.name!r} split {split!r} from {where}: {how}") from e
+    check_split(cfg, split)
+    if not cfg.download:
+      raise ConfigError(f"{cfg.name!r} is not prepared in {where} and config.dataset.download="
+                        f"False: {how_to_prepare(cfg)}") from e
+    raise ConfigError(f"cannot load {cfg.name!r} split {split!r} from {where}: "
+                      f"{str(e).strip().splitlines()[0]}") from e
+  finally:
+    logging.set_verbosity(verbosity)
+
+
+def how_to_prepare(cfg: ml_collections.ConfigDict) -> str:
+  base = cfg.name.split("/")[0]
+  try:
+    ours = tfds.builder_cls(base).__module__.startswith("train.datasets")
+  except Exception:  # noqa: BLE001  not a registered builder: TFDS's own error said why
+    ours = False
+  if ours:
+    return "it is generated offline, so set config.dataset.download=True"
+  data_dir = f" --data_dir={cfg.data_dir}" if cfg.data_dir else ""
+  return (f"prepare it with `tfds build {cfg.name}{data_dir} --file_format=array_record` (on a "
+          "machine with network, then copy the folder over) or set config.dataset.download=True")
+
+
+def check_split(cfg: ml_collections.ConfigDict, split: str) -> None:
+  """ConfigError naming the valid splits when the dataset is there but `split` is not one of its."""
+  try:
+    splits = sorted(tfds.builder(cfg.name, data_dir=cfg.data_dir or None).info.splits)
+  except Exception:  # noqa: BLE001  not prepared, or not a dataset: the caller's message
+    return
+  name = split.split("[")[0].split("+")[0]  # "train[:80%]" -> "train"
+  if splits and name not in splits:
+    field = next((f for f in ("train_split", "eval_split") if cfg.get(f) == split), "split")
+    raise ConfigError(f"config.dataset.{field}={split!r} is not a split of {cfg.name!r}"
+                      f"{did_you_mean(name, splits)}; valid: {', '.join(splits)}")
 
 
 @functools.cache

@@ -3,7 +3,6 @@ import dataclasses
 import functools
 import importlib.metadata
 import json
-import math
 import os
 import platform
 import tempfile
@@ -18,16 +17,13 @@ import numpy as np
 
 import nets
 from experiments.common import base_config
-from train import checkpoint, data, log, optim, sharding
+from train import checkpoint, data, log, optim, preempt, sharding
 from train.config import ConfigError, validate
+from train.guard import TrainingDiverged, check_state, summarize  # noqa: F401  (re-exported)
 from train.steps import create_state, evaluate, make_eval_step, make_train_step
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "grain",
              "numpy")
-
-
-class TrainingDiverged(RuntimeError):
-  """The loss or gradient norm went non-finite; no checkpoint of that state was written."""
 
 
 def check_workdir(workdir: str) -> None:
@@ -79,11 +75,6 @@ def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   log.write_json(path, json.loads(config.to_json_best_effort()))
 
 
-def average(rows: list[dict]) -> dict[str, float]:
-  rows = jax.device_get(rows)
-  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
 @dataclasses.dataclass
 class Setup:
   """What a config builds before any step runs; `train.bench` times the same `train_step`."""
@@ -111,7 +102,9 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   check_model_fits_data(config, train_reader)
   task = train_reader.spec.task
   eval_reader = data.Reader(config.dataset, config.dataset.eval_split)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)
+  tx, schedule = optim.make_optimizer(
+      config.optimizer, config.num_steps,
+      max_skips=config.max_nonfinite_skips if config.nonfinite == "skip" else 0)
   x_example = next(data.eval_batches(config, eval_reader)())["x"][:1]
   init = functools.partial(create_state, model, tx, x_example, config.seed)
   try:
@@ -141,11 +134,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   run = setup(config)
   abstract_state, task, main = run.abstract_state, run.task, sharding.is_main_process()
   check_workdir(workdir)
+  checkpoint.check_space(workdir, abstract_state, config.checkpoint.keep)
   manager = checkpoint.open_manager(workdir, config.checkpoint)
-  start = manager.latest_step() or 0
+  start, state, progress = checkpoint.restore_latest(manager, abstract_state)
   changes = config_changes(workdir, config)
   if start:
-    checkpoint.check_compatible(manager, start, abstract_state)
     if start > config.num_steps:
       raise ConfigError(f"{workdir} holds a checkpoint at step {start}, past "
                         f"config.num_steps={config.num_steps}; use a new --workdir")
@@ -161,17 +154,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     print(f"Note: resuming with a config that differs from config.json in {', '.join(changes)}")
   if main:
     write_config(workdir, config)
-  wall_time_s = 0.0
-  train_iter = run.train_iter
+  wall_time_s, pending, train_iter = 0.0, [], run.train_iter
   if start:
-    state, progress = checkpoint.restore(manager, start, abstract_state)
     train_iter.set_state(progress["data_iterator"])
+    pending = checkpoint.unpack_metrics(progress.get("pending_train_metrics", []))
     wall_time_s = progress["wall_time_s"]
     if main:
-      log.drop_metrics_after(workdir, start)
       print(f"Resumed from step {start} of {workdir}")
   else:
     state = run.init()
+  if main:
+    log.drop_metrics_after(workdir, start)  # rows a crashed run wrote past its checkpoint
   num_params = sum(p.size for p in jax.tree.leaves(state.params))
   if main:
     summary = nn.tabulate(run.model, jax.random.PRNGKey(0), depth=1,
@@ -184,8 +177,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   train_step, eval_step, eval_batches = run.train_step, run.eval_step, run.eval_batches
   logger = log.Logger(workdir, start, config.num_steps, write_files=main)
   t_run = time.time()
-  pending, t_sync, steps_since_sync = [], time.time(), 0
+  t_sync, steps_since_sync, t_saved = time.time(), 0, time.time()
   batches = data.prefetch_to_device(train_iter, run.batch_sharding)
+  preemption = preempt.Preemption().install()  # SIGTERM/SIGINT: save after this step, then stop
   try:
     for step in range(start + 1, config.num_steps + 1):
       batch, data_state = next(batches)
@@ -197,13 +191,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       # Every checkpoint gets eval metrics, so the best one is chosen among all of them.
       do_eval = step % config.eval_every == 0 or do_save
       if step % config.log_every == 0 or do_eval:
-        train_metrics = average(pending)  # the only host sync of the loop
-        bad = [k for k in ("loss", "grad_norm") if not math.isfinite(train_metrics[k])]
-        if bad:
-          raise TrainingDiverged(
-              f"{bad[0]} became {train_metrics[bad[0]]} between steps {step - len(pending) + 1} "
-              f"and {step}; the latest checkpoint (step {manager.latest_step() or 'none'}) is "
-              "untouched. Try a lower config.optimizer.lr or set config.optimizer.grad_clip_norm")
+        # The only host sync of the loop; raises TrainingDiverged on a NaN/Inf (config.nonfinite).
+        train_metrics = summarize(pending, step, state, manager.latest_step(), config.nonfinite)
         train_metrics["examples_per_s"] = (steps_since_sync * config.batch_size
                                            / (time.time() - t_sync))
         logger.write(step, "train", train_metrics)
@@ -211,13 +200,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if do_eval:
         eval_metrics = evaluate(eval_step, state, eval_batches(), task)
         logger.write(step, config.dataset.eval_split, eval_metrics)
-      if do_save:
-        progress = {"data_iterator": data_state,
-                    "wall_time_s": wall_time_s + time.time() - t_run}
-        checkpoint.save(manager, step, state, progress, config, metrics=eval_metrics)
+      unscheduled = not do_save and (preemption.requested or (
+          config.checkpoint.every_s and time.time() - t_saved >= config.checkpoint.every_s))
+      if do_save or unscheduled:  # unscheduled: no eval; the train metrics not yet logged go along
+        check_state(state, step, manager.latest_step())
+        progress = {"data_iterator": data_state, "wall_time_s": wall_time_s + time.time() - t_run,
+                    "pending_train_metrics": checkpoint.pack_metrics(pending)}
+        checkpoint.save(manager, step, state, progress, config,
+                        metrics=None if unscheduled else eval_metrics)
+        t_saved = time.time()
+      if preemption.requested:
+        raise preempt.Preempted(f"stopped by {preemption.name} after step {step}, which is "
+                                "checkpointed; run the same command again to resume")
       if not pending:
         t_sync, steps_since_sync = time.time(), 0  # eval and saving stay out of examples/s
   finally:  # also on a crash or Ctrl-C: finish the checkpoint being written, close the files
+    preemption.uninstall()
     logger.close()
     manager.wait_until_finished()
     manager.close()

@@ -25,8 +25,9 @@ def decay_mask(params):
   return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int):
-  """Returns (tx, schedule); the schedule is also logged as `lr`."""
+def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int, max_skips: int = 0):
+  """Returns (tx, schedule); the schedule is also logged as `lr`. With `max_skips` > 0, an update
+  whose gradients hold a NaN/Inf is dropped (optax.apply_if_finite), up to that many in a row."""
   schedule = make_schedule(opt, num_steps)
   chain = []
   if opt.grad_clip_norm:
@@ -42,4 +43,5 @@ def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int):
     else:
       momentum = None if opt.name == "sgd" else opt.momentum
       chain.append(optax.sgd(schedule, momentum, nesterov=opt.name == "nesterov"))
-  return optax.chain(*chain), schedule
+  tx = optax.chain(*chain)
+  return (optax.apply_if_finite(tx, max_skips) if max_skips else tx), schedule
