@@ -1,6 +1,7 @@
 """Faults: kills (mid-run and mid-save), preemption, corrupt checkpoints and NaN/Inf. Each run must
 end bit-identical to an uninterrupted one, or stop with the step named and the last good checkpoint
 kept."""
+import dataclasses
 import os
 import shutil
 import signal
@@ -33,18 +34,18 @@ def reference(tiny_config, tmp_path_factory):
 def steps_wrapped(monkeypatch, before_step):
   """Makes the loop's train step call `before_step(step being made, batch)` first; its return value,
   if not None, replaces the batch."""
-  make_step = train.loop.make_train_step
+  make_setup = train.loop.setup
 
-  def make(*args):
-    step = make_step(*args)
+  def setup(config):
+    run = make_setup(config)
 
     def wrapped(state, batch):
       changed = before_step(int(state.step) + 1, batch)
-      return step(state, batch if changed is None else changed)
+      return run.train_step(state, batch if changed is None else changed)
 
-    return wrapped
+    return dataclasses.replace(run, train_step=wrapped)
 
-  monkeypatch.setattr(train.loop, "make_train_step", make)
+  monkeypatch.setattr(train.loop, "setup", setup)
 
 
 def checkpoint_steps(workdir):

@@ -200,8 +200,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if do_eval:
         eval_metrics = evaluate(eval_step, state, eval_batches(), task)
         logger.write(step, config.dataset.eval_split, eval_metrics)
-      unscheduled = not do_save and (preemption.requested or (
+      stop = preemption.requested
+      unscheduled = not do_save and (stop or bool(
           config.checkpoint.every_s and time.time() - t_saved >= config.checkpoint.every_s))
+      if jax.process_count() > 1:  # all processes save and stop together, at a host sync
+        stop, unscheduled = sharding.agree(stop, unscheduled) if not pending else (False, False)
       if do_save or unscheduled:  # unscheduled: no eval; the train metrics not yet logged go along
         check_state(state, step, manager.latest_step())
         progress = {"data_iterator": data_state, "wall_time_s": wall_time_s + time.time() - t_run,
@@ -209,7 +212,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         checkpoint.save(manager, step, state, progress, config,
                         metrics=None if unscheduled else eval_metrics)
         t_saved = time.time()
-      if preemption.requested:
+      if stop:
         raise preempt.Preempted(f"stopped by {preemption.name} after step {step}, which is "
                                 "checkpointed; run the same command again to resume")
       if not pending:

@@ -105,6 +105,13 @@ def to_global(local_batch: dict, sharding: NamedSharding) -> dict:
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
 
 
+def agree(*decisions: bool) -> tuple[bool, ...]:
+  """Process 0's decisions, on every process (a collective: all processes must call it)."""
+  from jax.experimental import multihost_utils  # noqa: PLC0415
+  agreed = multihost_utils.broadcast_one_to_all(np.array(decisions, np.bool_))
+  return tuple(bool(d) for d in agreed)
+
+
 def is_main_process() -> bool:
   """Process 0 writes logs, plots and results; checkpoints are written by all together."""
   return jax.process_index() == 0
