@@ -46,13 +46,13 @@ def test_peaks_by_device_kind(device_kind, peak):
 
 
 def test_bench_cli_on_mock_data_of_a_dataset_not_prepared_here(tmp_path):
-  """ResNet-18 on CIFAR-10's shapes, from TFDS mock data: no download needed."""
+  """The MNIST CNN on MNIST's shapes, from TFDS mock data: no download needed."""
   out = subprocess.run(
-      [sys.executable, "-m", "train.bench", "--config=experiments/cifar10_resnet18.py",
+      [sys.executable, "-m", "train.bench", "--config=experiments/mnist_cnn.py",
        "--steps=1", "--mock_data", f"--out={tmp_path}", f"--config.dataset.data_dir={tmp_path}",
-       "--config.batch_size=4", "--config.eval_batch_size=4", "--config.model.width=8"],
+       "--config.batch_size=4", "--config.eval_batch_size=4", "--config.model.features=(4,4)"],
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-2000:]
-  result = json.loads((tmp_path / "cifar10_resnet18.json").read_text())
-  assert result["model"] == "resnet" and result["batch"] == 4
+  result = json.loads((tmp_path / "mnist_cnn.json").read_text())
+  assert result["model"] == "convnet" and result["batch"] == 4
   assert "--mock_data" in result["command"]

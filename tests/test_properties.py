@@ -13,7 +13,7 @@ from nets.cnn import MLP, ConvNet
 from nets.recurrent import RNNLayer
 
 # Tiny shapes and few examples: every new shape is traced again.
-FEW = settings(max_examples=5, deadline=None, derandomize=True)
+FEW = settings(max_examples=3, deadline=None, derandomize=True)
 DTYPES = st.sampled_from([jnp.float32, jnp.bfloat16])
 
 

@@ -59,6 +59,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--size", choices=sorted(SIZES), default="full")
   parser.add_argument("--steps", type=int, default=30)
+  parser.add_argument("--dtypes", default="float32,bfloat16")
   parser.add_argument("--out", default="runs/bench_rnn")
   args = parser.parse_args(argv)
   size = SIZES[args.size]
@@ -71,7 +72,8 @@ def main(argv=None):
     have_torch = False
 
   rows = []
-  for dtype_name, dtype in (("float32", jnp.float32), ("bfloat16", jnp.bfloat16)):
+  for dtype_name in args.dtypes.split(","):
+    dtype = jnp.dtype(dtype_name)
     for cell in ("lstm", "gru"):
       impls = {"ours (scan)": jax_step(RNNLayer(size["hidden"], cell, dtype=dtype), x),
                "flax stock": jax_step(flax_stock(cell, size["hidden"], dtype), x)}

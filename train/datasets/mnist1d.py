@@ -4,7 +4,8 @@ The paper's default arguments: 4000 train / 1000 test signals of length 40, 10 c
 """
 import numpy as np
 import tensorflow_datasets as tfds
-from mnist1d.data import get_dataset_args, make_dataset
+
+LENGTH = 40  # get_dataset_args().final_seq_length; a constant, so reading needs no mnist1d import
 
 
 class Mnist1d(tfds.core.GeneratorBasedBuilder):
@@ -18,10 +19,9 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
     super().__init__(file_format=file_format, **kwargs)
 
   def _info(self):
-    args = get_dataset_args()
     return self.dataset_info_from_configs(
         features=tfds.features.FeaturesDict({
-            "x": tfds.features.Tensor(shape=(args.final_seq_length,), dtype=np.float32),
+            "x": tfds.features.Tensor(shape=(LENGTH,), dtype=np.float32),
             "label": tfds.features.ClassLabel(num_classes=10),
         }),
         supervised_keys=("x", "label"),
@@ -30,7 +30,10 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # generated, nothing to download
-    data = make_dataset(get_dataset_args())
+    from mnist1d.data import get_dataset_args, make_dataset  # noqa: PLC0415  (slow to import)
+    args = get_dataset_args()
+    assert args.final_seq_length == LENGTH, args.final_seq_length
+    data = make_dataset(args)
     return {
         "train": self._generate_examples(data["x"], data["y"]),
         "test": self._generate_examples(data["x_test"], data["y_test"]),
