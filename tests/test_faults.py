@@ -87,6 +87,8 @@ def test_sigterm_checkpoints_the_step_and_the_rerun_is_exact(reference, tmp_path
 
 
 def test_second_ctrl_c_interrupts_at_once():
+  # Python's own Ctrl-C handler as the one before ours (a test worker may have set another).
+  outer = signal.signal(signal.SIGINT, signal.default_int_handler)
   preemption = preempt.Preemption().install()
   try:
     os.kill(os.getpid(), signal.SIGINT)
@@ -98,6 +100,7 @@ def test_second_ctrl_c_interrupts_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
   finally:
     preemption.uninstall()
+    signal.signal(signal.SIGINT, outer)
 
 
 def test_time_based_checkpoints_resume_between_syncs_exactly(reference, tmp_path, monkeypatch):
