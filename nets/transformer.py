@@ -218,9 +218,13 @@ class TransformerLM(Transformer):
     embed = nn.Embed(self.vocab_size, self.features, embedding_init=embed_init, name="embed")
     x_BTD = self.add_positions(embed(tokens_BT), positions_T, train)
     h_BTD = self.encode(x_BTD, causal=True, train=train, decode=decode)
+    # The head runs in the compute dtype too (with GPT-2's vocabulary it is a third of the FLOPs);
+    # the logits come back as float32 for the softmax and the loss.
+    dtype = DTYPES[self.dtype]
     if self.tie_embeddings:
-      return embed.attend(h_BTD)
-    return nn.Dense(self.num_outputs, name="head")(h_BTD)
+      return jnp.einsum("btd,vd->btv", h_BTD.astype(dtype), embed.embedding.astype(dtype),
+                        preferred_element_type=jnp.float32)
+    return nn.Dense(self.num_outputs, dtype=dtype, name="head")(h_BTD).astype(jnp.float32)
 
 
 def attention_weights(model: Transformer, params, x, **kwargs) -> jax.Array:

@@ -19,6 +19,7 @@ def test_bench_times_the_step_and_records_a_row(tiny_config, tmp_path):
   assert result["examples_per_s"] > 0 and result["tokens_per_s"] is None
   assert result["xla_flops_per_step"] > 6 * 15_210 * 32 * 0.9  # at least the matmuls' 6N per example
   assert result["mfu"] is None  # no peak is known for a CPU
+  assert not result["xla_counts_a_loop_once"] and result["tflops_per_s"] > 0
   assert os.listdir(tmp_path / "trace")  # the profiler wrote a trace
   bench.record(result, "mnist1d_mlp", "python -m train.bench ...", str(tmp_path / "out"))
   bench.record(result, "mnist1d_mlp", "python -m train.bench ...", str(tmp_path / "out"))
@@ -38,8 +39,18 @@ def test_the_lm_flop_formula_agrees_with_xla(tiny_config):
   assert 0.9 < ratio < 1.1, ratio
 
 
+def test_no_tflops_from_xla_for_a_program_with_a_loop(tiny_config):
+  """An RNN scans over time: XLA counts the loop body once, so no TFLOP/s are derived from it."""
+  config = tiny_config("mnist1d_rnn", batch_size=32, eval_batch_size=200)
+  config.model.features = 8
+  result = bench.bench(config, steps=1)
+  assert result["xla_counts_a_loop_once"] and result["tflops_per_s"] is None
+  assert result["xla_flops_per_step"] > 0
+
+
 @pytest.mark.parametrize("device_kind, peak", [("NVIDIA H100 80GB HBM3", 989.0),
                                                ("NVIDIA H200", 989.0), ("TPU v4", 275.0),
+                                               ("NVIDIA H100 PCIe", 756.0),
                                                ("cpu", None)])
 def test_peaks_by_device_kind(device_kind, peak):
   assert bench.peak_tflops(device_kind) == peak

@@ -165,8 +165,10 @@ def nan_at(bad_step):
   return lambda step, batch: {**batch, "x": batch["x"] * jnp.nan} if step == bad_step else None
 
 
-def test_nonfinite_skip_drops_the_update_and_counts_it(tiny_config, tmp_path, monkeypatch):
-  config = tiny_config("mnist1d_mlp", nonfinite="skip")
+@pytest.mark.parametrize("experiment", ["mnist1d_mlp", "mnist1d_cnn"])  # the CNN: BatchNorm
+def test_nonfinite_skip_drops_the_update_and_counts_it(tiny_config, tmp_path, monkeypatch,
+                                                       experiment):
+  config = tiny_config(experiment, nonfinite="skip")
   steps_wrapped(monkeypatch, nan_at(8))
   results = train_and_evaluate(config, str(tmp_path))
   train_rows = {r["step"]: r for r in metric_rows(tmp_path) if r["split"] == "train"}
@@ -175,6 +177,7 @@ def test_nonfinite_skip_drops_the_update_and_counts_it(tiny_config, tmp_path, mo
   assert np.isfinite(results["final"]["loss"])
   state = final_state(tmp_path)
   assert int(state["opt_state"]["total_notfinite"]) == 1  # optax.apply_if_finite's own count
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["batch_stats"]))
 
 
 def test_nonfinite_stop_names_the_step_and_the_parameter(tiny_config, tmp_path, monkeypatch):

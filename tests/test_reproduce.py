@@ -83,6 +83,9 @@ def test_sweep_overrides_are_typed_and_checked():
   for bad in ({"optimizer.lrr": 1.0}, {"seed.x": 1}):
     with pytest.raises(ConfigError, match="no field"):
       sweep.apply(config, bad)
+  for bad in ({"batch_size": "abc"}, {"optimizer.lr": "x1e-3"}):
+    with pytest.raises(ConfigError, match="not a string"):
+      sweep.apply(config, bad)
 
 
 def test_sweep_writes_each_member_and_resumes_skipping_finished_ones(finished_sweep, capsys):

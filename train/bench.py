@@ -8,6 +8,8 @@ one batch from its own pipeline kept on the devices, so data loading is not time
     XLA's memory estimate of the compiled step;
   - FLOPs per step from XLA's cost analysis, and analytically where known (Transformer LM:
     6N + 12·L·d·T per token, N the parameters without the position table), with TFLOP/s and MFU
+    (not from XLA's count when the program has a loop, e.g. an RNN's scan over time: XLA counts a
+    loop body once)
     against the devices' dense bf16 peak (`PEAK_TFLOPS` per chip, times the number of devices;
     none for CPUs, so no MFU there).
 Writes OUT/<experiment>.json and appends a Markdown row (device, date, command) to OUT/bench.md.
@@ -21,6 +23,7 @@ import datetime
 import functools
 import json
 import os
+import re
 import sys
 import time
 
@@ -35,8 +38,9 @@ from ml_collections import config_flags
 from train.config import ConfigError
 
 # Dense bf16 TFLOP/s per chip, from the vendors' data sheets (without sparsity).
-PEAK_TFLOPS = {
-    "H100": 989.0,  # SXM; the PCIe card: 756
+PEAK_TFLOPS = {  # the first name found in the device kind counts
+    "H100 PCIe": 756.0,
+    "H100": 989.0,  # SXM
     "H200": 989.0,
     "A100": 312.0,
     "L4": 121.0,
@@ -140,7 +144,10 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
   xla_flops = cost(compiled).get("flops")  # of one device's share of the partitioned step
   xla_flops = xla_flops * jax.device_count() if xla_flops else None
   formula = analytic_flops(config, num_params, *batch["label"].shape) if tokens else None
-  flops = formula or xla_flops
+  # XLA counts a loop body once (a scan over time steps, layers or micro-batches), so its count
+  # of a program with a loop is too low to derive TFLOP/s from.
+  has_loop = re.search(r"\bwhile\(", compiled.as_text()) is not None
+  flops = formula or (None if has_loop else xla_flops)
   peak = peak_tflops(device.device_kind)
   best_ms = min(step_ms, back_to_back_ms)
   tflops = flops / best_ms / 1e9 if flops else None
@@ -166,6 +173,7 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
                               + memory.output_size_in_bytes - memory.alias_size_in_bytes)
                              / 2**30, 3) if memory else None,
       "xla_flops_per_step": xla_flops,
+      "xla_counts_a_loop_once": has_loop,
       "analytic_flops_per_step": formula,
       "tflops_per_s": float(f"{tflops:.3g}") if tflops else None,
       "peak_tflops": peak,
@@ -177,11 +185,13 @@ def record(result: dict, experiment: str, command: str, out: str) -> None:
   result = {"experiment": experiment, "date": datetime.date.today().isoformat(),
             "command": command, **result}
   os.makedirs(out, exist_ok=True)
-  with open(os.path.join(out, f"{experiment}.json"), "w") as f:
+  devices = f"_{result['devices']}dev" if result["devices"] > 1 else ""
+  with open(os.path.join(out, f"{experiment}{devices}.json"), "w") as f:
     json.dump(result, f, indent=2)
   path = os.path.join(out, "bench.md")
   fresh = not os.path.exists(path)
   fmt = lambda v, spec="": "" if v is None else format(v, spec)
+  rate = lambda v: "" if v is None else format(v, ",.0f" if v >= 100 else ".3g")
   with open(path, "a") as f:
     if fresh:
       f.write("| date | device | experiment | params | batch | dtype | ms/step (synced) | "
@@ -189,7 +199,7 @@ def record(result: dict, experiment: str, command: str, out: str) -> None:
               "command |\n" + "|---" * 14 + "|\n")
     f.write(f"| {result['date']} | {result['devices']} x {result['device']} | {experiment} | "
             f"{result['params']:,} | {result['batch']} | {result['dtype']} | {result['step_ms']} | "
-            f"{result['back_to_back_ms']} | {fmt(result['examples_per_s'], ',.0f')} | "
+            f"{result['back_to_back_ms']} | {rate(result['examples_per_s'])} | "
             f"{fmt(result['tokens_per_s'], ',')} | {result['compile_s']} | "
             f"{fmt(result['tflops_per_s'])} | {fmt(result['mfu'], '.1%')} | `{command}` |\n")
 

@@ -104,9 +104,17 @@ def restore_latest(manager, abstract_state):
             "before it", file=sys.stderr)
       unreadable.append(step)
       continue
-    for bad in unreadable:
-      print(f"Warning: moved the unreadable checkpoint of step {bad} to {quarantine(manager, bad)}",
-            file=sys.stderr)
+    if unreadable and jax.process_count() > 1:  # one process moves, the others wait for it
+      from jax.experimental import multihost_utils  # noqa: PLC0415
+      if jax.process_index() == 0:
+        for bad in unreadable:
+          quarantine(manager, bad)
+      multihost_utils.sync_global_devices("quarantined unreadable checkpoints")
+      manager.reload()
+    else:
+      for bad in unreadable:
+        print(f"Warning: moved the unreadable checkpoint of step {bad} to "
+              f"{quarantine(manager, bad)}", file=sys.stderr)
     return (step, *restored)
   if unreadable:
     raise ConfigError(f"none of the checkpoints in {manager.directory} can be read (steps "

@@ -55,6 +55,8 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
                  "optimizer.warmup_steps", "optimizer.min_lr_ratio", "optimizer.step_factor",
                  "checkpoint.every_s", "max_nonfinite_skips", allow_zero=True)
   check_choice("config.nonfinite", config.nonfinite, ("stop", "skip"))
+  if config.nonfinite == "skip" and config.max_nonfinite_skips < 1:
+    raise ConfigError("config.nonfinite='skip' needs config.max_nonfinite_skips >= 1")
   check_fraction(config, "optimizer.momentum", "optimizer.b1", "optimizer.b2")
   check_choice("config.dataset.name", config.dataset.name.split("/")[0], sorted(datasets))
   check_choice("config.model.name", config.model.name, sorted(nets.MODELS))

@@ -203,7 +203,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       stop = preemption.requested
       unscheduled = not do_save and (stop or bool(
           config.checkpoint.every_s and time.time() - t_saved >= config.checkpoint.every_s))
-      if jax.process_count() > 1:  # all processes save and stop together, at a host sync
+      if jax.process_count() > 1:  # all processes save and stop together, at a host sync, when
+        # any of them was signalled or is due
         stop, unscheduled = sharding.agree(stop, unscheduled) if not pending else (False, False)
       if do_save or unscheduled:  # unscheduled: no eval; the train metrics not yet logged go along
         check_state(state, step, manager.latest_step())

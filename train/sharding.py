@@ -106,10 +106,10 @@ def to_global(local_batch: dict, sharding: NamedSharding) -> dict:
 
 
 def agree(*decisions: bool) -> tuple[bool, ...]:
-  """Process 0's decisions, on every process (a collective: all processes must call it)."""
+  """Each decision, true if any process took it (a collective: all processes must call it)."""
   from jax.experimental import multihost_utils  # noqa: PLC0415
-  agreed = multihost_utils.broadcast_one_to_all(np.array(decisions, np.bool_))
-  return tuple(bool(d) for d in agreed)
+  gathered = multihost_utils.process_allgather(np.array(decisions, np.bool_))
+  return tuple(bool(d) for d in np.asarray(gathered).reshape(-1, len(decisions)).any(axis=0))
 
 
 def is_main_process() -> bool:

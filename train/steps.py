@@ -77,6 +77,11 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
           accumulate, carry, (jnp.arange(grad_accum_steps), micro))
       grads = jax.tree.map(lambda g: g / sums["count"], grads)  # the mean over the whole batch
     param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    # A non-finite step (skipped by optax.apply_if_finite with config.nonfinite="skip") must not
+    # leave its BatchNorm statistics behind either.
+    finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(optax.global_norm(grads))
+    batch_stats = jax.tree.map(lambda new, old: jnp.where(finite, new, old), batch_stats,
+                               state.batch_stats)
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
         opt_state=opt_state, batch_stats=batch_stats)

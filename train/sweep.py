@@ -87,6 +87,9 @@ def apply(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.
       raise ConfigError(f"config has no field {key!r}")
     if isinstance(node[field], float) and isinstance(value, int) and not isinstance(value, bool):
       value = float(value)
+    if isinstance(value, str) and node[field] is not None and not isinstance(node[field], str):
+      raise ConfigError(f"{key}={value!r}: config.{key} is a {type(node[field]).__name__}, "
+                        f"not a string")
     with node.ignore_type():  # e.g. an int kernel_size where the config has a tuple
       node[field] = value
   return config
