@@ -39,6 +39,8 @@ results: install
 	  runs/reproduce/mnist1d_cnn_paper runs/reproduce/mnist1d_cnn \
 	  'runs/reproduce/mnist1d_cnn_pool/pool=max,seed=*' 'runs/reproduce/mnist1d_cnn_pool/pool=none,seed=*'
 	$(BIN)/python -m train.report runs/reproduce/mnist1d_cnn_pool --out docs/pooling >/dev/null
+	$(BIN)/python -m train.gradient_flow $(foreach c,simple lstm gru,\
+	  'runs/reproduce/adding_problem/name=adding_problem-t100,cell=$(c),seed=0') --out docs
 	$(BIN)/python -m train.reproduce --readme
 
 # Every experiment's reduced form: a few minutes on 2 CPU cores.

@@ -1,7 +1,8 @@
 """What the three families share: compute dtypes and rematerialisation policies, chosen by name.
 
 Precision policy: parameters stay float32; `dtype='bfloat16'` runs the matmuls and convolutions in
-bfloat16, while norms, softmax, recurrent carries, logits and the loss stay float32.
+bfloat16 (output heads included), while norms, softmax, recurrent carries and the loss stay float32
+and the logits are returned as float32.
 """
 import flax.linen as nn
 import jax
