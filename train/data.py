@@ -143,13 +143,16 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
     logging.set_verbosity(verbosity)
 
 
-def how_to_prepare(cfg: ml_collections.ConfigDict) -> str:
-  base = cfg.name.split("/")[0]
+def is_generated(name: str) -> bool:
+  """One of our builders (train/datasets/), which generate their data offline."""
   try:
-    ours = tfds.builder_cls(base).__module__.startswith("train.datasets")
-  except Exception:  # noqa: BLE001  not a registered builder: TFDS's own error said why
-    ours = False
-  if ours:
+    return tfds.builder_cls(name.split("/")[0]).__module__.startswith("train.datasets")
+  except Exception:  # noqa: BLE001  not a registered builder
+    return False
+
+
+def how_to_prepare(cfg: ml_collections.ConfigDict) -> str:
+  if is_generated(cfg.name):
     return "it is generated offline, so set config.dataset.download=True"
   data_dir = f" --data_dir={cfg.data_dir}" if cfg.data_dir else ""
   return (f"prepare it with `tfds build {cfg.name}{data_dir} --file_format=array_record` (on a "

@@ -159,14 +159,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     train_iter.set_state(progress["data_iterator"])
     pending = checkpoint.unpack_metrics(progress.get("pending_train_metrics", []))
     wall_time_s = progress["wall_time_s"]
-    if main:
-      print(f"Resumed from step {start} of {workdir}")
   else:
     state = run.init()
-  if main:
-    log.drop_metrics_after(workdir, start)  # rows a crashed run wrote past its checkpoint
   num_params = sum(p.size for p in jax.tree.leaves(state.params))
   if main:
+    log.drop_metrics_after(workdir, start)  # rows a crashed run wrote past its checkpoint
+    if start:
+      print(f"Resumed from step {start} of {workdir}")
     summary = nn.tabulate(run.model, jax.random.PRNGKey(0), depth=1,
                           console_kwargs={"force_terminal": False, "width": 100})
     print(summary(run.x_example, train=False))

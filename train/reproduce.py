@@ -71,13 +71,15 @@ def missing_dataset(cfg) -> str | None:
   """Why a catalog dataset cannot be read here, or None. Our own builders generate offline."""
   import tensorflow_datasets as tfds
 
-  import train.datasets  # noqa: F401  registers our builders
+  from train import data
 
+  if data.is_generated(cfg.name):
+    return None
   try:
     builder = tfds.builder(cfg.name, data_dir=cfg.data_dir or None)
   except Exception as e:  # noqa: BLE001  unknown names etc.: the run's own checks say more
     return f"dataset {cfg.name!r} unavailable: {str(e).splitlines()[0]}"
-  if type(builder).__module__.startswith("train.datasets") or builder.is_prepared():
+  if builder.is_prepared():
     return None
   return (f"dataset {cfg.name!r} not prepared in {cfg.data_dir or 'the TFDS default data dir'} "
           f"(tfds build {cfg.name.split('/')[0]} --file_format=array_record, or --download)")

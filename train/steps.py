@@ -79,13 +79,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
     # A non-finite step (skipped by optax.apply_if_finite with config.nonfinite="skip") must not
     # leave its BatchNorm statistics behind either.
-    finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(optax.global_norm(grads))
+    grad_norm = optax.global_norm(grads)
+    finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(grad_norm)
     batch_stats = jax.tree.map(lambda new, old: jnp.where(finite, new, old), batch_stats,
                                state.batch_stats)
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
         opt_state=opt_state, batch_stats=batch_stats)
-    metrics = {**losses.finalize(sums, task), "grad_norm": optax.global_norm(grads),
+    metrics = {**losses.finalize(sums, task), "grad_norm": grad_norm,
                "lr": schedule(state.step)}
     return new_state, metrics
 

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from train.bench import peak_tflops, record  # noqa: E402
+from experiments import gpt2_small  # noqa: E402
+from train.bench import analytic_flops, peak_tflops, record  # noqa: E402
 
 
 class Block(nn.Module):
@@ -102,7 +103,7 @@ def main():
   step_ms = statistics.median(times) * 1e3
 
   n_tokens = args.batch * args.seq_len
-  flops = (6 * (num_params - 1024 * 768) + 12 * 12 * 768 * args.seq_len) * n_tokens
+  flops = analytic_flops(gpt2_small.get_config(), num_params, args.batch, args.seq_len)
   kind = torch.cuda.get_device_name() if device == "cuda" else "cpu"
   best_ms = min(step_ms, back_to_back_ms)
   tflops = flops / best_ms / 1e9
