@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from nets.common import DTYPES
+from nets.layers import DTYPES, check_choice
 
 Carry = Any  # h_BH, or (c_BH, h_BH) for the LSTM
 
@@ -169,8 +169,7 @@ class RNNLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x_BTD, *, lengths_B=None, initial_carry=None, perturb_BTH=None):
-    if self.cell not in CELLS:
-      raise ValueError(f"unknown cell {self.cell!r}; valid: {sorted(CELLS)}")
+    check_choice("cell", self.cell, sorted(CELLS))
     cell_cls = CELLS[self.cell]
     extra = {"forget_bias": self.forget_bias} if cell_cls is LSTMCell else {}
     cell = cell_cls(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="cell",
@@ -261,10 +260,8 @@ class RecurrentNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool = False, lengths=None, perturb=None):
-    if self.head not in HEADS:
-      raise ValueError(f"unknown head {self.head!r}; valid: {sorted(HEADS)}")
-    if self.dtype not in DTYPES:
-      raise ValueError(f"unknown dtype {self.dtype!r}; valid: {sorted(DTYPES)}")
+    check_choice("head", self.head, sorted(HEADS))
+    check_choice("dtype", self.dtype, sorted(DTYPES))
     if self.vocab_size > 0:
       x = nn.Embed(self.vocab_size, self.embed_dim)(x)
     if x.ndim != 3:

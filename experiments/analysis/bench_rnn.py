@@ -1,4 +1,4 @@
-"""python -m train.bench_rnn [--size full|small|tiny] [--steps 30] [--out runs/bench_rnn]
+"""python -m experiments.analysis.bench_rnn [--size full|small|tiny] [--steps 30] [--out runs/bench_rnn]
 
 One recurrent training step (forward, backward on a loss over all outputs, SGD update) for our
 LSTM and GRU layers against flax's stock `nn.RNN(nn.OptimizedLSTMCell)` / `nn.RNN(nn.GRUCell)` and,
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from nets.recurrent import RNNLayer
-from train.bench import jax_step, median_ms
+from train.tools.bench import jax_step, median_ms
 
 SIZES = {"full": dict(batch=64, length=256, inputs=512, hidden=1024),
          "small": dict(batch=16, length=64, inputs=128, hidden=256),  # a CPU-sized run
@@ -88,7 +88,7 @@ def main(argv=None):
 
   device = jax.devices()[0].device_kind
   record = {"date": datetime.date.today().isoformat(), "device": device, "size": size,
-            "command": "python -m train.bench_rnn " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m experiments.analysis.bench_rnn " + " ".join(sys.argv[1:] if argv is None else argv),
             "torch": have_torch, "rows": rows}
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "bench_rnn.json"), "w") as f:
