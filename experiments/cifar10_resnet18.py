@@ -11,11 +11,17 @@ this machine cannot download CIFAR-10 and has no GPU).
 from experiments.registry import Expected, Quick
 from train.config import base_config, model_config
 
-EXPECTED = [Expected("accuracy", 0.95, 0.01)]
-# The reduced form (not measured here: needs the TFDS download).
+EXPECTED = [Expected("accuracy", 0.95, 0.01, source=(
+    "estimate: the usual test accuracy of ResNet-18 trained 200 epochs with SGD + Nesterov, "
+    "cosine and crop + flip; not measured here (no CIFAR-10 download on this machine)"))]
+# The reduced form: 200 steps of batch 128 (half an epoch) at width 16. Not measured here either:
+# a ResNet is usually well above chance (0.1) after half an epoch, so the band is 0.2-0.5, which
+# excludes chance. Replace it with a recorded value once a machine with the dataset has run it.
 QUICK = Quick({"num_steps": 200, "eval_every": 100, "checkpoint.every": 100, "model.width": 16,
                "optimizer.warmup_steps": 20},
-              [Expected("accuracy", 0.3, 0.2)])
+              [Expected("accuracy", 0.35, 0.15, source=(
+                  "estimate: half an epoch of a ResNet is well above chance (0.1); a band set by "
+                  "reasoning, not measured (no CIFAR-10 download here)"))])
 
 
 def get_config():

@@ -1,6 +1,32 @@
 """The results registry's types: an experiment file declares `EXPECTED` (what its runs must reach)
-and `QUICK` (its reduced form); `python -m train.tools.reproduce` trains and checks them."""
+and `QUICK` (its reduced form); `python -m train.tools.reproduce` trains and checks them.
+
+Every entry says where its number comes from (`source`, "kind: details"):
+  paper: a published table ("paper: Greydanus & Kobak 2020, Table 1");
+  analytic: a baseline that follows from the task ("analytic: predicting the mean, MSE 1/6");
+  recorded: a result of our own runs, a regression guard; the source names the command, date,
+    seeds and machine that set it, and the runs (other seeds, or a clean retrain) that confirmed
+    it; its tolerance comes from the spread over seeds;
+  estimate: a figure we could not measure here (a dataset this machine cannot download): the
+    usual figure for a recipe, or a band set by reasoning, to be replaced by a recorded value.
+paper and analytic entries are independent of our code; recorded ones only guard against a change.
+
+A value at chance passes for a broken model too, so an experiment whose entry's band includes
+chance also declares a `Beats` relation that a broken model cannot meet (tests/test_reproduce.py
+checks this for every experiment).
+"""
 import dataclasses
+
+KINDS = ("paper", "analytic", "recorded", "estimate")
+INDEPENDENT = ("paper", "analytic")
+
+
+def source_kind(source: str) -> str:
+  kind = source.split(":", 1)[0].strip()
+  if kind not in KINDS or ":" not in source:
+    raise ValueError(f"source {source!r} must start with one of {', '.join(KINDS)} and a colon, "
+                     "then say where the number comes from")
+  return kind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -8,15 +34,53 @@ class Expected:
   """One expected result of an experiment (its registry entry; not part of the run's config).
 
   The runs of this entry are the experiment's config with `overrides`, once per seed; it matches
-  when |mean over seeds of the final eval `metric` - value| <= tolerance. An experiment file
-  declares `EXPECTED = [Expected(...), ...]` (several entries cover a grid, e.g. cells x lengths;
-  `EXPECTED = []` or none: a benchmark, not a reproduction target) and `QUICK`, its reduced form.
+  when |mean over seeds of the final (test split) `metric` - value| <= tolerance. An experiment
+  file declares `EXPECTED = [Expected(...), Beats(...), ...]` (several entries cover a grid, e.g.
+  cells x lengths; `EXPECTED = []` or none: a benchmark, not a reproduction target) and `QUICK`,
+  its reduced form.
   """
   metric: str  # a final eval metric of results.json: accuracy, loss, bits, recall_accuracy
   value: float
   tolerance: float
   seeds: tuple[int, ...] = (0,)
   overrides: dict = dataclasses.field(default_factory=dict)  # config fields: {"model.cell": "gru"}
+  source: str = ""  # "paper: ...", "analytic: ...", "recorded: ...", "estimate: ..."
+
+  def __post_init__(self):
+    source_kind(self.source)
+
+  @property
+  def kind(self) -> str:
+    return source_kind(self.source)
+
+
+@dataclasses.dataclass(frozen=True)
+class Beats:
+  """A relation between two grid points of one experiment, trained on the same task: the runs of
+  `better` beat those of `worse` on `metric` (mean over seeds) by at least `margin`, higher being
+  better (`mode="max"`) or lower (`mode="min"`, a loss). What an "at chance" entry cannot say: a
+  broken model leaves both at chance, and then fails this."""
+  metric: str
+  better: dict
+  worse: dict
+  margin: float
+  mode: str = "max"
+  seeds: tuple[int, ...] = (0,)
+  source: str = ""
+
+  def __post_init__(self):
+    source_kind(self.source)
+    if self.mode not in ("max", "min") or self.margin <= 0:
+      raise ValueError(f"Beats needs mode 'max' or 'min' and a margin > 0, not {self.mode!r}, "
+                       f"{self.margin}")
+
+  @property
+  def kind(self) -> str:
+    return source_kind(self.source)
+
+  def gain(self, better: float, worse: float) -> float:
+    """How much `better` beats `worse` by (positive: in the right direction)."""
+    return better - worse if self.mode == "max" else worse - better
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,3 +89,16 @@ class Quick:
   steps, ...) applied to every run of `expected`, a loose check that it still learns."""
   overrides: dict
   expected: list[Expected]
+
+
+def tolerance_from_seeds(values: list[float], floor: float) -> float:
+  """A recorded entry's tolerance: 3 standard deviations over seeds (of single runs, so loose for
+  a mean over several), at least `floor`. Written into the experiment files by hand, with the
+  values it came from."""
+  import numpy as np
+  return max(3 * float(np.std(values, ddof=1)), floor)
+
+
+# Where the QUICK values come from (every experiment's reduced form is checked the same way).
+QUICK_SOURCE = ("recorded: `python -m train.tools.reproduce --all --quick`, seed 0, 2 shared CPU "
+                "cores; set 2026-11-26 (validation-split layout), a loose regression guard")

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.registry import Expected
+from experiments.registry import KINDS, Beats, Expected
 from tests.conftest import load_config
 from tests.test_experiments import EXPERIMENTS
 from experiments.analysis import cnn_claims
@@ -23,14 +23,35 @@ TINY = '''"""A tiny experiment for the tests."""
 from experiments.registry import Expected, Quick
 from train.config import base_config, model_config
 
-EXPECTED = [Expected("accuracy", {value}, {tolerance}, seeds=(0, 1))]
+EXPECTED = [Expected("accuracy", {value}, {tolerance}, seeds=(0, 1), source="recorded: a test")]
 QUICK = Quick({{"num_steps": 5, "eval_every": 5, "checkpoint.every": 5}},
-              [Expected("accuracy", 2.0, 0.1)])  # an accuracy cannot be 2: a mismatch
+              [Expected("accuracy", 2.0, 0.1, source="analytic: impossible")])  # a mismatch
 
 
 def get_config():
   config = base_config()
   config.num_steps, config.log_every, config.eval_every, config.checkpoint.every = 10, 5, 5, 5
+  config.model = model_config("mlp", hidden=())
+  return config
+'''
+
+
+RELATION = '''"""A tiny experiment whose registry relates two grid points: one learns, one cannot."""
+from experiments.registry import Beats, Expected
+from train.config import base_config, model_config
+
+LEARNS, FROZEN = {{"optimizer.lr": 0.03}}, {{"optimizer.lr": 1e-9}}
+EXPECTED = [
+    Expected("accuracy", 0.1, 0.1, overrides=FROZEN, source="analytic: chance, 1 of 10 classes"),
+    Expected("accuracy", 0.5, 0.5, overrides=LEARNS, source="recorded: a test"),
+    Beats("accuracy", LEARNS, FROZEN, {margin}, source="analytic: a test"),
+    Beats("loss", LEARNS, FROZEN, {margin}, mode="min", source="analytic: a test"),
+]
+
+
+def get_config():
+  config = base_config()
+  config.num_steps, config.log_every, config.eval_every, config.checkpoint.every = 20, 10, 10, 10
   config.model = model_config("mlp", hidden=())
   return config
 '''
@@ -143,7 +164,9 @@ def test_reproduce_measures_the_runs_and_checks_the_expected_value(finished_swee
   assert reproduce.main([config_path, *args]) == 0  # the sweep's runs are found, not retrained
   out = capsys.readouterr().out
   assert out.count("already finished") == 2 and f"{np.mean(accuracies):.3f}" in out
-  assert "ok" in out.splitlines()[-2] and "all 1 entries ok" in out
+  assert "ok" in out.splitlines()[-3] and "all 1 entries ok" in out
+  assert out.splitlines()[-1] == ("0 independent (paper, analytic), 1 recorded, 0 estimated and "
+                                  "0 relations ok")
 
   # The same runs against a value they miss by more than the tolerance: exit status 1.
   missed = write_experiment(tmp_path / "tiny.py", value=np.mean(accuracies) + 0.02,
@@ -155,6 +178,26 @@ def test_reproduce_measures_the_runs_and_checks_the_expected_value(finished_swee
   rows = reproduce.reproduce(config_path, str(tmp / "runs"), overrides={"optimizer.lr": 0.5},
                              run=False)
   assert rows[0]["status"].startswith("MISMATCH: stale runs") and "optimizer.lr" in rows[0]["status"]
+
+
+def test_a_relation_between_grid_points_passes_only_by_its_margin(data_dir, tmp_path, capsys):
+  """`Beats`: the run that learns beats the one whose learning rate is ~0 on accuracy (higher) and
+  on loss (lower); the same runs against a margin they cannot reach are a mismatch."""
+  args = ["--runs", str(tmp_path / "runs"), "--set", f"dataset.data_dir={data_dir}"]
+  path = tmp_path / "related.py"
+  path.write_text(RELATION.format(margin=0.02))
+  assert reproduce.main([str(path), *args]) == 0
+  out = capsys.readouterr().out
+  assert "lr=0.03 beats lr=1e-09" in out and "loss (lower)" in out and "by ≥ 0.020" in out
+  assert out.splitlines()[-1] == ("1 independent (paper, analytic), 1 recorded, 0 estimated and "
+                                  "2 relations ok")
+  path.write_text(RELATION.format(margin=2.0))
+  assert reproduce.main([str(path), *args]) == 1
+  rows = reproduce.reproduce(str(path), str(tmp_path / "runs"), run=False,
+                             overrides={"dataset.data_dir": data_dir})
+  assert [r["status"] for r in rows[2:]] == ["MISMATCH", "MISMATCH"]
+  # measured: by how much it beat the other; positive both times (higher accuracy, lower loss)
+  assert all(float(r["measured"].split()[1]) > 0.02 for r in rows[2:])
 
 
 def test_reproduce_quick_runs_the_reduced_form(data_dir, tmp_path, capsys):
@@ -176,8 +219,8 @@ def test_reproduce_skips_a_dataset_that_is_not_prepared(tmp_path, capsys):
 
 
 def test_the_registry_of_every_experiment():
-  """Each entry names a metric of its dataset, its overrides make a valid config, and the
-  tolerances are real; every experiment has a reduced form."""
+  """Each entry names a metric of its dataset and where its value comes from, its overrides make a
+  valid config, and the tolerances are real; every experiment has a reduced form."""
   benchmarks = set()
   for name in EXPERIMENTS:
     module = reproduce.load_experiment(os.path.join(REPO, "experiments", f"{name}.py"))
@@ -188,11 +231,56 @@ def test_the_registry_of_every_experiment():
       base, entries = reproduce.registry(module, quick)
       assert entries, (name, quick)
       for entry in entries:
-        assert isinstance(entry, Expected) and entry.tolerance > 0 and entry.seeds
-        config = sweep.apply(module.get_config(), {**base, **entry.overrides})
-        validate(config, data.DATASETS)
-        assert entry.metric in data.spec_of(config.dataset.name).metrics, (name, entry)
+        assert isinstance(entry, (Expected, Beats)) and entry.seeds and entry.kind in KINDS
+        assert len(entry.source.split(":", 1)[1].strip()) > 10, (name, entry)  # says where from
+        assert isinstance(entry, Beats) or entry.tolerance > 0
+        for point in reproduce.entry_points(entry):
+          config = sweep.apply(module.get_config(), {**base, **point})
+          validate(config, data.DATASETS)
+          assert entry.metric in data.spec_of(config.dataset.name).metrics, (name, entry)
   assert benchmarks <= {"gpt2_small"}  # every other experiment is a reproduction target
+
+
+def chance(config, metric: str) -> float:
+  """What a model that learned nothing scores (a uniform guess, or predicting the mean)."""
+  name = config.dataset.name
+  if metric == "accuracy":
+    assert name.split("/")[0] in ("mnist1d", "mnist", "cifar10"), name  # 10 balanced classes
+    return 0.1
+  if metric == "recall_accuracy":
+    return 1 / 8  # a guess among the 8 symbols of the copy task
+  if metric == "bits":
+    return float(np.log2(config.model.vocab_size))
+  if metric == "loss" and name.startswith("adding_problem"):
+    return 1 / 6  # predicting the mean, 1: the variance of a sum of two U(0, 1)
+  if metric == "loss" and name.startswith("copy_memory"):
+    return float(np.log(10))  # a uniform guess among the 10 outputs
+  raise AssertionError(f"no chance level for {metric} on {name}")
+
+
+def test_no_band_includes_chance_unless_a_relation_says_what_differs():
+  """An entry whose band holds chance passes for a broken model; then the same registry must hold
+  a relation that the grid point loses to another one by a margin (`Beats`), which a broken model
+  cannot meet. The relations read grid points that entries train."""
+  at_chance = []
+  for name in EXPERIMENTS:
+    module = reproduce.load_experiment(os.path.join(REPO, "experiments", f"{name}.py"))
+    for quick in (False, True):
+      base, entries = reproduce.registry(module, quick)
+      relations = [e for e in entries if isinstance(e, Beats)]
+      points = [e.overrides for e in entries if isinstance(e, Expected)]
+      for relation in relations:
+        assert relation.better in points and relation.worse in points, (name, relation)
+      for entry in entries:
+        if isinstance(entry, Beats):
+          continue
+        config = sweep.apply(module.get_config(), {**base, **entry.overrides})
+        if abs(entry.value - chance(config, entry.metric)) <= entry.tolerance:
+          at_chance.append((name, entry.overrides))
+          assert any(r.worse == entry.overrides and r.metric == entry.metric for r in relations), (
+              f"{name} {entry.overrides}: {entry.value} +- {entry.tolerance} includes chance "
+              f"{chance(config, entry.metric):.3f}, and no relation says what must beat it")
+  assert ("mnist1d_rnn", {"model.cell": "simple"}) in at_chance  # the check does find them
 
 
 def test_an_experiment_without_expected_results_is_a_benchmark(tmp_path, capsys):
@@ -213,7 +301,7 @@ def test_readme_blocks_are_regenerated_between_their_markers(tmp_path):
   assert written == ["mnist1d_cnn", "extra"] and "old 99 %" not in text
   assert text.startswith("intro 1.5\n") and "\nafter\n" in text and "\nE\n" in text
   assert "python -m train.tools.reproduce experiments/mnist1d_cnn.py" in text
-  assert "0.976 ± 0.010" in text and "not run (0 of 3 runs)" in text
+  assert "0.976 ± 0.010" in text and "not run (0 of 3 runs)" in text and "| recorded |" in text
   readme.write_text("<!-- results:nonsense begin -->\n<!-- results:nonsense end -->\n")
   with pytest.raises(ConfigError, match="nonsense"):
     reproduce.update_readme(str(readme), str(tmp_path / "runs"))

@@ -1,10 +1,13 @@
 """python -m train.tools.reproduce experiments/X.py [...] | --all  [--quick] [--runs DIR] [--readme]
 
 The results registry: each experiment file declares `EXPECTED` (a list of `Expected`: metric,
-value, tolerance, seeds, and the config overrides of a grid point) and `QUICK`, its reduced form
-(experiments/registry.py). This command trains every entry's runs (a sweep over its seeds, in
+value, tolerance, seeds, the config overrides of a grid point and the value's source; and of
+`Beats` relations between grid points) and `QUICK`, its reduced form (experiments/registry.py).
+This command trains every entry's runs (a sweep over its seeds, in
 DIR/<experiment>/<field=value,...,seed=S>; finished runs are skipped), prints the measured
-mean +- std against the expected value, and exits with status 1 when one does not match.
+mean +- std against the expected value, and exits with status 1 when one does not match. The last
+line counts the independent entries (a paper's table, an analytic baseline) apart from the
+recorded ones (our own earlier runs: regression guards) and the relations.
 
   python -m train.tools.reproduce experiments/mnist1d_cnn.py   # the full form: runs/reproduce/...
   python -m train.tools.reproduce --all --quick                # every reduced form: runs/quick/...
@@ -26,7 +29,7 @@ import sys
 
 import numpy as np
 
-from experiments.registry import Expected
+from experiments.registry import INDEPENDENT, Beats, Expected
 from train import sweep
 from train.tools import report
 from train.config import ConfigError
@@ -65,8 +68,14 @@ def registry(module, quick: bool) -> tuple[dict, list[Expected]]:
   return {}, list(getattr(module, "EXPECTED", None) or [])
 
 
-def entry_members(entry: Expected) -> list[dict]:
-  return [{**entry.overrides, "seed": seed} for seed in entry.seeds]
+def entry_members(entry: Expected, overrides: dict | None = None) -> list[dict]:
+  overrides = entry.overrides if overrides is None else overrides
+  return [{**overrides, "seed": seed} for seed in entry.seeds]
+
+
+def entry_points(entry: Expected | Beats) -> list[dict]:
+  """The grid points (config overrides) whose runs an entry reads: one, or a relation's two."""
+  return [entry.better, entry.worse] if isinstance(entry, Beats) else [entry.overrides]
 
 
 def missing_dataset(cfg) -> str | None:
@@ -87,13 +96,15 @@ def missing_dataset(cfg) -> str | None:
           f"(tfds build {cfg.name.split('/')[0]} --file_format=array_record, or --download)")
 
 
-def measure(parent: str, entry: Expected, config) -> tuple[list[float], list[str]]:
-  """The entry's final eval metric in each of its finished runs, and the config fields in which
-  finished runs differ from the registry's config (a stale run: the experiment changed since)."""
+def measure(parent: str, entry: Expected | Beats, config, point: dict | None = None
+            ) -> tuple[list[float], list[str]]:
+  """The entry's final eval metric in each of its finished runs (of grid point `point`, default
+  its only one), and the config fields in which finished runs differ from the registry's config
+  (a stale run: the experiment changed since)."""
   from train.workdir import config_changes
 
   values, stale = [], set()
-  for member in entry_members(entry):
+  for member in entry_members(entry, point):
     path = os.path.join(parent, sweep.member_name(member))
     if os.path.exists(os.path.join(path, "results.json")):
       values.append(report.load(path, "results.json")["final"][entry.metric])
@@ -103,6 +114,10 @@ def measure(parent: str, entry: Expected, config) -> tuple[list[float], list[str
 
 def fmt(x: float) -> str:
   return f"{x:.3f}" if abs(x) >= 0.001 or x == 0 else f"{x:.1e}"
+
+
+def point_name(overrides: dict) -> str:
+  return sweep.member_name(overrides).replace("default", "-")
 
 
 def outcome(name: str, entry: Expected, values: list[float], status: str = "") -> dict:
@@ -116,13 +131,56 @@ def outcome(name: str, entry: Expected, values: list[float], status: str = "") -
   measured = ""
   if values:
     measured = fmt(mean) + (f" ± {fmt(float(np.std(values, ddof=1)))}" if len(values) > 1 else "")
-  return {"experiment": name, "runs": sweep.member_name(entry.overrides).replace("default", "-"),
+  return {"experiment": name, "runs": point_name(entry.overrides),
           "metric": entry.metric, "expected": f"{fmt(entry.value)} ± {fmt(entry.tolerance)}",
-          "measured": measured, "seeds": ",".join(map(str, entry.seeds)), "status": status}
+          "measured": measured, "seeds": ",".join(map(str, entry.seeds)), "source": entry.kind,
+          "status": status}
+
+
+def relation_outcome(name: str, entry: Beats, better: list[float], worse: list[float],
+                     status: str = "") -> dict:
+  """One row of a relation: by how much the better grid point must beat the worse one, and did."""
+  gain = None
+  if not status:
+    if min(len(better), len(worse)) < len(entry.seeds):
+      status = f"not run ({len(better) + len(worse)} of {2 * len(entry.seeds)} runs)"
+    else:
+      gain = entry.gain(float(np.mean(better)), float(np.mean(worse)))
+      status = "ok" if gain >= entry.margin else "MISMATCH"
+  lower = " (lower)" if entry.mode == "min" else ""
+  return {"experiment": name,
+          "runs": f"{point_name(entry.better)} beats {point_name(entry.worse)}",
+          "metric": entry.metric + lower, "expected": f"by ≥ {fmt(entry.margin)}",
+          "measured": "" if gain is None else f"by {fmt(gain)}",
+          "seeds": ",".join(map(str, entry.seeds)), "source": entry.kind, "status": status}
+
+
+def is_relation(row: dict) -> bool:
+  return " beats " in row["runs"]
+
+
+def counts(rows: list[dict]) -> str:
+  """'12 independent, 8 recorded and 4 relations ok; 2 skipped; ...': the registry's summary, the
+  entries of independent sources (a paper, an analytic baseline) apart from our recorded ones."""
+  def n(pred):
+    return sum(1 for r in rows if pred(r))
+
+  def ok(r, kinds):
+    return r["status"] == "ok" and not is_relation(r) and r.get("source") in kinds
+
+  parts = [f"{n(lambda r: ok(r, INDEPENDENT))} independent (paper, analytic), "
+           f"{n(lambda r: ok(r, ('recorded',)))} recorded, "
+           f"{n(lambda r: ok(r, ('estimate',)))} estimated and "
+           f"{n(lambda r: r['status'] == 'ok' and is_relation(r))} relations ok"]
+  for status, word in (("skipped", "skipped"), ("not run", "not run"), ("MISMATCH", "mismatched")):
+    if n(lambda r: r["status"].startswith(status)):
+      parts.append(f"{n(lambda r: r['status'].startswith(status))} {word}")
+  return "; ".join(parts)
 
 
 def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[tuple]:
-  """[(entry, its config)] of one experiment file, every config checked (ConfigError)."""
+  """[(entry, [the config of each grid point it reads])] of one experiment file, every config
+  checked (ConfigError)."""
   from train import data
   from train.config import validate
 
@@ -130,9 +188,11 @@ def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[
   base, entries = registry(module, quick)
   planned = []
   for entry in entries:
-    config = sweep.apply(module.get_config(), {**base, **(overrides or {}), **entry.overrides})
-    validate(config, data.DATASETS)
-    planned.append((entry, config))
+    configs = [sweep.apply(module.get_config(), {**base, **(overrides or {}), **point})
+               for point in entry_points(entry)]
+    for config in configs:
+      validate(config, data.DATASETS)
+    planned.append((entry, configs))
   return planned
 
 
@@ -145,18 +205,23 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
     return [{"experiment": name, "runs": "-", "status": "no expected result (a benchmark)"}]
   parent = os.path.join(root, name)
   rows = []
-  for entry, config in planned:
-    why = None if download else missing_dataset(config.dataset)
+  for entry, configs in planned:
+    why = None if download else missing_dataset(configs[0].dataset)
     status = f"skipped: {why}" if why else ""
-    if run and not why:
-      try:
-        sweep.run_members(config, parent, entry_members(entry))
-      except TrainingDiverged:  # reported by the sweep; the other entries still run
-        status = "MISMATCH: diverged"
-    values, stale = measure(parent, entry, config)
+    measured, stale = [], set()
+    for point, config in zip(entry_points(entry), configs):
+      if run and not why:
+        try:
+          sweep.run_members(config, parent, entry_members(entry, point))
+        except TrainingDiverged:  # reported by the sweep; the other entries still run
+          status = "MISMATCH: diverged"
+      values, point_stale = measure(parent, entry, config, point)
+      measured.append(values)
+      stale.update(point_stale)
     if stale and not status:
-      status = f"MISMATCH: stale runs (their config differs in {', '.join(stale)})"
-    rows.append(outcome(name, entry, values, status))
+      status = f"MISMATCH: stale runs (their config differs in {', '.join(sorted(stale))})"
+    rows.append(relation_outcome(name, entry, *measured, status) if isinstance(entry, Beats)
+                else outcome(name, entry, measured[0], status))
   return rows
 
 
@@ -183,13 +248,10 @@ def experiment_block(paths: list[str], root: str) -> str:
 
 def summary_block(root: str) -> str:
   rows = [r for p in all_experiments() for r in reproduce(p, root, run=False)]
-  counts = {s: sum(r["status"].startswith(s) for r in rows) for s in ("ok", "MISMATCH", "skipped",
-                                                                       "not run")}
   return "\n".join([
       f"Generated by `python -m train.tools.reproduce --readme` on {datetime.date.today()} from the "
       f"runs in `{root}/` (their results.json); the runs come from "
-      "`python -m train.tools.reproduce --all`. "
-      + ", ".join(f"{n} {s}" for s, n in counts.items() if n) + ".", "",
+      "`python -m train.tools.reproduce --all`. " + counts(rows) + ".", "",
       report.format_table(rows, markdown=True)])
 
 
@@ -277,6 +339,7 @@ def main(argv=None) -> int:
   bad = [r for r in rows if r["status"].startswith(("MISMATCH", "not run"))]
   print(f"{len(rows) - len(bad)} of {len(rows)} entries ok or skipped; "
         f"{len(bad)} do not match" if bad else f"all {len(rows)} entries ok or skipped")
+  print(counts(rows))
   return 1 if bad else 0
 
 
