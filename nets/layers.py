@@ -2,8 +2,9 @@
 the one check of a named choice ("unknown X; valid: ...") that models and configs use.
 
 Precision policy: parameters stay float32; `dtype='bfloat16'` runs the matmuls and convolutions in
-bfloat16 (output heads included), while norms, softmax, recurrent carries and the loss stay float32
-and the logits are returned as float32.
+bfloat16 (output heads included, but the recurrent and the Transformer classifiers' heads: one tiny
+matmul on a pooled vector, kept float32), while norms, softmax, recurrent carries and the loss stay
+float32 and the logits are returned as float32 (tests/test_precision.py reads the traced program).
 """
 import difflib
 

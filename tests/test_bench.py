@@ -48,6 +48,23 @@ def test_no_tflops_from_xla_for_a_program_with_a_loop(tiny_config):
   assert result["xla_flops_per_step"] > 0
 
 
+def test_mfu_from_flops_step_time_peak_and_devices():
+  """4e12 FLOPs a step in 10 ms is 400 TFLOP/s: 40.4 % of one H100 SXM (989 TFLOP/s), 5.06 % of
+  eight; no peak (a CPU), no MFU."""
+  assert bench.mfu(4e12, 10.0, 989.0, 1) == pytest.approx(400 / 989)
+  assert bench.mfu(4e12, 10.0, 989.0, 8) == pytest.approx(0.050556, rel=1e-4)
+  assert bench.mfu(4e12, 10.0, None, 1) is None and bench.mfu(None, 10.0, 989.0, 1) is None
+
+
+def test_bench_reports_mfu_against_a_known_peak(tiny_config, monkeypatch):
+  """The whole path, with a made-up 1 GFLOP/s peak for this CPU: MFU = FLOP/s achieved over it."""
+  monkeypatch.setattr(bench, "PEAK_TFLOPS", {"cpu": 1e-3})
+  result = bench.bench(tiny_config("mnist1d_mlp", batch_size=32, eval_batch_size=200), steps=3)
+  assert result["peak_tflops"] == 1e-3 and result["devices"] == 1
+  seconds = min(result["step_ms"], result["back_to_back_ms"]) / 1e3
+  assert result["mfu"] == pytest.approx(result["xla_flops_per_step"] / seconds / 1e9, rel=1e-3)
+
+
 @pytest.mark.parametrize("device_kind, peak", [("NVIDIA H100 80GB HBM3", 989.0),
                                                ("NVIDIA H200", 989.0), ("TPU v4", 275.0),
                                                ("NVIDIA H100 PCIe", 756.0),

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from nets.recurrent import CELLS, RecurrentNet, RNNLayer, hidden, with_hidden
+from tests.test_precision import assert_rounded_like_bfloat16
 
 B, T, D, H = 2, 6, 2, 4
 LENGTHS = jnp.array([5, 2])
@@ -176,7 +177,8 @@ def test_bfloat16_runs_and_keeps_float32_carries():
   logits, state = model.apply(variables, x, lengths=LENGTHS, capture_intermediates=True)
   outputs, carry = layer_call(state, "forward_0")
   assert all(a.dtype == jnp.float32 for a in [logits, outputs, *carry])
-  close(logits, model.clone(dtype="float32").apply(variables, x, lengths=LENGTHS), atol=5e-2)
+  assert_rounded_like_bfloat16(logits, model.clone(dtype="float32").apply(variables, x,
+                                                                        lengths=LENGTHS))
 
 
 def test_dropout_acts_between_layers_only_in_train():

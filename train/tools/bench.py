@@ -55,6 +55,15 @@ def peak_tflops(device_kind: str) -> float | None:
   return next((v for k, v in PEAK_TFLOPS.items() if k.lower() in device_kind.lower()), None)
 
 
+def mfu(flops_per_step: float, step_ms: float, peak_tflops_per_device: float | None,
+        devices: int) -> float | None:
+  """Model FLOPs utilisation: the FLOP/s achieved over the devices' combined peak FLOP/s."""
+  if not (flops_per_step and peak_tflops_per_device):
+    return None
+  achieved = flops_per_step / (step_ms * 1e-3)  # FLOP/s
+  return achieved / (peak_tflops_per_device * 1e12 * devices)
+
+
 def median_ms(step, steps: int) -> float:
   """Median wall time of `steps` calls of `step` (which must synchronise), after 2 warm-ups."""
   step()
@@ -151,6 +160,7 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
   peak = peak_tflops(device.device_kind)
   best_ms = min(step_ms, back_to_back_ms)
   tflops = flops / best_ms / 1e9 if flops else None
+  utilisation = mfu(flops, best_ms, peak, jax.device_count())
   memory = compiled.memory_analysis()
   stats = device.memory_stats() or {}
   return {
@@ -177,7 +187,7 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
       "analytic_flops_per_step": formula,
       "tflops_per_s": float(f"{tflops:.3g}") if tflops else None,
       "peak_tflops": peak,
-      "mfu": round(tflops / (peak * jax.device_count()), 4) if tflops and peak else None,
+      "mfu": round(utilisation, 4) if utilisation else None,
   }
 
 
