@@ -22,10 +22,18 @@ def tiny_rnn(tiny_config, tmp_path):
   return make
 
 
+def first_train_loss(workdir) -> float:
+  """The loss of the first logged train row (the mean over steps 1-5): the untrained model's."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return next(r for r in map(json.loads, f) if r["split"] == "train")["loss"]
+
+
 def test_adding_problem_trains_and_gradient_flow_is_measured(tiny_rnn, tmp_path):
+  """It learns: the test MSE ends below half the first steps' (20 steps: 1.47 -> 0.62)."""
   workdir = str(tmp_path / "adding")
   results = train_and_evaluate(tiny_rnn("adding_problem", "adding_problem/t10"), workdir)
-  assert set(results["final"]) == {"step", "loss"} and np.isfinite(results["final"]["loss"])
+  assert set(results["final"]) == {"step", "loss"}
+  assert results["final"]["loss"] < 0.5 * first_train_loss(workdir)
   out = str(tmp_path / "flow")
   gradient_flow.main([workdir, "--out", out, "--examples", "16"])
   with open(os.path.join(out, "gradient_flow.json")) as f:
@@ -36,17 +44,25 @@ def test_adding_problem_trains_and_gradient_flow_is_measured(tiny_rnn, tmp_path)
 
 
 def test_copy_memory_trains_with_per_step_outputs(tiny_rnn, tmp_path):
+  workdir = str(tmp_path / "copy")
   results = train_and_evaluate(tiny_rnn("copy_memory", "copy_memory/t10", **{"model.cell": "gru"}),
-                               str(tmp_path / "copy"))
+                               workdir)
   assert set(results["final"]) == {"step", "loss", "accuracy", "bits", "recall_accuracy"}
-  assert results["final"]["bits"] == pytest.approx(results["final"]["loss"] / np.log(2))
+  # It learns: below the first steps' loss (2.30, a uniform guess among the 10 outputs) by 15 %
+  # (20 steps: 1.76).
+  assert results["final"]["loss"] < 0.85 * min(first_train_loss(workdir), np.log(10))
 
 
 def test_char_lm_trains_and_samples(tiny_rnn, tmp_path, capsys):
   workdir = str(tmp_path / "chars")
   config = tiny_rnn("chars_lstm", "python_reference", **{"dataset.seq_len": 16,
-                                                        "eval_batch_size": 512})
-  train_and_evaluate(config, workdir)
+                                                        "eval_batch_size": 512,
+                                                        "optimizer.lr": 0.02})
+  results = train_and_evaluate(config, workdir)
+  # It learns: 15 % below the first steps' loss, and well below a uniform guess (log2 103 = 6.7
+  # bits; 20 steps: 4.63 -> 3.62 nats, 5.2 bits).
+  assert results["final"]["loss"] < 0.85 * first_train_loss(workdir)
+  assert results["final"]["bits"] < 5.5
   capsys.readouterr()
   sample.main(["--workdir", workdir, "--prompt", "def ", "--length", "20", "--temperature", "0"])
   text = capsys.readouterr().out.rstrip("\n")
@@ -88,7 +104,10 @@ def test_transformer_lm_trains_and_kv_cache_sampling_matches_recomputation(tiny_
                     **{"dataset.seq_len": 16, "eval_batch_size": 512, "model.features": 16,
                        "model.max_len": 16})
   results = train_and_evaluate(config, workdir)
-  assert np.isfinite(results["final"]["bits"])
+  # It learns: 10 % below the first steps' loss, and below a uniform guess (log2 103 = 6.7 bits;
+  # 20 steps: 5.10 -> 4.12 nats, 5.9 bits).
+  assert results["final"]["loss"] < 0.9 * first_train_loss(workdir)
+  assert results["final"]["bits"] < 6.2
   _, model, variables, _ = sample.checkpoint.load_for_inference(workdir)
   prompt, rng = [5, 6, 7], jax.random.PRNGKey(0)
   cached = sample.sample(model, variables, prompt, 8, 16, 0.0, 0, 1.0, 0)
