@@ -65,6 +65,7 @@ def test_kill_harness_reduced(data_dir, tmp_path):
   events = kill_harness.run(kills=3, steps=150, every_s=0.3, seed=0, data_dir=data_dir,
                             out=str(tmp_path))
   assert [e.split()[0] for e in events] == ["step", "save", "term"]
+  assert "(left the partial" in events[1] and ".orbax-checkpoint-tmp)" in events[1]  # mid-save
 
 
 def test_sigterm_checkpoints_the_step_and_the_rerun_is_exact(reference, tmp_path, monkeypatch):
