@@ -189,7 +189,7 @@ def prefetch_to_device(iterator: grain.DatasetIterator, batch_sharding, size: in
 
 def eval_batches(config: ml_collections.ConfigDict, reader: Reader, batch_sharding=None
                  ) -> Callable[[], Iterator[dict]]:
-  """A function that yields the eval split once, in order, in fixed-size global batches.
+  """A function that yields one split once, in order, in fixed-size global batches.
 
   The last batch is padded to `eval_batch_size` (with copies of example 0) and `mask` marks the
   real examples, so the eval step compiles once. Each process reads only its rows."""

@@ -1,7 +1,7 @@
 """python -m train.tools.report RUN_OR_PARENT [...] [--markdown] [--out DIR]
 
 Prints one row per run (every results.json under the given dirs, e.g. a sweep's parent): the config
-fields in which the rows differ, final eval metrics, parameters, wall time and examples/s. Runs
+fields in which the rows differ, final test metrics, parameters, wall time and examples/s. Runs
 whose config.json differ only in `seed` are folded into one row with mean +- std over their seeds.
 Writes DIR/report.png (the learning curves of every row overlaid, one panel per metric, from
 metrics.jsonl: TensorBoard is not needed) and DIR/report.html (the table and the plot in one page).

@@ -88,7 +88,7 @@ def missing_dataset(cfg) -> str | None:
 
 
 def measure(parent: str, entry: Expected, config) -> tuple[list[float], list[str]]:
-  """The entry's final eval metric in each of its finished runs, and the config fields in which
+  """The entry's final test metric in each of its finished runs, and the config fields in which
   finished runs differ from the registry's config (a stale run: the experiment changed since)."""
   from train.workdir import config_changes
 
