@@ -1,6 +1,9 @@
 # Two commands set up everything on a fresh machine: `make run` and `make test`.
 PY      ?= python3
 VENV    ?= .venv
+# The second suite: Python 3.12 with the newest jax and flax (pyenv: PYENV_VERSION=3.12.1).
+PY312   ?= python3.12
+VENV312 ?= .venv312
 BIN     := $(VENV)/bin
 CONFIG  ?= experiments/mnist1d_cnn.py
 WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
@@ -10,7 +13,7 @@ PAPER_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn
 RNN_CELLS := simple lstm gru
 RNN_LENGTHS := 100 200 400
 
-.PHONY: install run test results quick paper rnn transformer bench clean
+.PHONY: install run test test-py312 results quick paper rnn transformer bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +32,17 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 tests
+
+# Upgrades to the newest releases whenever pyproject.toml changes (a fresh venv gets them anyway).
+$(VENV312)/.installed: pyproject.toml
+	test -x $(VENV312)/bin/python || $(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install -q --upgrade pip
+	$(VENV312)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
+	touch $@
+
+test-py312: $(VENV312)/.installed
+	$(VENV312)/bin/python -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__)"
+	$(VENV312)/bin/python -m pytest -n 2 tests
 
 # The README's results section: every experiment's full reproduction (finished runs are skipped;
 # exit status 1 on a mismatch), the CNN-claims plots, then the generated tables.
