@@ -1,4 +1,5 @@
-"""python -m train.bench_rnn [--size full|small|tiny] [--steps 30] [--out runs/bench_rnn]
+"""python -m train.bench_rnn [--size full|small|tiny] [--steps 30] [--dtypes float32,bfloat16]
+[--cells lstm,gru] [--out runs/bench_rnn]
 
 One recurrent training step (forward, backward on a loss over all outputs, SGD update) for our
 LSTM and GRU layers (the scan, also unrolled 8 steps per iteration, and for the LSTM in float32 on
@@ -63,6 +64,7 @@ def main(argv=None):
   parser.add_argument("--size", choices=sorted(SIZES), default="full")
   parser.add_argument("--steps", type=int, default=30)
   parser.add_argument("--dtypes", default="float32,bfloat16")
+  parser.add_argument("--cells", default="lstm,gru")
   parser.add_argument("--out", default="runs/bench_rnn")
   args = parser.parse_args(argv)
   size = SIZES[args.size]
@@ -77,7 +79,7 @@ def main(argv=None):
   rows = []
   for dtype_name in args.dtypes.split(","):
     dtype = jnp.dtype(dtype_name)
-    for cell in ("lstm", "gru"):
+    for cell in args.cells.split(","):
       ours = RNNLayer(size["hidden"], cell, dtype=dtype)
       impls = {"ours (scan)": jax_step(ours, x),
                "ours (scan, unroll 8)": jax_step(ours.clone(unroll=8), x)}
