@@ -70,7 +70,7 @@ def plan(dry_run: bool) -> list[Item]:
     ]
   return [
       Item("gpu tests", m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py"),
-           150, "tests"),
+           200, "tests"),
       Item("bench_rnn", m("train.bench_rnn", "--size", "full", "--steps", "10"), 100, "bench_rnn"),
       *[Item(f"gpt2 {kernel}", m("train.bench", "--config", gpt2, "--steps", "10",
                                  f"--config.model.attention_kernel={kernel}"), 60, "bench")
