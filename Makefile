@@ -28,7 +28,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(BIN)/python -m train --config $(CONFIG) --workdir $(WORKDIR)
-	$(BIN)/python -m train.report $(WORKDIR)
+	$(BIN)/python -m train.tools.report $(WORKDIR)
 
 test: install
 	$(BIN)/python -m pytest -n 2 tests
@@ -47,19 +47,19 @@ test-py312: $(VENV312)/.installed
 # The README's results section: every experiment's full reproduction (finished runs are skipped;
 # exit status 1 on a mismatch), the CNN-claims plots, then the generated tables.
 results: install
-	$(BIN)/python -m train.reproduce --all
-	$(BIN)/python -m train.cnn_claims params --out docs
-	$(BIN)/python -m train.cnn_claims shift --out docs runs/reproduce/mnist1d_mlp \
+	$(BIN)/python -m train.tools.reproduce --all
+	$(BIN)/python -m experiments.analysis.cnn_claims params --out docs
+	$(BIN)/python -m experiments.analysis.cnn_claims shift --out docs runs/reproduce/mnist1d_mlp \
 	  runs/reproduce/mnist1d_cnn_paper runs/reproduce/mnist1d_cnn \
 	  'runs/reproduce/mnist1d_cnn_pool/pool=max,seed=*' 'runs/reproduce/mnist1d_cnn_pool/pool=none,seed=*'
-	$(BIN)/python -m train.report runs/reproduce/mnist1d_cnn_pool --out docs/pooling >/dev/null
-	$(BIN)/python -m train.gradient_flow $(foreach c,simple lstm gru,\
+	$(BIN)/python -m train.tools.report runs/reproduce/mnist1d_cnn_pool --out docs/pooling >/dev/null
+	$(BIN)/python -m experiments.analysis.gradient_flow $(foreach c,simple lstm gru,\
 	  'runs/reproduce/adding_problem/name=adding_problem-t100,cell=$(c),seed=0') --out docs
-	$(BIN)/python -m train.reproduce --readme
+	$(BIN)/python -m train.tools.reproduce --readme
 
 # Every experiment's reduced form: a few minutes on 2 CPU cores.
 quick: install
-	$(BIN)/python -m train.reproduce --all --quick
+	$(BIN)/python -m train.tools.reproduce --all --quick
 
 # The README's MNIST-1D table: every paper row (and our CNN) over seeds 0, 1, 2. Finished runs
 # are resumed, i.e. skipped.
@@ -67,7 +67,7 @@ paper: install
 	for exp in $(PAPER_EXPERIMENTS); do for seed in 0 1 2; do \
 	  $(BIN)/python -m train --config experiments/$$exp.py --workdir runs/paper/$$exp/seed$$seed \
 	    --config.seed=$$seed >/dev/null || exit 1; done; done
-	$(BIN)/python -m train.report runs/paper --markdown
+	$(BIN)/python -m train.tools.report runs/paper --markdown
 
 # The README's recurrent results: MNIST-1D, the adding and copy tasks at each length, for each cell;
 # the char-level LSTM LM; the gradient-flow plot. About an hour on 2 CPU cores.
@@ -80,9 +80,9 @@ rnn: install
 	      --config.model.cell=$$cell --config.dataset.name=$$task/t$$t >/dev/null || exit 1; \
 	  done; done; done
 	$(BIN)/python -m train --config experiments/chars_lstm.py --workdir runs/rnn/chars_lstm >/dev/null
-	$(BIN)/python -m train.gradient_flow $(foreach c,$(RNN_CELLS),runs/rnn/adding_problem/t100/$(c)) \
+	$(BIN)/python -m experiments.analysis.gradient_flow $(foreach c,$(RNN_CELLS),runs/rnn/adding_problem/t100/$(c)) \
 	  --out runs/rnn/gradient_flow
-	$(BIN)/python -m train.report runs/rnn --markdown
+	$(BIN)/python -m train.tools.report runs/rnn --markdown
 
 # The README's Transformer results: MNIST-1D over seeds 0-2, the char LM beside the LSTM's, attention
 # maps of both, throughput against sequence length.
@@ -92,12 +92,12 @@ transformer: install
 	    --workdir runs/transformer/mnist1d/seed$$seed --config.seed=$$seed >/dev/null || exit 1; done
 	$(BIN)/python -m train --config experiments/chars_transformer.py \
 	  --workdir runs/transformer/chars_transformer >/dev/null || exit 1
-	$(BIN)/python -m train.attention_maps --workdir runs/transformer/mnist1d/seed0
-	$(BIN)/python -m train.attention_maps --workdir runs/transformer/chars_transformer
-	$(BIN)/python -m train.bench_seq_len --tokens 4096 --out runs/transformer/bench_seq_len
-	$(BIN)/python -m train.report runs/transformer --markdown
+	$(BIN)/python -m experiments.analysis.attention_maps --workdir runs/transformer/mnist1d/seed0
+	$(BIN)/python -m experiments.analysis.attention_maps --workdir runs/transformer/chars_transformer
+	$(BIN)/python -m experiments.analysis.bench_seq_len --tokens 4096 --out runs/transformer/bench_seq_len
+	$(BIN)/python -m train.tools.report runs/transformer --markdown
 
-# The README's speed table: `python -m train.bench` on every experiment (CPU-sized where a full step
+# The README's speed table: `python -m train.tools.bench` on every experiment (CPU-sized where a full step
 # would take minutes there; TFDS mock data for the datasets that need a download), GPT-2 small's
 # PyTorch peer where torch is installed (not a dependency), then the same CNN on 8 simulated CPU
 # devices, data-parallel and FSDP (a check that it runs, not a speed-up).
@@ -106,20 +106,20 @@ BENCH_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn mn
 EIGHT_CPUS := XLA_FLAGS=--xla_force_host_platform_device_count=8
 bench: install
 	for exp in $(BENCH_EXPERIMENTS); do \
-	  $(BIN)/python -m train.bench --config experiments/$$exp.py --out runs/bench >/dev/null || exit 1; done
+	  $(BIN)/python -m train.tools.bench --config experiments/$$exp.py --out runs/bench >/dev/null || exit 1; done
 	for exp in mnist_cnn cifar10_resnet18; do \
-	  $(BIN)/python -m train.bench --config experiments/$$exp.py --mock_data --steps 3 \
+	  $(BIN)/python -m train.tools.bench --config experiments/$$exp.py --mock_data --steps 3 \
 	    --config.dataset.data_dir=runs/bench/mock --out runs/bench >/dev/null || exit 1; done
-	$(BIN)/python -m train.bench --config experiments/gpt2_small.py --steps 3 \
+	$(BIN)/python -m train.tools.bench --config experiments/gpt2_small.py --steps 3 \
 	  --config.batch_size=1 --config.dataset.seq_len=128 --out runs/bench >/dev/null
 	if $(BIN)/python -c "import torch" 2>/dev/null; then \
-	  $(BIN)/python experiments/peers/torch_gpt2.py --batch 1 --seq_len 128 --steps 3 --no-compile \
+	  $(BIN)/python -m experiments.peers.torch_gpt2 --batch 1 --seq_len 128 --steps 3 --no-compile \
 	    --out runs/bench >/dev/null || exit 1; fi
-	$(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench \
+	$(BIN)/python -m train.tools.bench --config experiments/mnist1d_cnn.py --out runs/bench \
 	  --config.batch_size=128 >/dev/null
-	$(EIGHT_CPUS) $(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench \
+	$(EIGHT_CPUS) $(BIN)/python -m train.tools.bench --config experiments/mnist1d_cnn.py --out runs/bench \
 	  --config.batch_size=128 >/dev/null
-	$(EIGHT_CPUS) $(BIN)/python -m train.bench --config experiments/mnist1d_cnn.py --out runs/bench \
+	$(EIGHT_CPUS) $(BIN)/python -m train.tools.bench --config experiments/mnist1d_cnn.py --out runs/bench \
 	  --config.batch_size=128 --config.mesh.fsdp=4 >/dev/null
 	cat runs/bench/bench.md
 

@@ -6,11 +6,12 @@ Commands (cell: simple | lstm | gru; T: 100 | 200 | 400):
   python -m train --config experiments/adding_problem.py --workdir runs/adding/gru_t400 \
       --config.model.cell=gru --config.dataset.name=adding_problem/t400
   make rnn   # all nine, then the table
-  python -m train.reproduce experiments/adding_problem.py   # all nine, checked against EXPECTED
+  python -m train.tools.reproduce experiments/adding_problem.py   # all nine, checked against EXPECTED
 Expected: the trivial baseline (always predict 1) has test MSE 0.167. Seed 0: the GRU and the LSTM
 reach MSE <= 0.001 at T = 100, 200 and 400; the simple RNN stays at the baseline.
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 # Seed 0. Gated cells: test MSE within 0.001 of 0; the simple RNN: at the baseline 0.167.
 EXPECTED = [

@@ -1,14 +1,15 @@
 """Character-level LSTM language model on the offline Python-reference corpus (465k characters,
-`train/datasets/python_reference.py`); windows of 256 characters, bits per character on the
+`train/data/text.py`); windows of 256 characters, bits per character on the
 validation split. With a TFDS data dir that holds tiny_shakespeare, add
 --config.dataset.name=tiny_shakespeare --config.model.vocab_size=65 --config.model.num_outputs=65.
 
 Commands:
   python -m train --config experiments/chars_lstm.py --workdir runs/chars_lstm
-  python -m train.sample --workdir runs/chars_lstm --prompt "The " --length 300
+  python -m train.tools.sample --workdir runs/chars_lstm --prompt "The " --length 300
 Expected: validation bits per character 1.98 (seed 0; a uniform guess: log2(103) = 6.7).
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [Expected("bits", 1.98, 0.05)]  # seed 0
 # The reduced form: a loose check that it learns (set from one quick run, seed 0).
@@ -20,7 +21,6 @@ QUICK = Quick({"num_steps": 100, "eval_every": 50, "checkpoint.every": 50, "batc
 def get_config():
   config = base_config()
   config.dataset.name = "python_reference"
-  config.dataset.eval_split = "validation"
   config.dataset.seq_len = 256
   config.batch_size = 32
   config.eval_batch_size = 32

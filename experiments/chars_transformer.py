@@ -4,11 +4,12 @@ windows and budget as `chars_lstm.py`, with a comparable parameter count (~0.4M 
 
 Commands:
   python -m train --config experiments/chars_transformer.py --workdir runs/chars_transformer
-  python -m train.sample --workdir runs/chars_transformer --prompt "The " --length 300
+  python -m train.tools.sample --workdir runs/chars_transformer --prompt "The " --length 300
 Expected: validation bits per character 1.93 (seed 0; the LSTM's: 1.98).
 """
 from experiments import chars_lstm
-from experiments.common import Expected, Quick, model_config
+from experiments.registry import Expected, Quick
+from train.config import model_config
 
 EXPECTED = [Expected("bits", 1.93, 0.05)]  # seed 0
 # The reduced form: a loose check that it learns (set from one quick run, seed 0).

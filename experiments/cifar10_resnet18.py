@@ -8,7 +8,8 @@ Command:
 Expected: test accuracy ~0.95 after 200 epochs (the usual figure for this recipe; not run here:
 this machine cannot download CIFAR-10 and has no GPU).
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [Expected("accuracy", 0.95, 0.01)]
 # The reduced form (not measured here: needs the TFDS download).

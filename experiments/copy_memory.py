@@ -6,14 +6,15 @@ Commands (cell: simple | lstm | gru; T: 100 | 200 | 400):
   python -m train --config experiments/copy_memory.py --workdir runs/copy/gru_t200 \
       --config.model.cell=gru --config.dataset.name=copy_memory/t200
   make rnn   # all nine, then the table
-  python -m train.reproduce experiments/copy_memory.py   # all nine, checked against EXPECTED
+  python -m train.tools.reproduce experiments/copy_memory.py   # all nine, checked against EXPECTED
 Expected: the memoryless baseline (blanks, then a uniform guess over the 8 symbols) scores
 10 ln 8 / (T + 20): 0.173 at T=100, 0.095 at T=200, 0.049 at T=400, and recall_accuracy 0.125.
 Seed 0, 3000 steps: the GRU beats it at every T (recall_accuracy 0.35-0.44), the LSTM only at
 T=100 (0.21), the simple RNN never.
 """
 from experiments import adding_problem
-from experiments.common import Expected, Quick, model_config
+from experiments.registry import Expected, Quick
+from train.config import model_config
 
 # Seed 0, recall_accuracy (chance: 0.125): the GRU above chance at every T, the LSTM at T=100
 # only, the simple RNN never.

@@ -2,8 +2,8 @@
 AdamW: the Transformer speed benchmark (tokens/s and MFU; see README "Speed").
 
 Commands:
-  python -m train.bench --config experiments/gpt2_small.py            # a GPU: batch 16 x 1024
-  python -m train.bench --config experiments/gpt2_small.py --steps 3 \
+  python -m train.tools.bench --config experiments/gpt2_small.py            # a GPU: batch 16 x 1024
+  python -m train.tools.bench --config experiments/gpt2_small.py --steps 3 \
       --config.batch_size=1 --config.dataset.seq_len=128              # what a 2-core CPU can do
   python -m train --config experiments/gpt2_small.py --workdir runs/gpt2_small
 Expected: no accuracy target (a benchmark config). It trains on the characters of the offline
@@ -12,7 +12,7 @@ corpus, since the codebase has no BPE tokenizer: the vocabulary is GPT-2's 50257
 FLOPs are GPT-2 small's all the same.
 """
 from experiments import chars_lstm
-from experiments.common import model_config
+from train.config import model_config
 
 EXPECTED = []  # a benchmark, not a reproduction target
 

@@ -5,7 +5,8 @@ Command:
   python -m train --config experiments/mnist1d_cnn.py --workdir runs/mnist1d_cnn
 Expected: test accuracy 0.976 +- 0.002 over seeds 0-2 (seed 0: 0.975); the paper's CNN: 94%.
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [Expected("accuracy", 0.976, 0.01, seeds=(0, 1, 2))]
 # The reduced form: a loose check that it learns (set from one quick run, seed 0).

@@ -6,7 +6,8 @@ Command:
   python -m train --config experiments/mnist1d_cnn_paper.py --workdir runs/mnist1d_cnn_paper
 Expected: test accuracy 0.933 +- 0.010 over seeds 0-2 (paper: 94%).
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [Expected("accuracy", 0.94, 0.015, seeds=(0, 1, 2))]  # the paper's row
 # The reduced form: a loose check that it learns (set from one quick run, seed 0).

@@ -6,12 +6,13 @@ times (40 -> 5 positions), so the head, and the parameter count, shrink with it.
 Commands:
   python -m train --config experiments/mnist1d_cnn_pool.py --workdir runs/pool \
       --sweep model.pool=max,avg,none --sweep seed=0,1,2
-  python -m train.reproduce experiments/mnist1d_cnn_pool.py
+  python -m train.tools.reproduce experiments/mnist1d_cnn_pool.py
 Expected: test accuracy over seeds 0-2 (measured with the commands above, 4000 steps): max-pooling
 0.941 +- 0.003, average pooling 0.942 +- 0.006 (12,106 parameters), no pooling 0.934 +- 0.006
 (23,306 parameters: the head sees 40 positions instead of 5).
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [
     Expected("accuracy", 0.941, 0.015, seeds=(0, 1, 2), overrides={"model.pool": "max"}),

@@ -4,7 +4,8 @@ Command:
   python -m train --config experiments/mnist1d_mlp.py --workdir runs/mnist1d_mlp
 Expected: test accuracy 0.678 +- 0.004 over seeds 0-2 (paper: 68%).
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [Expected("accuracy", 0.68, 0.02, seeds=(0, 1, 2))]  # the paper's row
 # The reduced form: a loose check that it learns (set from one quick run, seed 0).

@@ -5,11 +5,12 @@ Commands:
   python -m train --config experiments/mnist1d_rnn.py --workdir runs/mnist1d_gru
   python -m train --config experiments/mnist1d_rnn.py --workdir runs/mnist1d_lstm --config.model.cell=lstm
   python -m train --config experiments/mnist1d_rnn.py --workdir runs/mnist1d_simple --config.model.cell=simple
-  python -m train.reproduce experiments/mnist1d_rnn.py   # all three, checked against EXPECTED
+  python -m train.tools.reproduce experiments/mnist1d_rnn.py   # all three, checked against EXPECTED
 Expected: GRU 0.972, LSTM 0.963 test accuracy at seed 0 (the paper's GRU: 91%); the simple RNN
 does not train at this learning rate (chance).
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [  # seed 0; the simple RNN stays at chance (0.1)
     Expected("accuracy", 0.97, 0.02, overrides={"model.cell": "gru"}),

@@ -7,7 +7,8 @@ Command:
   make transformer   # seeds 0, 1, 2 and the char LM, then the table
 Expected: test accuracy 0.919 +- 0.009 over seeds 0-2.
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [Expected("accuracy", 0.919, 0.02, seeds=(0, 1, 2))]
 # The reduced form: a loose check that it learns (set from one quick run, seed 0).

@@ -7,7 +7,8 @@ Command:
   python -m train --config experiments/mnist_cnn.py --workdir runs/mnist_cnn
 Expected: test accuracy ~0.99 (not run here: this machine cannot download MNIST).
 """
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [Expected("accuracy", 0.99, 0.005)]
 # The reduced form (not measured here: needs the TFDS download).

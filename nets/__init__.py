@@ -6,6 +6,7 @@ import dataclasses
 
 import flax.linen as nn
 
+from nets.layers import check_choice
 from nets.cnn import MLP, ConvNet, ResNet
 from nets.recurrent import RecurrentNet
 from nets.transformer import TransformerClassifier, TransformerLM
@@ -26,6 +27,5 @@ def model_fields(cls: type[nn.Module]) -> list[str]:
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-  if name not in MODELS:
-    raise ValueError(f"unknown model {name!r}; valid: {sorted(MODELS)}")
+  check_choice("model", name, sorted(MODELS))
   return MODELS[name](**kwargs)

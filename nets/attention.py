@@ -1,7 +1,8 @@
 """Multi-head self-attention with boolean masks, rotary position embeddings and a KV cache.
 
 Masks are boolean, True where a query may attend to a key, and broadcast to `(B, N, T, S)`
-(batch, heads, queries, keys); `causal_mask`, `padding_mask` and `combine_masks` build them.
+(batch, heads, queries, keys); flax's `nn.make_causal_mask` and `nn.combine_masks` and our
+`padding_mask` (from lengths) build them.
 """
 import math
 from typing import Any
@@ -10,33 +11,20 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nets.layers import check_choice
+
 # jax.nn.dot_product_attention's `implementation` for each kernel but 'xla' (our own jnp).
 KERNELS = {"xla": None, "dot_product": None, "cudnn": "cudnn"}
 
 
+def padding_mask(lengths_B: jax.Array, S: int) -> jax.Array:
+  """(B, 1, 1, S): key s of example b is valid when s < lengths_B[b]."""
+  return (jnp.arange(S) < lengths_B[:, None])[:, None, None, :]
+
+
 def causal_mask(T: int) -> jax.Array:
   """(1, 1, T, T): query t sees keys 0..t."""
-  return jnp.tril(jnp.ones((T, T), bool))[None, None]
-
-
-def padding_mask(lengths_or_valid: jax.Array, length: int | None = None) -> jax.Array:
-  """(B, 1, 1, S) from a bool `(B, S)` mask of valid keys, or from int lengths `(B,)` and S."""
-  if lengths_or_valid.dtype == bool:
-    return lengths_or_valid[:, None, None, :]
-  if length is None:
-    raise ValueError("padding_mask needs the number of keys `length` along with lengths")
-  return (jnp.arange(length) < lengths_or_valid[:, None])[:, None, None, :]
-
-
-def combine_masks(*masks: jax.Array | None) -> jax.Array | None:
-  """The logical and of the masks that are not None; None if all are."""
-  masks = [m for m in masks if m is not None]
-  if not masks:
-    return None
-  mask = masks[0]
-  for m in masks[1:]:
-    mask = jnp.logical_and(mask, m)
-  return mask
+  return nn.make_causal_mask(jnp.ones((1, T)), dtype=bool)
 
 
 def rope(x_BTNH: jax.Array, positions: jax.Array, base: float = 10_000.0) -> jax.Array:
@@ -95,8 +83,7 @@ class MultiHeadAttention(nn.Module):
   def __call__(self, x_BTD, *, mask=None, causal: bool = False, lengths=None,
                decode: bool = False, return_weights: bool = False, train: bool = False):
     """`mask` broadcasts to (B, N, T, S); `lengths` (B,) marks keys s >= lengths[b] as padding."""
-    if self.kernel not in KERNELS:
-      raise ValueError(f"unknown attention kernel {self.kernel!r}; valid: {sorted(KERNELS)}")
+    check_choice("attention kernel", self.kernel, sorted(KERNELS))
     if self.kernel != "xla" and return_weights:
       raise ValueError(f"return_weights needs kernel='xla', not {self.kernel!r}")
     if self.kernel != "xla" and train and self.dropout > 0:
@@ -125,12 +112,12 @@ class MultiHeadAttention(nn.Module):
       index.value = index.value + T
       # Each new step sees the cache up to itself; beyond that it is empty.
       cache_mask = jnp.arange(k_BSNH.shape[1]) <= positions_T[:, None]
-      mask, causal = combine_masks(mask, cache_mask[None, None]), False
+      mask, causal = nn.combine_masks(mask, cache_mask[None, None], dtype=bool), False
 
     if self.kernel == "xla":
       S = k_BSNH.shape[1]
-      mask = combine_masks(mask, causal_mask(T) if causal else None,
-                           None if lengths is None else padding_mask(lengths, S))
+      mask = nn.combine_masks(mask, causal_mask(T) if causal else None,
+                              None if lengths is None else padding_mask(lengths, S), dtype=bool)
       weights_BNTS = dot_product_weights(q_BTNH, k_BSNH, mask)
       self.sow("intermediates", "attention_weights", weights_BNTS)
       dropped_BNTS = nn.Dropout(self.dropout, deterministic=not train)(weights_BNTS)

@@ -11,7 +11,7 @@ from typing import Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
-from nets.common import DTYPES, check_choice, remat
+from nets.layers import DTYPES, check_choice, remat
 
 ACTIVATIONS: dict[str, Callable] = {
     "relu": nn.relu, "gelu": nn.gelu, "tanh": jnp.tanh, "silu": nn.silu, "elu": nn.elu,
@@ -19,8 +19,7 @@ ACTIVATIONS: dict[str, Callable] = {
 
 
 def activation(name: str) -> Callable:
-  if name not in ACTIVATIONS:
-    raise ValueError(f"unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}")
+  check_choice("activation", name, sorted(ACTIVATIONS))
   return ACTIVATIONS[name]
 
 
@@ -46,7 +45,7 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
-    check_choice("dtype", self.dtype, DTYPES)
+    check_choice("dtype", self.dtype, sorted(DTYPES))
     act = activation(self.activation)
     x = x.reshape(x.shape[0], -1)
     for width in self.hidden:
@@ -95,8 +94,8 @@ class ConvNet(nn.Module):
         x = nn.max_pool(x, (self.pool_size,) * nd, (self.pool_size,) * nd)
       elif self.pool == "avg":
         x = nn.avg_pool(x, (self.pool_size,) * nd, (self.pool_size,) * nd)
-      elif self.pool != "none":
-        raise ValueError(f"unknown pool {self.pool!r}; valid: ['avg', 'max', 'none']")
+      else:
+        check_choice("pool", self.pool, ["avg", "max", "none"])
     return MLP(self.num_outputs, self.hidden, self.activation, self.dropout, self.dtype)(
         x, train=train)
 
@@ -106,8 +105,7 @@ def normalize(x, norm: str, train: bool):
     return nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=jnp.float32)(x)
   if norm == "layer":
     return nn.LayerNorm(dtype=jnp.float32)(x)
-  if norm != "none":
-    raise ValueError(f"unknown norm {norm!r}; valid: ['batch', 'layer', 'none']")
+  check_choice("norm", norm, ["batch", "layer", "none"])
   return x
 
 
@@ -150,9 +148,8 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
-    if self.depth not in RESNET_STAGES:
-      raise ValueError(f"ResNet depth must be one of {sorted(RESNET_STAGES)}, got {self.depth}")
-    check_choice("dtype", self.dtype, DTYPES)
+    check_choice("ResNet depth", self.depth, sorted(RESNET_STAGES))
+    check_choice("dtype", self.dtype, sorted(DTYPES))
     block = remat(ResidualBlock, self.remat, self.remat_policy, static_argnums=(2,))
     x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, dtype=DTYPES[self.dtype])(x)
     x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=jnp.float32)(x))

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from nets import recurrent_cudnn
-from nets.common import DTYPES, check_choice
+from nets.layers import DTYPES, check_choice
 
 Carry = Any  # h_BH, or (c_BH, h_BH) for the LSTM
 
@@ -178,7 +178,7 @@ class RNNLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x_BTD, *, lengths_B=None, initial_carry=None, perturb_BTH=None):
-    check_choice("cell", self.cell, CELLS)
+    check_choice("cell", self.cell, sorted(CELLS))
     check_choice("backend", self.backend, BACKENDS)
     if self.backend == "cudnn":
       problem = recurrent_cudnn.problem(self.cell, self.dtype, self.param_dtype,
@@ -296,10 +296,8 @@ class RecurrentNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool = False, lengths=None, perturb=None):
-    if self.head not in HEADS:
-      raise ValueError(f"unknown head {self.head!r}; valid: {sorted(HEADS)}")
-    if self.dtype not in DTYPES:
-      raise ValueError(f"unknown dtype {self.dtype!r}; valid: {sorted(DTYPES)}")
+    check_choice("head", self.head, sorted(HEADS))
+    check_choice("dtype", self.dtype, sorted(DTYPES))
     if self.vocab_size > 0:
       x = nn.Embed(self.vocab_size, self.embed_dim)(x)
     if x.ndim != 3:

@@ -22,7 +22,7 @@ def data_dir(tmp_path_factory):
   """MNIST-1D prepared once per test worker (generated offline, about a second)."""
   import tensorflow_datasets as tfds
 
-  import train.datasets  # noqa: F401
+  import train.data  # noqa: F401  (registers our builders)
 
   path = str(tmp_path_factory.mktemp("tfds"))
   tfds.builder("mnist1d", data_dir=path).download_and_prepare()

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from train.preempt import EXIT_STATUS
+from train.faults import EXIT_STATUS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = ("step", "save", "term", "step", "save", "int")
@@ -140,7 +140,7 @@ def main():
   if not args.data_dir:
     import tensorflow_datasets as tfds
 
-    import train.datasets  # noqa: F401
+    import train.data  # noqa: F401  (registers our builders)
     args.data_dir = os.path.join(out, "tfds")
     tfds.builder("mnist1d", data_dir=args.data_dir).download_and_prepare()
   t0 = time.time()

@@ -1,4 +1,4 @@
-"""`python -m train.bench`: times an experiment's real train step and records it."""
+"""`python -m train.tools.bench`: times an experiment's real train step and records it."""
 import json
 import os
 import subprocess
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from train import bench
+from train.tools import bench
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -21,8 +21,8 @@ def test_bench_times_the_step_and_records_a_row(tiny_config, tmp_path):
   assert result["mfu"] is None  # no peak is known for a CPU
   assert not result["xla_counts_a_loop_once"] and result["tflops_per_s"] > 0
   assert os.listdir(tmp_path / "trace")  # the profiler wrote a trace
-  bench.record(result, "mnist1d_mlp", "python -m train.bench ...", str(tmp_path / "out"))
-  bench.record(result, "mnist1d_mlp", "python -m train.bench ...", str(tmp_path / "out"))
+  bench.record(result, "mnist1d_mlp", "python -m train.tools.bench ...", str(tmp_path / "out"))
+  bench.record(result, "mnist1d_mlp", "python -m train.tools.bench ...", str(tmp_path / "out"))
   table = (tmp_path / "out" / "bench.md").read_text().splitlines()
   assert len(table) == 4 and table[2].startswith("| ") and "mnist1d_mlp" in table[3]
   assert json.loads((tmp_path / "out" / "mnist1d_mlp.json").read_text())["step_ms"] > 0
@@ -59,7 +59,7 @@ def test_peaks_by_device_kind(device_kind, peak):
 def test_bench_cli_on_mock_data_of_a_dataset_not_prepared_here(tmp_path):
   """The MNIST CNN on MNIST's shapes, from TFDS mock data: no download needed."""
   out = subprocess.run(
-      [sys.executable, "-m", "train.bench", "--config=experiments/mnist_cnn.py",
+      [sys.executable, "-m", "train.tools.bench", "--config=experiments/mnist_cnn.py",
        "--steps=1", "--mock_data", f"--out={tmp_path}", f"--config.dataset.data_dir={tmp_path}",
        "--config.batch_size=4", "--config.eval_batch_size=4", "--config.model.features=(4,4)"],
       cwd=REPO, capture_output=True, text=True, timeout=300)

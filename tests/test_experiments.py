@@ -1,7 +1,4 @@
 """Every experiment file: documented, valid, and its model builds for its dataset's input shape."""
-import glob
-import os
-
 import jax
 import jax.numpy as jnp
 import pytest
@@ -10,25 +7,15 @@ import nets
 from tests.conftest import load_config
 from train import data
 from train.config import validate
+from train.tools import reproduce
 
-EXPERIMENTS = sorted(os.path.basename(p)[:-3] for p in glob.glob(
-    os.path.join(os.path.dirname(__file__), "..", "experiments", "*.py"))
-    if not os.path.basename(p).startswith(("_", "common")))
-IMAGE_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+EXPERIMENTS = [reproduce.experiment_name(p) for p in reproduce.all_experiments()]
 
 
 def example_input(dataset):
-  """A batch of 2 inputs of the dataset's shape and dtype, without preparing the dataset."""
-  name, _, variant = dataset.name.partition("/")
-  if name == "mnist1d":
-    return jnp.zeros((2, 40, 1))
-  if name == "adding_problem":
-    return jnp.zeros((2, int(variant[1:]), 2))
-  if name == "copy_memory":
-    return jnp.zeros((2, int(variant[1:]) + 20), jnp.int32)
-  if name in ("python_reference", "tiny_shakespeare"):
-    return jnp.zeros((2, dataset.seq_len), jnp.int32)
-  return jnp.zeros((2, *IMAGE_SHAPES[name]))
+  """A batch of 2 inputs of the dataset's shape and dtype (its spec's), without preparing it."""
+  shape, dtype = data.spec_of(dataset.name).input_shape(dataset)
+  return jnp.zeros((2, *shape), dtype)
 
 
 def test_the_issue_experiments_exist():

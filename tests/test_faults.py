@@ -15,10 +15,10 @@ import pytest
 import train.loop
 from tests import kill_harness
 from tests.kill_harness import assert_same_run, final_state, metric_rows
-from train import preempt
+from train import faults
 from tests.test_train import snapshot
 from train.config import ConfigError
-from train.guard import TrainingDiverged
+from train.faults import TrainingDiverged
 from train.loop import train_and_evaluate
 
 
@@ -76,7 +76,7 @@ def test_sigterm_checkpoints_the_step_and_the_rerun_is_exact(reference, tmp_path
   previous = signal.getsignal(signum)
   steps_wrapped(monkeypatch, lambda step, batch: os.kill(os.getpid(), signum)
                 if step == 23 else None)
-  with pytest.raises(preempt.Preempted, match=f"stopped by {signum.name} after step 23, which is "
+  with pytest.raises(faults.Preempted, match=f"stopped by {signum.name} after step 23, which is "
                      "checkpointed; run the same command again to resume"):
     train_and_evaluate(config, str(tmp_path))
   assert signal.getsignal(signum) is previous
@@ -89,7 +89,7 @@ def test_sigterm_checkpoints_the_step_and_the_rerun_is_exact(reference, tmp_path
 def test_second_ctrl_c_interrupts_at_once():
   # Python's own Ctrl-C handler as the one before ours (a test worker may have set another).
   outer = signal.signal(signal.SIGINT, signal.default_int_handler)
-  preemption = preempt.Preemption().install()
+  preemption = faults.Preemption().install()
   try:
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(0.05)

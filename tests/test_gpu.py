@@ -28,7 +28,8 @@ import nets
 from nets import recurrent_cudnn
 from nets.attention import MultiHeadAttention
 from nets.recurrent import RNNLayer
-from nets.transformer import TransformerLM, init_cache
+from nets.decoding import init_cache
+from nets.transformer import TransformerLM
 from tests.test_faults import as_killed_after
 from tests.kill_harness import metric_rows
 from train import data, optim
@@ -135,7 +136,7 @@ FAMILIES = {  # experiment, and overrides that keep the dry run small
 def train_metrics(config, device, num_steps=3):
   """Loss and gradient norm of the first steps of `config` on `device`, from the same init and
   batches on every device."""
-  reader = data.Reader(config.dataset, config.dataset.train_split)
+  reader = data.Reader(config.dataset, data.split(config.dataset, "train"))
   batches = data.train_iterator(config, reader)
   model = nets.create_model(**config.model)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)

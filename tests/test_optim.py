@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.common import base_config
+from train.config import base_config
 from train.optim import make_optimizer, make_schedule
 
 

@@ -21,7 +21,7 @@ def test_resnet18_peer_has_our_architecture_and_records_a_row(tmp_path):
       jax.random.key(0), jnp.zeros((1, 32, 32, 3))))["params"]
   assert sum(p.numel() for p in ResNet18(width=8).parameters()) == \
       sum(p.size for p in jax.tree.leaves(ours))
-  subprocess.run([sys.executable, "experiments/peers/torch_resnet18.py", "--batch", "2",
+  subprocess.run([sys.executable, "-m", "experiments.peers.torch_resnet18", "--batch", "2",
                   "--width", "4", "--steps", "1", "--no-compile", "--out", str(tmp_path)],
                  cwd=REPO, check=True, capture_output=True)
   with open(tmp_path / "torch_resnet18.json") as f:

@@ -219,9 +219,9 @@ def test_perturb_on_a_reversed_padded_layer_skips_padding():
 
 def test_rejects_bad_fields():
   x = jnp.ones((1, 2, 1))
-  with pytest.raises(ValueError, match=r"unknown cell 'rnn'; valid: \['gru', 'lstm', 'simple'\]"):
+  with pytest.raises(ValueError, match="unknown cell 'rnn'; valid: gru, lstm, simple"):
     RecurrentNet(cell="rnn").init(jax.random.key(0), x)
-  with pytest.raises(ValueError, match=r"unknown head 'max'; valid: \['last', 'mean', 'per_step'\]"):
+  with pytest.raises(ValueError, match="unknown head 'max'; valid: last, mean, per_step"):
     RecurrentNet(head="max").init(jax.random.key(0), x)
   with pytest.raises(ValueError, match="unknown dtype 'float16'"):
     RecurrentNet(dtype="float16").init(jax.random.key(0), x)

@@ -1,4 +1,4 @@
-"""Sweeps, the results registry (train.reproduce), reports over runs and the CNN-claims tools, on a
+"""Sweeps, the results registry (train.tools.reproduce), reports over runs and the CNN-claims tools, on a
 tiny experiment: logistic regression on MNIST-1D for 10 steps."""
 import glob
 import json
@@ -10,15 +10,18 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.common import Expected
+from experiments.registry import Expected
 from tests.conftest import load_config
 from tests.test_experiments import EXPERIMENTS
-from train import cnn_claims, data, report, reproduce, sweep
+from experiments.analysis import cnn_claims
+from train import data, sweep
+from train.tools import report, reproduce
 from train.config import ConfigError, validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = '''"""A tiny experiment for the tests."""
-from experiments.common import Expected, Quick, base_config, model_config
+from experiments.registry import Expected, Quick
+from train.config import base_config, model_config
 
 EXPECTED = [Expected("accuracy", {value}, {tolerance}, seeds=(0, 1))]
 QUICK = Quick({{"num_steps": 5, "eval_every": 5, "checkpoint.every": 5}},
@@ -209,7 +212,7 @@ def test_readme_blocks_are_regenerated_between_their_markers(tmp_path):
   text = readme.read_text()
   assert written == ["mnist1d_cnn", "extra"] and "old 99 %" not in text
   assert text.startswith("intro 1.5\n") and "\nafter\n" in text and "\nE\n" in text
-  assert "python -m train.reproduce experiments/mnist1d_cnn.py" in text
+  assert "python -m train.tools.reproduce experiments/mnist1d_cnn.py" in text
   assert "0.976 ± 0.010" in text and "not run (0 of 3 runs)" in text
   readme.write_text("<!-- results:nonsense begin -->\n<!-- results:nonsense end -->\n")
   with pytest.raises(ConfigError, match="nonsense"):

@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from train import gradient_flow, sample
+from experiments.analysis import gradient_flow
+from train.tools import sample
 from train.loop import train_and_evaluate
 
 
@@ -57,7 +58,7 @@ def test_char_lm_trains_and_samples(tiny_rnn, tmp_path, capsys):
 
 
 def test_rnn_benchmark_runs_at_tiny_size(tmp_path):
-  from train import bench_rnn
+  from experiments.analysis import bench_rnn
   bench_rnn.main(["--size", "tiny", "--steps", "1", "--dtypes", "float32", "--out", str(tmp_path)])
   with open(tmp_path / "bench_rnn.json") as f:
     record = json.load(f)
@@ -96,7 +97,7 @@ def test_transformer_lm_trains_and_kv_cache_sampling_matches_recomputation(tiny_
 
 
 def test_attention_maps_of_a_trained_classifier(tiny_config, tmp_path):
-  from train import attention_maps
+  from experiments.analysis import attention_maps
   workdir = str(tmp_path / "vit")
   config = tiny_config("mnist1d_transformer", num_steps=10,
                        **{"model.features": 16, "model.num_layers": 2, "model.num_heads": 2})
@@ -111,7 +112,7 @@ def test_attention_maps_of_a_trained_classifier(tiny_config, tmp_path):
 
 
 def test_throughput_against_sequence_length_runs_at_tiny_size(tmp_path):
-  from train import bench_seq_len
+  from experiments.analysis import bench_seq_len
   bench_seq_len.main(["--lengths", "8,16", "--tokens", "32", "--steps", "1", "--out", str(tmp_path)])
   with open(tmp_path / "bench_seq_len.json") as f:
     rows = json.load(f)["rows"]

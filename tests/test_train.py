@@ -9,6 +9,7 @@ import pytest
 
 import train.checkpoint
 import train.loop
+import train.workdir
 from tests.conftest import load_config
 from tests.kill_harness import REPO, assert_same_run, metric_rows
 from train.config import ConfigError
@@ -29,11 +30,22 @@ def test_run_writes_the_workdir_and_learns(tiny_config, tmp_path):
   with open(tmp_path / "config.json") as f:
     assert json.load(f)["model"]["features"] == [25, 25, 25]
   rows = metric_rows(tmp_path)
-  assert {r["split"] for r in rows} == {"train", "test"}
-  assert [r["step"] for r in rows if r["split"] == "test"] == [100, 200, 300]
-  # keep=1 latest, plus the best by test accuracy.
-  best = max((r for r in rows if r["split"] == "test"), key=lambda r: r["accuracy"])["step"]
-  assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == sorted({best, 300})
+  assert {r["split"] for r in rows} == {"train", "validation", "test"}
+  assert results["splits"] == {"train": "train", "validation": "validation", "test": "test"}
+  # Model selection reads validation only; test is read once, at the end.
+  assert [r["step"] for r in rows if r["split"] == "validation"] == [100, 200, 300]
+  assert [r["step"] for r in rows if r["split"] == "test"] == [300]
+  # keep=1 latest, plus the best by validation accuracy, whose test metrics are reported apart.
+  validation = [r for r in rows if r["split"] == "validation"]
+  best = max(validation, key=lambda r: r["accuracy"])
+  assert sorted(int(s) for s in os.listdir(tmp_path / "checkpoints")) == sorted({best["step"], 300})
+  assert results["best"]["step"] == best["step"]
+  assert results["best"]["validation"]["accuracy"] == best["accuracy"]
+  assert results["validation"]["accuracy"] == validation[-1]["accuracy"]
+  assert results["final"]["accuracy"] != results["validation"]["accuracy"]  # another split
+  assert set(results["best"]["test"]) == {"loss", "accuracy"}
+  if best["step"] == 300:
+    assert results["best"]["test"] == {k: v for k, v in results["final"].items() if k != "step"}
 
 
 def test_resume_after_a_crash_is_exact(tiny_config, tmp_path, monkeypatch):
@@ -91,11 +103,11 @@ def snapshot(path):
     (["--config.optimizer.momentum=1.5"], "config.optimizer.momentum=1.5 must be in [0, 1)"),
     (["--config.optimizer.lr=0.1"], "already finished with another config (differing: optimizer.lr)"),
     (["--config.num_steps=10"], "holds a checkpoint at step 20, past config.num_steps=10"),
-    (["--config.model.name=vgg"], "config.model.name='vgg' is not valid; valid: convnet, mlp, resnet, rnn, transformer, transformer_lm"),
-    (["--config.dataset.name=mnist1"], "config.dataset.name='mnist1' is not valid (did you mean 'mnist1d'?)"),
+    (["--config.model.name=vgg"], "unknown config.model.name 'vgg'; valid: convnet, mlp, resnet, rnn, transformer, transformer_lm"),
+    (["--config.dataset.name=mnist1"], "unknown config.dataset.name 'mnist1' (did you mean 'mnist1d'?)"),
     (["--config.model.hidden=(7,)", "--config.num_steps=40"], "params/Dense_0/kernel is (40, 100) in the checkpoint, (40, 7) in the config"),
     (["--config.optimizer.lr=-1.0"], "config.optimizer.lr=-1.0 must be > 0"),
-    (["--config.dataset.train_split=trian"], "config.dataset.train_split='trian' is not a split of 'mnist1d' (did you mean 'train'?); valid: test, train"),
+    (["--config.dataset.train_split=trian"], "config.dataset.train_split='trian' is not a split of 'mnist1d' (did you mean 'train'?); valid: test, train, validation"),
     (["--config.dataset.name=mnist", "--config.dataset.download=False", "--config.dataset.data_dir=/nonexistent/tfds"],
      "'mnist' is not prepared in /nonexistent/tfds and config.dataset.download=False: prepare it with `tfds build mnist --data_dir=/nonexistent/tfds --file_format=array_record`"),
 ])
@@ -104,7 +116,7 @@ def test_user_errors_are_one_line_and_touch_nothing(finished_run, tmp_path, over
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("nonfinite", "skipp", "config.nonfinite='skipp' is not valid (did you mean 'skip'?); valid: stop, skip"),
+    ("nonfinite", "skipp", "unknown config.nonfinite 'skipp' (did you mean 'skip'?); valid: stop, skip"),
     ("checkpoint.every_s", -1.0, "config.checkpoint.every_s=-1.0 must be >= 0"),
     ("max_nonfinite_skips", -1, "config.max_nonfinite_skips=-1 must be >= 0"),
 ])
@@ -205,7 +217,7 @@ def test_fields_added_since_a_run_count_only_off_their_default(tmp_path):
   old = json.loads(config.to_json_best_effort())
   del old["optimizer"]["grad_clip_norm"], old["model"]["dropout"]  # as if added to the code since
   (tmp_path / "config.json").write_text(json.dumps(old))
-  assert train.loop.config_changes(str(tmp_path), config) == []
+  assert train.workdir.config_changes(str(tmp_path), config) == []
   config.optimizer.grad_clip_norm, config.model.dropout = 1.0, 0.1
-  assert train.loop.config_changes(str(tmp_path), config) == ["model.dropout",
+  assert train.workdir.config_changes(str(tmp_path), config) == ["model.dropout",
                                                               "optimizer.grad_clip_norm"]

@@ -4,10 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nets.attention import (MultiHeadAttention, causal_mask, combine_masks, padding_mask,
-                            rope)
-from nets.transformer import (TransformerClassifier, TransformerLM, attention_weights, generate,
-                              init_cache, sample_logits)
+from nets.attention import MultiHeadAttention, causal_mask, padding_mask, rope
+from nets.decoding import generate, init_cache, sample_logits
+from nets.transformer import TransformerClassifier, TransformerLM, attention_weights
 
 B, T, D, N, V = 2, 8, 16, 2, 11
 LENGTHS = jnp.array([5, 8])
@@ -44,7 +43,7 @@ def attention():
 
 def test_attention_equals_flax_with_the_same_weights(attention):
   flax_mha, mha, params, x = attention
-  mask = combine_masks(causal_mask(T), padding_mask(LENGTHS, T))
+  mask = nn.combine_masks(causal_mask(T), padding_mask(LENGTHS, T), dtype=bool)
   for kwargs, flax_mask in [({}, None), ({"causal": True, "lengths": LENGTHS}, mask),
                             ({"mask": mask}, mask)]:
     close(mha.apply({"params": params}, x, **kwargs),
@@ -63,14 +62,13 @@ def test_kernels_agree(attention):
 
 def test_masked_keys_change_nothing_and_get_zero_weight(attention):
   _, mha, params, x = attention
-  np.testing.assert_array_equal(padding_mask(jnp.arange(T) < LENGTHS[:, None]),
-                                padding_mask(LENGTHS, T))
+  np.testing.assert_array_equal(padding_mask(LENGTHS, T)[:, 0, 0], jnp.arange(T) < LENGTHS[:, None])
   apply = lambda x, **kw: mha.apply({"params": params}, x, return_weights=True, **kw)
   # Step 6 is padding in row 0 (length 5) and the future of steps 0..5 in both rows.
   x_changed = x.at[:, 6].add(10.0)
   cases = [({"lengths": LENGTHS}, padding_mask(LENGTHS, T)), ({"causal": True}, causal_mask(T)),
            ({"causal": True, "lengths": LENGTHS},
-            combine_masks(causal_mask(T), padding_mask(LENGTHS, T)))]
+            nn.combine_masks(causal_mask(T), padding_mask(LENGTHS, T), dtype=bool))]
   for kwargs, allowed in cases:
     out, weights_BNTS = apply(x, **kwargs)
     close(weights_BNTS.sum(-1), jnp.ones((B, N, T)))

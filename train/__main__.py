@@ -49,7 +49,7 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every file at INFO
   from train.loop import TrainingDiverged, train_and_evaluate  # after flag parsing: fast --help
-  from train.preempt import EXIT_STATUS, Preempted
+  from train.faults import EXIT_STATUS, Preempted
   try:
     config = _CONFIG.value
     config.keys()  # config_flags loads the file lazily: a missing or broken one fails here

@@ -1,9 +1,11 @@
-"""Config checks that run before anything is built: a user's mistake is one line, never a traceback."""
-import difflib
-
+"""The one config schema: `base_config()` (every field `train/` reads, with its default),
+`model_config()` (a model's fields), and `validate()`, which runs before anything is built so that
+a user's mistake is one line, never a traceback. An experiment file starts from `base_config()`
+and changes a few fields."""
 import ml_collections
 
 import nets
+from nets.layers import check_choice, did_you_mean
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
@@ -13,15 +15,73 @@ class ConfigError(ValueError):
   """A mistake in the user's config, data dir or workdir; `python -m train` prints it and exits 2."""
 
 
-def did_you_mean(name: str, valid) -> str:
-  close = difflib.get_close_matches(name, list(valid), n=1)
-  return f" (did you mean {close[0]!r}?)" if close else ""
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.batch_size = 100
+  c.eval_batch_size = 1000
+  c.num_steps = 8000
+  c.log_every = 100  # steps between host syncs for train metrics
+  c.eval_every = 1000  # steps between evaluations on the validation split
+  c.nonfinite = "stop"  # stop | skip: on a NaN/Inf loss or gradient norm, stop the run or skip the step
+  c.max_nonfinite_skips = 10  # skip: this many skipped steps in a row, and the update is applied
+  c.grad_accum_steps = 1  # micro-batches per step, gradients summed: batches larger than memory
+
+  # Devices: a (data, fsdp) mesh over all of them (see train/sharding.py). batch_size is global.
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1  # data-parallel devices; -1: all that fsdp leaves
+  c.mesh.fsdp = 1  # devices each matrix of params and optimizer state is split over; 1: replicated
+  c.distributed = False  # jax.distributed.initialize(); also when JAX_COORDINATOR_ADDRESS is set
+
+  c.dataset = ml_collections.ConfigDict()
+  c.dataset.name = "mnist1d"
+  c.dataset.data_dir = ""  # "" = TFDS's default ($TFDS_DATA_DIR or ~/tensorflow_datasets)
+  c.dataset.download = True  # prepare it if missing (our builders generate; catalog ones download)
+  # "" = the dataset's own (train/data/: the source's split, or a fixed slice of train).
+  c.dataset.train_split = ""
+  c.dataset.validation_split = ""  # evaluated every eval_every steps; picks the best checkpoint
+  c.dataset.test_split = ""  # evaluated at the end only (last and best checkpoint); never chosen on
+  c.dataset.seq_len = 256  # text datasets: characters per training window
+  c.dataset.cache = True  # hold the decoded splits in memory (fine up to a few GB)
+  c.dataset.augment = False  # random crop + flip, images only
+  c.dataset.num_threads = 2  # host threads reading and preprocessing batches
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "adam"  # sgd | momentum | nesterov | adam | adamw
+  c.optimizer.lr = 1e-2
+  c.optimizer.momentum = 0.9  # momentum, nesterov
+  c.optimizer.b1 = 0.9  # adam, adamw
+  c.optimizer.b2 = 0.999
+  c.optimizer.eps = 1e-8
+  c.optimizer.weight_decay = 0.0  # decoupled for adamw, L2 otherwise; never on biases or norms
+  c.optimizer.grad_clip_norm = 0.0  # 0 = no clipping
+  c.optimizer.schedule = "constant"  # constant | cosine | step
+  c.optimizer.warmup_steps = 0
+  c.optimizer.min_lr_ratio = 0.0  # cosine: final lr = lr * min_lr_ratio
+  c.optimizer.step_boundaries = (0.5, 0.75)  # step: fractions of num_steps where lr drops
+  c.optimizer.step_factor = 0.1  # step: lr multiplier at each boundary
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every = 1000
+  c.checkpoint.every_s = 0.0  # also save every this many seconds of training (no eval); 0 = off
+  c.checkpoint.keep = 2  # the latest N, plus the best one by best_metric
+  c.checkpoint.best_metric = "accuracy"  # a validation metric of the task (train/losses.py)
+  c.checkpoint.best_mode = "max"  # max | min
+  return c
 
 
-def check_choice(where: str, value, valid) -> None:
-  if value not in valid:
-    raise ConfigError(f"{where}={value!r} is not valid{did_you_mean(str(value), valid)}; "
-                      f"valid: {', '.join(map(str, valid))}")
+def model_config(name: str, **overrides) -> ml_collections.ConfigDict:
+  """`name` plus every constructor field of that model (its defaults, then `overrides`).
+
+  Listing all fields makes each one settable from the command line and visible in config.json.
+  """
+  cls = nets.MODELS[name]
+  fields = {f: getattr(cls, f) for f in nets.model_fields(cls)}
+  unknown = set(overrides) - set(fields)
+  if unknown:
+    raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}; valid: {sorted(fields)}")
+  fields.update(overrides)
+  return ml_collections.ConfigDict({"name": name, **fields})
 
 
 def get(config: ml_collections.ConfigDict, field: str):
@@ -54,12 +114,13 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
   check_positive(config, "optimizer.weight_decay", "optimizer.grad_clip_norm",
                  "optimizer.warmup_steps", "optimizer.min_lr_ratio", "optimizer.step_factor",
                  "checkpoint.every_s", "max_nonfinite_skips", allow_zero=True)
-  check_choice("config.nonfinite", config.nonfinite, ("stop", "skip"))
+  check_choice("config.nonfinite", config.nonfinite, ("stop", "skip"), ConfigError)
   if config.nonfinite == "skip" and config.max_nonfinite_skips < 1:
     raise ConfigError("config.nonfinite='skip' needs config.max_nonfinite_skips >= 1")
   check_fraction(config, "optimizer.momentum", "optimizer.b1", "optimizer.b2")
-  check_choice("config.dataset.name", config.dataset.name.split("/")[0], sorted(datasets))
-  check_choice("config.model.name", config.model.name, sorted(nets.MODELS))
+  check_choice("config.dataset.name", config.dataset.name.split("/")[0], sorted(datasets),
+               ConfigError)
+  check_choice("config.model.name", config.model.name, sorted(nets.MODELS), ConfigError)
   valid_fields = nets.model_fields(nets.MODELS[config.model.name])
   for field in config.model:
     if field != "name" and field not in valid_fields:
@@ -68,8 +129,8 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
   if "dropout" in config.model:
     check_fraction(config, "model.dropout")
   opt = config.optimizer
-  check_choice("config.optimizer.name", opt.name, OPTIMIZERS)
-  check_choice("config.optimizer.schedule", opt.schedule, SCHEDULES)
+  check_choice("config.optimizer.name", opt.name, OPTIMIZERS, ConfigError)
+  check_choice("config.optimizer.schedule", opt.schedule, SCHEDULES, ConfigError)
   if opt.warmup_steps >= config.num_steps:
     raise ConfigError(f"config.optimizer.warmup_steps={opt.warmup_steps} must be below "
                       f"config.num_steps={config.num_steps}")
@@ -79,4 +140,5 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
   if opt.schedule == "step" and not all(warmup_end < b < 1 for b in opt.step_boundaries):
     raise ConfigError(f"config.optimizer.step_boundaries={opt.step_boundaries} must be fractions "
                       f"of num_steps in ({warmup_end:g}, 1): after the warm-up, before the end")
-  check_choice("config.checkpoint.best_mode", config.checkpoint.best_mode, ("max", "min"))
+  check_choice("config.checkpoint.best_mode", config.checkpoint.best_mode, ("max", "min"),
+               ConfigError)

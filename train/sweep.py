@@ -4,7 +4,7 @@ results.json stands), so running the same command again resumes the sweep.
 
   python -m train --config experiments/mnist1d_cnn.py --workdir runs/lr \
       --sweep seed=0,1,2 --sweep optimizer.lr=1e-3,3e-3     # 6 members: runs/lr/seed=0,lr=0.001, ...
-  python -m train.report runs/lr                            # table + curves over the members
+  python -m train.tools.report runs/lr                            # table + curves over the members
 
 The parent's sweep.json lists the axes and each member's overrides.
 """

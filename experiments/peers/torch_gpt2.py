@@ -2,11 +2,11 @@
 (pre-LN, learned positions, tied embeddings, vocabulary 50304), trained with
 `F.scaled_dot_product_attention`, bf16 autocast, fused AdamW (CUDA) and `torch.compile`.
 
-  python experiments/peers/torch_gpt2.py [--batch 16] [--seq_len 1024] [--steps 20] [--no-compile]
+  python -m experiments.peers.torch_gpt2 [--batch 16] [--seq_len 1024] [--steps 20] [--no-compile]
       [--out runs/bench]
 
 Times the step each one synchronised (median) and back to back (one sync at the end, mean), on
-one random batch kept on the device, and appends a row to OUT/bench.md in `train.bench`'s format
+one random batch kept on the device, and appends a row to OUT/bench.md in `train.tools.bench`'s format
 with the same FLOP count (6N + 12·L·d·T per token) and peak table.
 """
 import argparse
@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments import gpt2_small  # noqa: E402
-from train.bench import analytic_flops, peak_tflops, record  # noqa: E402
+from experiments import gpt2_small
+from train.tools.bench import analytic_flops, peak_tflops, record
 
 
 class Block(nn.Module):
@@ -120,7 +119,7 @@ def main():
       "analytic_flops_per_step": flops, "tflops_per_s": round(tflops, 2), "peak_tflops": peak,
       "mfu": round(tflops / peak, 4) if peak else None, "torch": torch.__version__,
   }
-  record(result, "torch_gpt2", "python experiments/peers/torch_gpt2.py " + " ".join(sys.argv[1:]),
+  record(result, "torch_gpt2", "python -m experiments.peers.torch_gpt2 " + " ".join(sys.argv[1:]),
          args.out)
   print(json.dumps(result, indent=2))
 

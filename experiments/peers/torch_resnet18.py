@@ -4,17 +4,16 @@ BatchNorm scale and 1x1 projection shortcuts; global average pool), on 32x32x3 i
 classes, channels-last, bf16 autocast (or float32), SGD with Nesterov momentum 0.9 and weight
 decay 5e-4 on the kernels only (fused on CUDA), `torch.compile` of the whole step.
 
-  python experiments/peers/torch_resnet18.py [--batch 512] [--dtype bfloat16|float32]
+  python -m experiments.peers.torch_resnet18 [--batch 512] [--dtype bfloat16|float32]
       [--width 64] [--steps 20] [--no-compile] [--out runs/bench]
 
 Times the step each one synchronised (median) and back to back (one sync at the end, mean), on
-one random batch kept on the device (as `train.bench` does with its own pipeline's batch), and
-appends a row to OUT/bench.md in `train.bench`'s format. FLOPs are torch's count of one step's
+one random batch kept on the device (as `train.tools.bench` does with its own pipeline's batch), and
+appends a row to OUT/bench.md in `train.tools.bench`'s format. FLOPs are torch's count of one step's
 convolutions and matmuls (`FlopCounterMode`).
 """
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -24,9 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from experiments import cifar10_resnet18  # noqa: E402
-from train.bench import peak_tflops, record  # noqa: E402
+from experiments import cifar10_resnet18
+from train.tools.bench import peak_tflops, record
 
 STAGES = (2, 2, 2, 2)
 
@@ -143,7 +141,7 @@ def main():
       "peak_tflops": peak, "mfu": round(tflops / peak, 4) if peak else None,
       "torch": torch.__version__,
   }
-  record(result, "torch_resnet18", "python experiments/peers/torch_resnet18.py "
+  record(result, "torch_resnet18", "python -m experiments.peers.torch_resnet18 "
          + " ".join(sys.argv[1:]), args.out)
   print(json.dumps(result, indent=2))
 

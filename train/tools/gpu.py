@@ -34,7 +34,7 @@ README_BLOCK = ("<!-- gpu:report begin -->", "<!-- gpu:report end -->")
 @dataclasses.dataclass
 class Item:
   """One command of the plan. `kind` says how its output is read: 'tests' (a JUnit XML),
-  'bench' (train.bench's or a peer's OUT/*.json), 'bench_rnn', 'bench_seq_len'."""
+  'bench' (train.tools.bench's or a peer's OUT/*.json), 'bench_rnn', 'bench_seq_len'."""
   name: str
   argv: list[str]
   timeout_s: int
@@ -46,7 +46,7 @@ def plan(dry_run: bool) -> list[Item]:
   """The items, most valuable first. Full sizes are the issue's; the dry run keeps one variant of
   each group at tiny sizes (and no GPT-2 peer: torch's GPT-2 has no tiny size)."""
   m = lambda module, *args: [PY, "-m", module, *args]
-  peer = lambda name, *args: [PY, f"experiments/peers/{name}.py", *args]
+  peer = lambda name, *args: m(f"experiments.peers.{name}", *args)
   gpt2 = "experiments/gpt2_small.py"
   resnet = ["--config", "experiments/cifar10_resnet18.py", "--mock_data"]
   if dry_run:
@@ -56,35 +56,35 @@ def plan(dry_run: bool) -> list[Item]:
     return [
         Item("gpu tests", m("pytest", "-m", "gpu", "-p", "no:xdist", "-q",
                             "tests/test_gpu.py"), 300, "tests"),
-        Item("bench_rnn", m("train.bench_rnn", "--size", "tiny", "--steps", "1",
+        Item("bench_rnn", m("experiments.analysis.bench_rnn", "--size", "tiny", "--steps", "1",
                             "--dtypes", "float32", "--cells", "lstm"), 300, "bench_rnn"),
-        Item("gpt2 xla", m("train.bench", "--config", gpt2, *tiny_gpt2), 300, "bench"),
-        Item("resnet18 bf16", m("train.bench", *resnet, "--steps", "1",
+        Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), 300, "bench"),
+        Item("resnet18 bf16", m("train.tools.bench", *resnet, "--steps", "1",
                                 "--config.batch_size=2", "--config.model.width=4",
                                 "--config.model.dtype=bfloat16"), 300, "bench"),
         Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "2", "--width", "4",
                                          "--steps", "1", "--no-compile"), 300, "bench",
              needs_torch=True),
-        Item("bench_seq_len", m("train.bench_seq_len", "--lengths", "16", "--tokens", "32",
+        Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--lengths", "16", "--tokens", "32",
                                 "--steps", "1"), 300, "bench_seq_len"),
     ]
   return [
       Item("gpu tests", m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py"),
            200, "tests"),
-      Item("bench_rnn", m("train.bench_rnn", "--size", "full", "--steps", "10"), 100, "bench_rnn"),
-      *[Item(f"gpt2 {kernel}", m("train.bench", "--config", gpt2, "--steps", "10",
+      Item("bench_rnn", m("experiments.analysis.bench_rnn", "--size", "full", "--steps", "10"), 100, "bench_rnn"),
+      *[Item(f"gpt2 {kernel}", m("train.tools.bench", "--config", gpt2, "--steps", "10",
                                  f"--config.model.attention_kernel={kernel}"), 60, "bench")
         for kernel in ("cudnn", "xla", "dot_product")],
       Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 90, "bench", needs_torch=True),
-      Item("resnet18 bf16", m("train.bench", *resnet, "--config.batch_size=512",
+      Item("resnet18 bf16", m("train.tools.bench", *resnet, "--config.batch_size=512",
                               "--config.model.dtype=bfloat16"), 45, "bench"),
       Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 75, "bench",
            needs_torch=True),
-      Item("resnet18 f32", m("train.bench", *resnet, "--config.batch_size=512",
+      Item("resnet18 f32", m("train.tools.bench", *resnet, "--config.batch_size=512",
                              "--config.model.dtype=float32"), 45, "bench"),
       Item("torch resnet18 f32", peer("torch_resnet18", "--batch", "512", "--dtype", "float32"),
            60, "bench", needs_torch=True),
-      Item("bench_seq_len", m("train.bench_seq_len", "--tokens", "16384", "--steps", "3"), 60,
+      Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--tokens", "16384", "--steps", "3"), 60,
            "bench_seq_len"),
   ]
 

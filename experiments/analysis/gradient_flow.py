@@ -1,4 +1,4 @@
-"""python -m train.gradient_flow RUN [RUN ...] [--out runs/gradient_flow] [--examples 500]
+"""python -m experiments.analysis.gradient_flow RUN [RUN ...] [--out runs/gradient_flow] [--examples 500]
 
 The lecture's vanishing-gradient claim, measured: for each recurrent run, the norm of the loss
 gradient with respect to the last layer's hidden state at every step, ||dL/dh_t|| (mean over eval
@@ -10,6 +10,7 @@ value at the last step (the share of the gradient that reaches t steps back), lo
 the distance T-1-t between h_t and the sequence's last step, where the adding problem's loss is read.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -45,7 +46,7 @@ def analyse(workdir: str, examples: int) -> dict:
   config, model, trained, step = checkpoint.load_for_inference(workdir)
   if config.model.name != "rnn":
     raise ConfigError(f"{workdir} trained {config.model.name!r}, not a recurrent net")
-  reader = data.Reader(config.dataset, config.dataset.eval_split)
+  reader = data.Reader(config.dataset, data.split(config.dataset, "validation"))
   batch = reader(np.arange(min(examples, len(reader))))
   task = reader.spec.task
   initial = init_variables(model, batch["x"][:1], config.seed)
@@ -72,6 +73,19 @@ def plot(results: dict, path: str) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
+
+
+def readme_blocks(docs: str = "docs") -> dict[str, str]:
+  """The README's gradient-flow table, from the JSON `--out docs` wrote (absent: not run yet)."""
+  path = os.path.join(docs, "gradient_flow.json")
+  if not os.path.exists(path):
+    return {"gradient_flow": "(not run yet)"}
+  with open(path) as f:
+    flows = json.load(f)
+  lines = ["| cell | ‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |", "|---|---|---|"]
+  lines += [f"| {r['cell']} | {r['init_first_over_last']:.1e} | {r['trained_first_over_last']:.1e} |"
+            for r in flows.values()]
+  return {"gradient_flow": "\n".join(lines)}
 
 
 def main(argv=None):

@@ -1,9 +1,9 @@
 """The lecture's CNN claims (14.1), measured. Plots and JSON go to --out (docs/ for the README).
 
-  python -m train.cnn_claims params --out docs
+  python -m experiments.analysis.cnn_claims params --out docs
       Parameters of a first hidden layer on a 100x100x3 image: a dense layer needs 100*100*3 =
       30,000 weights per node; 32 3x3 kernels of a conv layer need (3x3x3) x 32 = 864.
-  python -m train.cnn_claims shift --out docs RUN_PARENT [...]
+  python -m experiments.analysis.cnn_claims shift --out docs RUN_PARENT [...]
       Test accuracy of trained runs (e.g. runs/reproduce/mnist1d_mlp and .../mnist1d_cnn, or a
       quoted pattern: 'runs/reproduce/mnist1d_cnn_pool/pool=max,seed=*') when every test signal is
       rolled (circularly) by k positions: translation invariance, MLP vs CNN.
@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import nets
-from train import log, report
+from train import log
+from train.tools import report
 
 IMAGE = (100, 100, 3)
 
@@ -64,7 +65,7 @@ def shifted_accuracy(workdir: str, shifts: list[int]) -> list[float]:
   from train.checkpoint import load_for_inference
 
   config, model, variables, _ = load_for_inference(workdir)
-  reader = data.Reader(config.dataset, config.dataset.eval_split)
+  reader = data.Reader(config.dataset, data.split(config.dataset, "test"))
   batch = reader(np.arange(len(reader)))
   apply = jax.jit(lambda x: model.apply(variables, x, train=False).argmax(-1))
   return [float(np.mean(np.asarray(apply(np.roll(batch["x"], k, axis=1))) == batch["label"]))

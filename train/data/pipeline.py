@@ -1,11 +1,10 @@
 """Dataset name -> `tfds.data_source` -> deterministic, checkpointable batches (grain).
 
-Every dataset is a TFDS dataset: our own builders (`train/datasets/`, generated or shipped) and
-catalog ones (`mnist`, `fashion_mnist`, `cifar10`, `tiny_shakespeare`, `lm1b`) alike. A batch is
+Every dataset is a TFDS dataset: our own builders (generated or shipped) and catalog ones alike;
+what differs between them is their `DatasetSpec` (train/data/spec.py). A batch is
 `{"x": inputs, "label": targets}`, plus `"weights"` (B, T) for sequence targets.
 """
 import collections
-import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 
@@ -15,98 +14,17 @@ import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
-import train.datasets  # noqa: F401  (registers our builders with TFDS)
-from train import losses, sharding
+from train import sharding
 from train.config import ConfigError, did_you_mean
+from train.data.spec import spec_of
 
 
-def signal_batch(records, info):
-  del info
-  return {"x": records["x"].astype(np.float32)[..., None],  # (B, L) -> (B, L, channels=1)
-          "label": records["label"].astype(np.int32)}
+ROLES = ("train", "validation", "test")  # trained on; chosen on (best checkpoint); reported
 
 
-def image_batch(mean, std):
-  mean, std = np.float32(mean), np.float32(std)
-
-  def make(records, info):
-    del info
-    return {"x": (records["image"].astype(np.float32) / 255.0 - mean) / std,
-            "label": records["label"].astype(np.int32)}
-
-  return make
-
-
-def adding_batch(records, info):
-  """x_BT2: the values and a 0/1 channel marking the two to add."""
-  del info
-  values_BT = records["values"]
-  marks_BT = np.zeros_like(values_BT)
-  np.put_along_axis(marks_BT, records["markers"], 1.0, axis=1)
-  return {"x": np.stack([values_BT, marks_BT], -1), "label": records["target"].astype(np.float32)}
-
-
-def text_batch(records, info):
-  """Next-character prediction on a window: x = tokens[:-1], label = tokens[1:]."""
-  del info
-  tokens_BL = records["tokens"]
-  return {"x": tokens_BL[:, :-1], "label": tokens_BL[:, 1:],
-          "weights": np.ones(tokens_BL[:, 1:].shape, np.float32)}
-
-
-def copy_batch(records, info):
-  """The loss covers all T + 20 outputs (so the baseline is 10 ln 8 / (T + 20)); `recall` marks
-  the 10 outputs that must reproduce the symbols, where recall_accuracy is measured."""
-  symbols_BS = records["symbols"]
-  b, s = symbols_BS.shape
-  t = int(info.config_name[1:])  # the builder config: t100 -> T = 100
-  x_BL = np.zeros((b, t + 2 * s), np.int32)
-  x_BL[:, :s] = symbols_BS
-  x_BL[:, s + t - 1] = 9  # "go": reproduce the symbols from here on
-  label_BL = np.zeros_like(x_BL)
-  label_BL[:, -s:] = symbols_BS
-  recall_BL = np.zeros(x_BL.shape, np.float32)
-  recall_BL[:, -s:] = 1.0
-  return {"x": x_BL, "label": label_BL, "weights": np.ones(x_BL.shape, np.float32),
-          "recall": recall_BL}
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-  task: str  # classify | regress | sequence (see train/losses.py)
-  make_batch: Callable  # (stacked records, tfds info) -> batch
-  keys: tuple[str, ...] = ()  # the features each record contributes
-  num_outputs: int = 0  # 0: the label feature's number of classes (text: its vocabulary)
-  vocab_size: int = 0  # token inputs: their number of ids (text: its vocabulary); 0: float inputs
-  images: bool = False  # (B, H, W, C) inputs, which dataset.augment may crop and flip
-  text: bool = False  # `text` examples, joined and cut into windows of dataset.seq_len
-  extra_metrics: tuple[str, ...] = ()  # beyond the task's own (train/losses.py METRICS)
-
-  @property
-  def metrics(self) -> tuple[str, ...]:
-    return losses.METRICS[self.task] + self.extra_metrics
-
-
-DATASETS = {
-    "mnist1d": DatasetSpec("classify", signal_batch, ("x", "label")),
-    "mnist": DatasetSpec("classify", image_batch((0.1307,), (0.3081,)), ("image", "label"),
-                          images=True),
-    "fashion_mnist": DatasetSpec("classify", image_batch((0.2860,), (0.3530,)), ("image", "label"),
-                          images=True),
-    "cifar10": DatasetSpec("classify", image_batch((0.4914, 0.4822, 0.4465),
-                                                   (0.2470, 0.2435, 0.2616)), ("image", "label"),
-                           images=True),
-    "adding_problem": DatasetSpec("regress", adding_batch, ("values", "markers", "target"), 1),
-    "copy_memory": DatasetSpec("sequence", copy_batch, ("symbols",), 10, 10,
-                               extra_metrics=("recall_accuracy",)),
-    "python_reference": DatasetSpec("sequence", text_batch, text=True),
-    "tiny_shakespeare": DatasetSpec("sequence", text_batch, text=True),
-    "lm1b": DatasetSpec("sequence", text_batch, text=True),
-}
-
-
-def spec_of(name: str) -> DatasetSpec:
-  return DATASETS[name.split("/")[0]]  # "adding_problem/t100" -> its builder's spec
+def split(cfg: ml_collections.ConfigDict, role: str) -> str:
+  """The TFDS split that plays `role`: config.dataset.<role>_split, or the dataset's own."""
+  return cfg[f"{role}_split"] or spec_of(cfg.name).splits[ROLES.index(role)]
 
 
 def check_name(cfg: ml_collections.ConfigDict) -> None:
@@ -144,9 +62,9 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
 
 
 def is_generated(name: str) -> bool:
-  """One of our builders (train/datasets/), which generate their data offline."""
+  """One of our builders (train/data/), which generate their data offline."""
   try:
-    return tfds.builder_cls(name.split("/")[0]).__module__.startswith("train.datasets")
+    return tfds.builder_cls(name.split("/")[0]).__module__.startswith("train.data.")
   except Exception:  # noqa: BLE001  not a registered builder
     return False
 
@@ -167,7 +85,7 @@ def check_split(cfg: ml_collections.ConfigDict, split: str) -> None:
     return
   name = split.split("[")[0].split("+")[0]  # "train[:80%]" -> "train"
   if splits and name not in splits:
-    field = next((f for f in ("train_split", "eval_split") if cfg.get(f) == split), "split")
+    field = next((f"{r}_split" for r in ROLES if cfg.get(f"{r}_split") == split), "split")
     raise ConfigError(f"config.dataset.{field}={split!r} is not a split of {cfg.name!r}"
                       f"{did_you_mean(name, splits)}; valid: {', '.join(splits)}")
 
@@ -182,7 +100,7 @@ def _text(name: str, split: str, data_dir: str, download: bool) -> str:
 
 def vocabulary(cfg: ml_collections.ConfigDict) -> list[str]:
   """A text dataset's characters, from its train split: token i is vocabulary[i]."""
-  return sorted(set(_text(cfg.name, cfg.train_split, cfg.data_dir, cfg.download)))
+  return sorted(set(_text(cfg.name, split(cfg, "train"), cfg.data_dir, cfg.download)))
 
 
 class Reader:
@@ -244,7 +162,7 @@ def train_iterator(config: ml_collections.ConfigDict, reader: Reader) -> grain.D
   rows of each. The iterator's `get_state()` / `set_state()` go into every checkpoint."""
   if len(reader) < config.batch_size:
     raise ConfigError(f"config.batch_size={config.batch_size} exceeds the {len(reader)} examples "
-                      f"of {config.dataset.name}:{config.dataset.train_split}")
+                      f"of {config.dataset.name}:{split(config.dataset, 'train')}")
   shuffle_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
   rows = sharding.process_rows(config.batch_size)
   ds = grain.MapDataset.range(len(reader)).shuffle(seed=shuffle_seed).repeat()

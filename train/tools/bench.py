@@ -1,4 +1,4 @@
-"""python -m train.bench --config experiments/X.py [--steps 20] [--out runs/bench] [--profile DIR]
+"""python -m train.tools.bench --config experiments/X.py [--steps 20] [--out runs/bench] [--profile DIR]
 [--config.field=value ...]
 
 Times the real train step of an experiment (the jitted, sharded step `train.loop.setup` builds, on
@@ -219,7 +219,7 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   env = f"XLA_FLAGS={os.environ['XLA_FLAGS']} " if "XLA_FLAGS" in os.environ else ""
-  record(result, experiment, f"{env}python -m train.bench {' '.join(sys.argv[1:])}", FLAGS.out)
+  record(result, experiment, f"{env}python -m train.tools.bench {' '.join(sys.argv[1:])}", FLAGS.out)
   print(json.dumps(result, indent=2))
 
 

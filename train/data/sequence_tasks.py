@@ -1,18 +1,21 @@
 """The adding problem and the copy-memory task (Hochreiter & Schmidhuber 1997; Arjovsky et al.
 2016): long-range dependency benchmarks whose length T is a builder config (`adding_problem/t100`).
 
-Only the random part of each example is stored; `train/data.py` builds the model inputs.
+Only the random part of each example is stored; the batch functions below build the model inputs.
 """
 import numpy as np
 import tensorflow_datasets as tfds
 
+from train.data.spec import DatasetSpec, register
+
 LENGTHS = (10, 50, 100, 200, 400)  # 10 and 50 keep tests and smoke runs small
-NUM_TRAIN, NUM_TEST = 20_000, 2_000
+NUM_TRAIN, NUM_VALIDATION, NUM_TEST = 20_000, 2_000, 2_000
 COPY_SYMBOLS, COPY_ALPHABET = 10, 8  # remember 10 symbols drawn from 1..8; 0 = blank, 9 = "go"
 
 
 class _LengthBuilder(tfds.core.GeneratorBasedBuilder):
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.1.0": "A validation split (seed [T, 2]); train and test unchanged."}
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"t{t}", description=f"T = {t}") for t in LENGTHS]
 
   def __init__(self, *, file_format="array_record", **kwargs):
@@ -24,8 +27,9 @@ class _LengthBuilder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager  # generated, nothing to download
-    # Distinct seeds per split and length: the test set never overlaps the training set.
+    # Distinct seeds per split and length: the splits are independent draws.
     return {"train": self._generate_examples(NUM_TRAIN, seed=[self.length, 0]),
+            "validation": self._generate_examples(NUM_VALIDATION, seed=[self.length, 2]),
             "test": self._generate_examples(NUM_TEST, seed=[self.length, 1])}
 
 
@@ -68,3 +72,42 @@ class CopyMemory(_LengthBuilder):
     symbols = np.random.default_rng(seed).integers(1, COPY_ALPHABET + 1, (n, COPY_SYMBOLS))
     for i in range(n):
       yield i, {"symbols": symbols[i].astype(np.int32)}
+
+
+def length_of(cfg) -> int:
+  return int(cfg.name.split("/")[1].split(":")[0][1:])  # "adding_problem/t100" -> 100
+
+
+def adding_batch(records, info):
+  """x_BT2: the values and a 0/1 channel marking the two to add."""
+  del info
+  values_BT = records["values"]
+  marks_BT = np.zeros_like(values_BT)
+  np.put_along_axis(marks_BT, records["markers"], 1.0, axis=1)
+  return {"x": np.stack([values_BT, marks_BT], -1), "label": records["target"].astype(np.float32)}
+
+
+def copy_batch(records, info):
+  """The loss covers all T + 20 outputs (so the baseline is 10 ln 8 / (T + 20)); `recall` marks
+  the 10 outputs that must reproduce the symbols, where recall_accuracy is measured."""
+  symbols_BS = records["symbols"]
+  b, s = symbols_BS.shape
+  t = int(info.config_name[1:])  # the builder config: t100 -> T = 100
+  x_BL = np.zeros((b, t + 2 * s), np.int32)
+  x_BL[:, :s] = symbols_BS
+  x_BL[:, s + t - 1] = COPY_ALPHABET + 1  # "go": reproduce the symbols from here on
+  label_BL = np.zeros_like(x_BL)
+  label_BL[:, -s:] = symbols_BS
+  recall_BL = np.zeros(x_BL.shape, np.float32)
+  recall_BL[:, -s:] = 1.0
+  return {"x": x_BL, "label": label_BL, "weights": np.ones(x_BL.shape, np.float32),
+          "recall": recall_BL}
+
+
+register("adding_problem", DatasetSpec(
+    "regress", adding_batch, lambda cfg: ((length_of(cfg), 2), np.float32),
+    ("values", "markers", "target"), num_outputs=1))
+register("copy_memory", DatasetSpec(
+    "sequence", copy_batch, lambda cfg: ((length_of(cfg) + 2 * COPY_SYMBOLS,), np.int32),
+    ("symbols",), num_outputs=COPY_ALPHABET + 2, vocab_size=COPY_ALPHABET + 2,
+    extra_metrics=("recall_accuracy",)))

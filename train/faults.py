@@ -1,9 +1,20 @@
-"""Non-finite guard: the train metrics of a host sync are checked here, and every state is checked
-before it is checkpointed, so a NaN/Inf state never replaces the last good checkpoint.
+"""Faults a run survives: non-finite values and preemption.
 
+Non-finite guard: the train metrics of a host sync are checked here, and every state is checked
+before it is checkpointed, so a NaN/Inf state never replaces the last good checkpoint.
 config.nonfinite="stop" stops the run at the first non-finite loss or gradient norm;
 "skip" leaves such steps out (optax.apply_if_finite, see train/optim.py), logs how many were skipped
-and stops only when the parameters themselves went non-finite."""
+and stops only when the parameters themselves went non-finite.
+
+Preemption: SIGTERM or SIGINT (Ctrl-C) asks the training loop to finish its current step, write a
+checkpoint and raise `Preempted`; `python -m train` then exits with EXIT_STATUS and re-running the
+same command resumes. A second signal acts as it would without us: Ctrl-C raises KeyboardInterrupt
+at once, SIGTERM kills.
+"""
+import os
+import signal
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,3 +81,48 @@ def check_state(state, step: int, latest_step) -> None:
   if bad:
     raise TrainingDiverged(f"{bad} is non-finite at step {step}, so it is not checkpointed; "
                            f"{where(latest_step)}")
+
+
+# Preemption ----------------------------------------------------------------------------------------
+
+EXIT_STATUS = 75  # EX_TEMPFAIL (sysexits.h): temporary failure, re-run to resume
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Preempted(Exception):
+  """The run stopped on a signal after writing a checkpoint of its last finished step."""
+
+
+class Preemption:
+  """Records the first SIGTERM/SIGINT between `install()` and `uninstall()`, which restores the
+  previous handlers. Outside the main thread (where Python allows no handlers) it does nothing."""
+
+  def __init__(self):
+    self.signal: int | None = None
+    self.previous: dict[int, object] = {}
+
+  @property
+  def requested(self) -> bool:
+    return self.signal is not None
+
+  @property
+  def name(self) -> str:
+    return signal.Signals(self.signal).name if self.signal else ""
+
+  def handle(self, signum, frame) -> None:
+    del frame
+    if self.signal is not None:  # the second one: behave as if we were not here
+      self.uninstall()
+      os.kill(os.getpid(), signum)
+      return
+    self.signal = signum
+
+  def install(self) -> "Preemption":
+    if threading.current_thread() is threading.main_thread():
+      self.previous = {s: signal.signal(s, self.handle) for s in SIGNALS}
+    return self
+
+  def uninstall(self) -> None:
+    for s, handler in self.previous.items():
+      signal.signal(s, handler)
+    self.previous = {}

@@ -1,4 +1,4 @@
-"""python -m train.report RUN_OR_PARENT [...] [--markdown] [--out DIR]
+"""python -m train.tools.report RUN_OR_PARENT [...] [--markdown] [--out DIR]
 
 Prints one row per run (every results.json under the given dirs, e.g. a sweep's parent): the config
 fields in which the rows differ, final eval metrics, parameters, wall time and examples/s. Runs
@@ -51,7 +51,7 @@ def mean_std(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
 
 def config_differences(groups: list[list[str]], most: int = 5) -> list[str]:
   """Per group, the config fields (seed aside) in which the groups differ: 'cell=gru lr=0.001'."""
-  from train.loop import flat
+  from train.workdir import flat
   from train.sweep import member_name
 
   configs = [flat(load(g[0], "config.json")) for g in groups]
@@ -90,7 +90,7 @@ def rows(runs: list[str]) -> list[dict]:
     for metric in first["final"]:
       if metric != "step":
         values = [r["final"][metric] for r in results]
-        name = f"{first.get('eval_split', 'eval')} {metric}"
+        name = f"test {metric}"
         row[name] = (mean_std(values, 100) + " %" if metric.endswith("accuracy")
                      else mean_std(values, digits=4))
     row["wall s"] = mean_std([r["wall_time_s"] for r in results], digits=0)

@@ -1,4 +1,4 @@
-"""python -m train.sample --workdir runs/rnn/chars_lstm --prompt "The " [--length 300 --temperature 0.8]
+"""python -m train.tools.sample --workdir runs/rnn/chars_lstm --prompt "The " [--length 300 --temperature 0.8]
 
 Samples text from a trained character-level language model (any model trained on a text dataset):
 a Transformer LM decodes with its KV cache; other models (the LSTM) are re-run on the last
@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nets.transformer import TransformerLM, generate, sample_logits
+from nets.decoding import generate, sample_logits
+from nets.transformer import TransformerLM
 from train import checkpoint, data
 from train.config import ConfigError
 

@@ -1,18 +1,25 @@
-"""MNIST-1D (Greydanus & Kobak, 2020) as a TFDS builder, generated offline by the `mnist1d` package.
+"""MNIST-1D (Greydanus & Kobak, 2020): a TFDS builder generating it offline with the `mnist1d`
+package, and its batches.
 
-The paper's default arguments: 4000 train / 1000 test signals of length 40, 10 classes, seed 42.
+Train and test are the paper's (its default arguments: 4000 / 1000 signals of length 40, 10
+classes, seed 42); validation is 1000 more signals made the same way from another seed (43), so
+that model selection never reads the test split and the training set stays the paper's.
 """
 import numpy as np
 import tensorflow_datasets as tfds
 
+from train.data.spec import DatasetSpec, fixed_shape, register
+
 LENGTH = 40  # get_dataset_args().final_seq_length; a constant, so reading needs no mnist1d import
+VALIDATION_SEED = 43  # the paper's data uses seed 42
 
 
 class Mnist1d(tfds.core.GeneratorBasedBuilder):
   """MNIST-1D: digit templates turned into 1-D signals (padding, shear, translation, noise)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Paper defaults: 4000/1000 split, length 40, seed 42."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Paper defaults: 4000/1000 split, length 40, seed 42.",
+                   "1.1.0": "A validation split: the test part of the same generator, seed 43."}
 
   def __init__(self, *, file_format="array_record", **kwargs):
     # array_record is what tfds.data_source reads, and writing it needs no TensorFlow.
@@ -34,11 +41,23 @@ class Mnist1d(tfds.core.GeneratorBasedBuilder):
     args = get_dataset_args()
     assert args.final_seq_length == LENGTH, args.final_seq_length
     data = make_dataset(args)
+    args.seed = VALIDATION_SEED
+    held_out = make_dataset(args)
     return {
         "train": self._generate_examples(data["x"], data["y"]),
+        "validation": self._generate_examples(held_out["x_test"], held_out["y_test"]),
         "test": self._generate_examples(data["x_test"], data["y_test"]),
     }
 
   def _generate_examples(self, xs, ys):
     for i, (x, y) in enumerate(zip(xs, ys)):
       yield i, {"x": x.astype(np.float32), "label": int(y)}
+
+
+def signal_batch(records, info):
+  del info
+  return {"x": records["x"].astype(np.float32)[..., None],  # (B, L) -> (B, L, channels=1)
+          "label": records["label"].astype(np.int32)}
+
+
+register("mnist1d", DatasetSpec("classify", signal_batch, fixed_shape((LENGTH, 1)), ("x", "label")))

@@ -1,4 +1,4 @@
-"""python -m train.bench_seq_len [--lengths 64,128,...,4096] [--tokens 8192] [--steps 3] [--out DIR]
+"""python -m experiments.analysis.bench_seq_len [--lengths 64,128,...,4096] [--tokens 8192] [--steps 3] [--out DIR]
 
 The lecture's parallelism claim, measured: training throughput (tokens/s) against sequence length
 for the char-level Transformer LM and the LSTM LM of `experiments/chars_transformer.py` and
@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import nets  # noqa: E402
 from experiments import chars_lstm, chars_transformer  # noqa: E402
-from train.bench import jax_step, median_ms  # noqa: E402
+from train.tools.bench import jax_step, median_ms  # noqa: E402
 
 EXPERIMENTS = {"transformer": chars_transformer, "lstm": chars_lstm}
 
@@ -55,7 +55,7 @@ def main(argv=None):
 
   device = jax.devices()[0].device_kind
   record = {"date": datetime.date.today().isoformat(), "device": device,
-            "command": "python -m train.bench_seq_len " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m experiments.analysis.bench_seq_len " + " ".join(sys.argv[1:] if argv is None else argv),
             "rows": rows}
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "bench_seq_len.json"), "w") as f:

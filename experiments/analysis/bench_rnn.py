@@ -1,5 +1,5 @@
-"""python -m train.bench_rnn [--size full|small|tiny] [--steps 30] [--dtypes float32,bfloat16]
-[--cells lstm,gru] [--out runs/bench_rnn]
+"""python -m experiments.analysis.bench_rnn [--size full|small|tiny] [--steps 30]
+[--dtypes float32,bfloat16] [--cells lstm,gru] [--out runs/bench_rnn]
 
 One recurrent training step (forward, backward on a loss over all outputs, SGD update) for our
 LSTM and GRU layers (the scan, also unrolled 8 steps per iteration, and for the LSTM in float32 on
@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from nets import recurrent_cudnn
 from nets.recurrent import RNNLayer
-from train.bench import jax_step, median_ms
+from train.tools.bench import jax_step, median_ms
 
 SIZES = {"full": dict(batch=64, length=256, inputs=512, hidden=1024),
          "small": dict(batch=16, length=64, inputs=128, hidden=256),  # a CPU-sized run
@@ -97,7 +97,7 @@ def main(argv=None):
 
   device = jax.devices()[0].device_kind
   record = {"date": datetime.date.today().isoformat(), "device": device, "size": size,
-            "command": "python -m train.bench_rnn " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m experiments.analysis.bench_rnn " + " ".join(sys.argv[1:] if argv is None else argv),
             "torch": have_torch, "rows": rows}
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "bench_rnn.json"), "w") as f:

@@ -1,9 +1,12 @@
-"""What the three families share: compute dtypes and rematerialisation policies, chosen by name.
+"""What the three families share: compute dtypes and rematerialisation policies chosen by name, and
+the one check of a named choice ("unknown X; valid: ...") that models and configs use.
 
 Precision policy: parameters stay float32; `dtype='bfloat16'` runs the matmuls and convolutions in
 bfloat16 (output heads included), while norms, softmax, recurrent carries and the loss stay float32
 and the logits are returned as float32.
 """
+import difflib
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -18,14 +21,21 @@ REMAT_POLICIES = {
 }
 
 
-def check_choice(name: str, value, valid) -> None:
+def did_you_mean(name: str, valid) -> str:
+  close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1)
+  return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_choice(what: str, value, valid, error: type[Exception] = ValueError) -> None:
+  """Raises `error`('unknown WHAT VALUE (did you mean ...?); valid: A, B') unless value in valid."""
   if value not in valid:
-    raise ValueError(f"unknown {name} {value!r}; valid: {sorted(valid)}")
+    raise error(f"unknown {what} {value!r}{did_you_mean(value, valid)}; "
+                f"valid: {', '.join(map(str, valid))}")
 
 
 def remat(block: type[nn.Module], enabled: bool, policy: str, **kwargs) -> type[nn.Module]:
   """`block`, rematerialised under `policy` when `enabled` (kwargs go to `nn.remat`)."""
-  check_choice("remat_policy", policy, REMAT_POLICIES)
+  check_choice("remat_policy", policy, sorted(REMAT_POLICIES))
   if not enabled:
     return block
   return nn.remat(block, policy=REMAT_POLICIES[policy], **kwargs)

@@ -1,4 +1,4 @@
-"""python -m train.attention_maps --workdir RUN [--example 0] [--tokens 48] [--out DIR]
+"""python -m experiments.analysis.attention_maps --workdir RUN [--example 0] [--tokens 48] [--out DIR]
 
 Attention weights of a trained Transformer (classifier or LM), one heatmap per layer and head,
 for one eval example: OUT/attention_maps.png, and the weights as OUT/attention_maps.json.
@@ -39,7 +39,7 @@ def main(argv=None):
       raise ConfigError(f"{args.workdir} trained {config.model.name!r}, not a Transformer")
     if model.attention_kernel != "xla":
       model = model.clone(attention_kernel="xla")  # same params; this kernel exposes the weights
-    reader = data.Reader(config.dataset, config.dataset.eval_split)
+    reader = data.Reader(config.dataset, data.split(config.dataset, "validation"))
     if not 0 <= args.example < len(reader):
       raise ConfigError(f"--example must be in [0, {len(reader)})")
   except ConfigError as e:

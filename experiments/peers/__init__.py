@@ -1,0 +1,1 @@
+"""PyTorch peers of our experiments for the speed tables: `python -m experiments.peers.X`."""

@@ -1,0 +1,48 @@
+"""What the pipeline needs to know of a dataset, and the registry that maps names to it.
+
+Each module of `train/data/` (one dataset family: its TFDS builder, batching and normalisation)
+calls `register` for every dataset name it serves; `train/data/__init__.py` imports them all.
+"""
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from train import losses
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  task: str  # classify | regress | sequence (see train/losses.py)
+  make_batch: Callable  # (stacked records, tfds info) -> {"x", "label", ...}
+  input_shape: Callable  # dataset config -> (shape of one model input, its numpy dtype)
+  keys: tuple[str, ...] = ()  # the features each record contributes
+  num_outputs: int = 0  # 0: the label feature's number of classes (text: its vocabulary)
+  vocab_size: int = 0  # token inputs: their number of ids (text: its vocabulary); 0: float inputs
+  images: bool = False  # (B, H, W, C) inputs, which dataset.augment may crop and flip
+  text: bool = False  # `text` examples, joined and cut into windows of dataset.seq_len
+  extra_metrics: tuple[str, ...] = ()  # beyond the task's own (train/losses.py METRICS)
+  # The splits a run trains on, selects on (validation) and reports (test), when the config
+  # leaves them "": the source's own, or a fixed slice of train where it has no validation split.
+  splits: tuple[str, str, str] = ("train", "validation", "test")
+
+  @property
+  def metrics(self) -> tuple[str, ...]:
+    return losses.METRICS[self.task] + self.extra_metrics
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register(name: str, spec: DatasetSpec) -> None:
+  if name in DATASETS:
+    raise ValueError(f"dataset {name!r} is registered twice")
+  DATASETS[name] = spec
+
+
+def spec_of(name: str) -> DatasetSpec:
+  return DATASETS[name.split("/")[0]]  # "adding_problem/t100" -> its builder's spec
+
+
+def fixed_shape(shape: tuple[int, ...], dtype=np.float32) -> Callable:
+  return lambda cfg: (shape, dtype)

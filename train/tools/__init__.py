@@ -1,0 +1,2 @@
+"""Commands that work on any run or experiment: reproduce (the results registry), report (tables and
+curves over runs), sample (text from a trained LM), bench (step time, throughput, MFU)."""

@@ -1,0 +1,104 @@
+"""A run's directory: proving it writable, its config.json (and how a new config differs from it),
+and results.json, the summary every tool reads."""
+import importlib.metadata
+import json
+import os
+import platform
+import tempfile
+
+import jax
+import ml_collections
+import numpy as np
+
+import nets
+from train import log
+from train.config import ConfigError, base_config
+
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "grain",
+             "numpy")
+
+
+def check_writable(workdir: str) -> None:
+  """Creates `workdir` (an existing one is kept as it is) and proves it writable."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    tempfile.TemporaryFile(dir=workdir).close()
+  except OSError as e:
+    raise ConfigError(f"cannot write to workdir {workdir!r}: {e.strerror}") from e
+
+
+def flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+  return out
+
+
+def default_fields(config: ml_collections.ConfigDict) -> dict:
+  """Every field's default: `base_config()`'s, and the model class's for `model.*`."""
+  defaults = flat(json.loads(base_config().to_json_best_effort()))
+  cls = nets.MODELS.get(config.model.name)
+  if cls is not None:
+    fields = {f: getattr(cls, f) for f in nets.model_fields(cls)}
+    defaults.update(flat(json.loads(json.dumps({"model": fields}, default=str))))
+  return defaults
+
+
+def config_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]:
+  """The fields in which `config` differs from the workdir's config.json (none if it has none).
+
+  A field the old config.json lacks (one added to the code since) counts only when it is not at
+  its default, so runs recorded before a new option existed still match."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    old = flat(json.load(f))
+  new = flat(json.loads(config.to_json_best_effort()))
+  defaults = default_fields(config)
+  return sorted(k for k in old.keys() | new.keys() if old.get(k, defaults.get(k)) != new.get(k))
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes config.json; an older, different one is kept as config.<mtime>.json."""
+  path = os.path.join(workdir, "config.json")
+  if config_changes(workdir, config):
+    os.replace(path, os.path.join(workdir, f"config.{int(os.path.getmtime(path))}.json"))
+  log.write_json(path, json.loads(config.to_json_best_effort()))
+
+
+def read_results(workdir: str) -> dict:
+  with open(os.path.join(workdir, "results.json")) as f:
+    return json.load(f)
+
+
+def write_results(workdir, config, splits: dict, test: dict, best: dict, num_params: int,
+                  start: int, wall_time_s: float) -> dict:
+  """results.json: `final` is the test split at the last step (what the registry checks), `best`
+  the checkpoint chosen on validation with its test metrics, `validation` the last evaluation."""
+  rows = log.read_metrics(workdir)
+  validation = [r for r in rows if r["split"] == "validation"]
+  speed = [r["examples_per_s"] for r in rows if r["split"] == "train"]
+  strip = lambda r: {k: v for k, v in r.items() if k not in ("split", "time")}
+  results = {
+      "workdir": os.path.basename(os.path.normpath(workdir)),
+      "model": config.model.name,
+      "dataset": config.dataset.name,
+      "seed": config.seed,
+      "splits": splits,
+      "final": {"step": config.num_steps, **test},
+      "validation": strip(validation[-1]),
+      "best": best,  # {"step", "validation": {...}, "test": {...}}: by checkpoint.best_metric
+      "num_params": int(num_params),
+      "num_steps": config.num_steps,
+      "resumed_from_step": start,
+      "wall_time_s": round(wall_time_s, 2),
+      "examples_per_s": round(float(np.median(speed)), 1) if speed else None,
+      "device": jax.devices()[0].device_kind,
+      "platform": jax.default_backend(),
+      "python": platform.python_version(),
+      "versions": {lib: importlib.metadata.version(lib) for lib in LIBRARIES},
+  }
+  log.write_json(os.path.join(workdir, "results.json"), results)
+  log.plot_curves(workdir)
+  return results
