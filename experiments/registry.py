@@ -39,7 +39,7 @@ class Expected:
   cells x lengths; `EXPECTED = []` or none: a benchmark, not a reproduction target) and `QUICK`,
   its reduced form.
   """
-  metric: str  # a final eval metric of results.json: accuracy, loss, bits, recall_accuracy
+  metric: str  # a final test metric of results.json: accuracy, loss, bits, recall_accuracy
   value: float
   tolerance: float
   seeds: tuple[int, ...] = (0,)
