@@ -13,7 +13,7 @@ PAPER_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn
 RNN_CELLS := simple lstm gru
 RNN_LENGTHS := 100 200 400
 
-.PHONY: install run test test-py312 gpu gpu-wheels results quick paper rnn transformer bench clean
+.PHONY: install run test test-slow test-py312 gpu gpu-wheels results quick paper rnn transformer bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,7 +31,11 @@ run: install
 	$(BIN)/python -m train.tools.report $(WORKDIR)
 
 test: install
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 -m "not slow" tests
+
+# The tests marked slow (several multi-process runs each); .ci/run runs them after `make test`.
+test-slow: install
+	$(BIN)/python -m pytest -n 2 -m slow tests
 
 # Upgrades to the newest releases whenever pyproject.toml changes (a fresh venv gets them anyway).
 $(VENV312)/.installed: pyproject.toml

@@ -311,6 +311,11 @@ def test_readme_blocks_are_regenerated_between_their_markers(tmp_path):
   assert text.startswith("intro 1.5\n") and "\nafter\n" in text and "\nE\n" in text
   assert "python -m train.tools.reproduce experiments/mnist1d_cnn.py" in text
   assert "0.976 ± 0.010" in text and "not run (0 of 3 runs)" in text and "| recorded |" in text
+  # Only the named blocks: the others stay as they were.
+  readme.write_text(text.replace("\nE\n", "\nkept\n"))
+  assert reproduce.update_readme(str(readme), str(tmp_path / "runs"), {"extra": "E"},
+                                 only={"mnist1d_cnn"}) == ["mnist1d_cnn"]
+  assert "\nkept\n" in readme.read_text()
   readme.write_text("<!-- results:nonsense begin -->\n<!-- results:nonsense end -->\n")
   with pytest.raises(ConfigError, match="nonsense"):
     reproduce.update_readme(str(readme), str(tmp_path / "runs"))

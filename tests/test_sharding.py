@@ -141,6 +141,7 @@ def test_two_processes_match_one_device(two_process_run, reference):
   assert sorted(os.listdir(workdir / "checkpoints")) == ["10", "20"]
 
 
+@pytest.mark.slow  # three runs of two processes: `make test-slow`
 def test_sigterm_to_one_process_stops_both_and_the_resumes_are_exact(two_process_run, data_dir,
                                                                       tmp_path):
   """SIGTERM to process 1 alone: both processes checkpoint the same step and exit with 75. The

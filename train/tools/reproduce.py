@@ -255,9 +255,11 @@ def summary_block(root: str) -> str:
       report.format_table(rows, markdown=True)])
 
 
-def update_readme(readme: str, root: str, extra: dict[str, str] | None = None) -> list[str]:
-  """Rewrites every `<!-- results:NAME begin/end -->` block of `readme`: NAME = summary, an
-  experiment, or a key of `extra`. Returns the names written."""
+def update_readme(readme: str, root: str, extra: dict[str, str] | None = None,
+                  only: set[str] | None = None) -> list[str]:
+  """Rewrites every `<!-- results:NAME begin/end -->` block of `readme` (or those named in `only`,
+  leaving the others as they are): NAME = summary, an experiment, or a key of `extra`. Returns
+  the names written."""
   with open(readme) as f:
     text = f.read()
   names = {experiment_name(p): p for p in all_experiments()}
@@ -265,6 +267,8 @@ def update_readme(readme: str, root: str, extra: dict[str, str] | None = None) -
 
   def fill(match):
     key = match.group(1)
+    if only is not None and key not in only:
+      return match.group(0)
     if key == "summary":
       body = summary_block(root)
     elif all(n in names for n in key.split("+")):  # one table over several experiments
@@ -317,6 +321,9 @@ def main(argv=None) -> int:
   parser.add_argument("--readme", nargs="?", const="README.md docs/*.md", metavar="FILES",
                       help="regenerate the results blocks of FILES (a glob pattern; default: "
                       "README.md and docs/*.md) from the recorded runs; no training")
+  parser.add_argument("--blocks", metavar="NAME,NAME",
+                      help="with --readme: regenerate only these blocks (e.g. summary,mnist1d_cnn_pool;"
+                      " after re-running some experiments), leaving the others as they are")
   args = parser.parse_args(argv)
   root = args.runs or ("runs/quick" if args.quick else "runs/reproduce")
   try:
@@ -324,7 +331,8 @@ def main(argv=None) -> int:
       blocks = analysis_blocks()
       for pattern in args.readme.split():
         for path in sorted(glob.glob(pattern)) or [pattern]:  # a missing file: update_readme says so
-          written = update_readme(path, root, blocks)
+          written = update_readme(path, root, blocks,
+                                  set(args.blocks.split(",")) if args.blocks else None)
           print(f"{path}: regenerated {', '.join(written) or 'no blocks'}")
       return 0
     paths = all_experiments() if args.all else args.experiments
