@@ -271,16 +271,13 @@ def chance(config, metric: str) -> float:
 def test_no_band_includes_chance_unless_a_relation_says_what_differs():
   """An entry whose band holds chance passes for a broken model; then the same registry must hold
   a relation that the grid point loses to another one by a margin (`Beats`), which a broken model
-  cannot meet. The relations read grid points that entries train."""
+  cannot meet."""
   at_chance = []
   for name in EXPERIMENTS:
     module = reproduce.load_experiment(os.path.join(REPO, "experiments", f"{name}.py"))
     for quick in (False, True):
       base, entries = reproduce.registry(module, quick)
       relations = [e for e in entries if isinstance(e, Beats)]
-      points = [e.overrides for e in entries if isinstance(e, Expected)]
-      for relation in relations:
-        assert relation.better in points and relation.worse in points, (name, relation)
       for entry in entries:
         if isinstance(entry, Beats):
           continue
@@ -290,7 +287,8 @@ def test_no_band_includes_chance_unless_a_relation_says_what_differs():
           assert any(r.worse == entry.overrides and r.metric == entry.metric for r in relations), (
               f"{name} {entry.overrides}: {entry.value} +- {entry.tolerance} includes chance "
               f"{chance(config, entry.metric):.3f}, and no relation says what must beat it")
-  assert ("mnist1d_rnn", {"model.cell": "simple"}) in at_chance  # the check does find them
+  assert ("adding_problem", {"dataset.name": "adding_problem/t100",
+                             "model.cell": "simple"}) in at_chance  # the check does find them
 
 
 def test_an_experiment_without_expected_results_is_a_benchmark(tmp_path, capsys):
