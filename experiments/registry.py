@@ -91,14 +91,6 @@ class Quick:
   expected: list[Expected]
 
 
-def tolerance_from_seeds(values: list[float], floor: float) -> float:
-  """A recorded entry's tolerance: 3 standard deviations over seeds (of single runs, so loose for
-  a mean over several), at least `floor`. Written into the experiment files by hand, with the
-  values it came from."""
-  import numpy as np
-  return max(3 * float(np.std(values, ddof=1)), floor)
-
-
 # Where the QUICK values come from (every experiment's reduced form is checked the same way):
 # one earlier run of `python -m train.tools.reproduce --all --quick` (seed 0, one grid point each),
 # confirmed by a clean retrain into an empty runs/quick on 2026-11-26 (3 min 5 s on 2 shared CPU

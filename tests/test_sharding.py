@@ -112,10 +112,15 @@ def two_processes(args, spy_dir, sigterm_at: dict | None = None) -> list[tuple[i
     procs.append(subprocess.Popen([sys.executable, "-c", SPY_MAIN, *args], cwd=REPO, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
   results = []
-  for i, proc in enumerate(procs):
-    out, err = proc.communicate(timeout=300)
-    with open(spy_dir / f"fed{i}.json") as f:
-      results.append((proc.returncode, out, err, json.load(f)))
+  try:
+    for i, proc in enumerate(procs):
+      out, err = proc.communicate(timeout=300)
+      with open(spy_dir / f"fed{i}.json") as f:
+        results.append((proc.returncode, out, err, json.load(f)))
+  finally:  # one process dead or stuck: the other may wait for it in a collective forever
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
   return results
 
 
