@@ -5,15 +5,23 @@ windows and budget as `chars_lstm.py`, with a comparable parameter count (~0.4M 
 Commands:
   python -m train --config experiments/chars_transformer.py --workdir runs/chars_transformer
   python -m train.tools.sample --workdir runs/chars_transformer --prompt "The " --length 300
-Expected: validation bits per character 1.93 (seed 0; the LSTM's: 1.98).
+Expected: test bits per character 1.698 (seed 0; validation: 1.929; the LSTM's: 1.745 test, 1.984
+validation).
 """
 from experiments import chars_lstm
 from experiments.registry import QUICK_SOURCE, Expected, Quick
 from train.config import model_config
 
-RECORDED_SOURCE = "recorded: see the module docstring"
-EXPECTED = [Expected("bits", 1.93, 0.05,
-                     source=RECORDED_SOURCE)]
+# Recorded: a regression guard of ours, NOT YET CONFIRMED by a run that did not set it. Until the
+# validation split came in, the registry read validation bits (1.93 +- 0.05, seed 0). Re-measured
+# on the test split by a clean retrain on 2026-11-26 (`python -m train --config
+# experiments/chars_transformer.py --workdir runs/reproduce/chars_transformer --sweep seed=0`; 2
+# CPU cores shared with other jobs, AMD EPYC, jax 0.10.2; 1240 s): 1.698 (its validation bits,
+# 1.929, are the earlier run's to 4 digits). A second seed (20 minutes here) did not fit that
+# session; until one confirms the value, its tolerance is the LSTM LM's (0.03: chars_lstm.py), as
+# its own spread over seeds is not measured.
+EXPECTED = [Expected("bits", 1.698, 0.03, source=(
+    "recorded: seed 0, test split, 2026-11-26, 2-core CPU; not yet confirmed by another seed"))]
 # The reduced form: a loose check that it learns.
 QUICK = Quick({"num_steps": 100, "eval_every": 50, "checkpoint.every": 50, "batch_size": 16,
                "optimizer.warmup_steps": 10,
