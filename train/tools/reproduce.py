@@ -83,7 +83,7 @@ def missing_dataset(cfg) -> str | None:
     return f"dataset {cfg.name!r} unavailable: {str(e).splitlines()[0]}"
   if builder.is_prepared():
     return None
-  return (f"dataset {cfg.name!r} not prepared in {cfg.data_dir or 'the TFDS default data dir'} "
+  return (f"dataset {cfg.name!r} not prepared in {data.data_dir(cfg)} "
           f"(tfds build {cfg.name.split('/')[0]} --file_format=array_record, or --download)")
 
 
