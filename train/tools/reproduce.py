@@ -29,7 +29,7 @@ import numpy as np
 from experiments.registry import Expected
 from train import sweep
 from train.tools import report
-from train.config import ConfigError
+from train.config import ConfigError, one_line
 from train.faults import TrainingDiverged
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "experiments")
@@ -126,11 +126,17 @@ def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[
   from train import data
   from train.config import validate
 
-  module = load_experiment(path)
-  base, entries = registry(module, quick)
+  try:
+    module = load_experiment(path)
+    base, entries = registry(module, quick)
+    configs = [module.get_config() for _ in entries]
+  except ConfigError:
+    raise
+  except Exception as e:  # noqa: BLE001  whatever the experiment file raises: never "ok"
+    raise ConfigError(f"{path}: {type(e).__name__}: {one_line(e)}") from e
   planned = []
-  for entry in entries:
-    config = sweep.apply(module.get_config(), {**base, **(overrides or {}), **entry.overrides})
+  for entry, config in zip(entries, configs):
+    config = sweep.apply(config, {**base, **(overrides or {}), **entry.overrides})
     validate(config, data.DATASETS)
     planned.append((entry, config))
   return planned
@@ -196,8 +202,11 @@ def summary_block(root: str) -> str:
 def update_readme(readme: str, root: str, extra: dict[str, str] | None = None) -> list[str]:
   """Rewrites every `<!-- results:NAME begin/end -->` block of `readme`: NAME = summary, an
   experiment, or a key of `extra`. Returns the names written."""
-  with open(readme) as f:
-    text = f.read()
+  try:
+    with open(readme) as f:
+      text = f.read()
+  except OSError as e:
+    raise ConfigError(f"--readme {readme}: {e.strerror}") from e
   names = {experiment_name(p): p for p in all_experiments()}
   written = []
 
