@@ -1,6 +1,9 @@
 # Two commands set up everything on a fresh machine: `make run` and `make test`.
 PY      ?= python3
 VENV    ?= .venv
+# The second suite: Python 3.12 with the newest jax and flax (pyenv: PYENV_VERSION=3.12.1).
+PY312   ?= python3.12
+VENV312 ?= .venv312
 BIN     := $(VENV)/bin
 CONFIG  ?= experiments/mnist1d_cnn.py
 WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
@@ -10,7 +13,7 @@ PAPER_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn
 RNN_CELLS := simple lstm gru
 RNN_LENGTHS := 100 200 400
 
-.PHONY: install run test results quick paper rnn transformer bench clean
+.PHONY: install run test test-py312 gpu gpu-wheels results quick paper rnn transformer bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +32,17 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 tests
+
+# Upgrades to the newest releases whenever pyproject.toml changes (a fresh venv gets them anyway).
+$(VENV312)/.installed: pyproject.toml
+	test -x $(VENV312)/bin/python || $(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install -q --upgrade pip
+	$(VENV312)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
+	touch $@
+
+test-py312: $(VENV312)/.installed
+	$(VENV312)/bin/python -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__)"
+	$(VENV312)/bin/python -m pytest -n 2 tests
 
 # The README's results section: every experiment's full reproduction (finished runs are skipped;
 # exit status 1 on a mismatch), the CNN-claims plots, then the generated tables.
@@ -108,6 +122,35 @@ bench: install
 	$(EIGHT_CPUS) $(BIN)/python -m train.tools.bench --config experiments/mnist1d_cnn.py --out runs/bench \
 	  --config.batch_size=128 --config.mesh.fsdp=4 >/dev/null
 	cat runs/bench/bench.md
+
+# The GPU machine's image (Python 3.12, jax with CUDA, flax, optax, orbax, torch; no network) lacks
+# some of our dependencies: `make gpu-wheels` downloads them here into .whl/ (about 10 MB), to be
+# carried along; never jax, jaxlib or torch, whose CUDA builds the image has.
+GPU_WHEELS := tensorflow-datasets array-record dm-tree immutabledict promise simple-parsing \
+  docstring-parser tensorflow-metadata googleapis-common-protos termcolor toml ml-collections \
+  mnist1d grain portpicker tensorboardX importlib-resources
+PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 \
+  manylinux2014_x86_64 manylinux1_x86_64 any,--platform $(p))
+gpu-wheels:
+	mkdir -p .whl
+	for p in $(GPU_WHEELS); do \
+	  $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	    --implementation cp --abi cp312 --abi abi3 --abi none $(PLATFORMS) -d .whl $$p 2>/dev/null \
+	  || $(PY) -m pip wheel -q --no-deps -w .whl $$p || exit 1; done
+	du -sh .whl
+
+# On the GPU machine, from the repository root with .whl/ carried along: installs the wheels beside
+# the image's packages (jax, jaxlib and torch untouched), then the GPU tests and every benchmark,
+# about 8 minutes on one H100 (train/tools/gpu.py). The report lands in GPU_OUT ($$OUT if set).
+GPU_PY   ?= python3
+GPU_SITE ?= /tmp/site
+GPU_OUT  ?= $(if $(OUT),$(OUT),runs/gpu)
+gpu:
+	@if ls .whl | grep -qiE '^(jax|jaxlib|torch)-'; then \
+	  echo "error: .whl/ holds jax, jaxlib or torch; the image's own CUDA builds must stay" >&2; exit 2; fi
+	$(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+	  --target $(GPU_SITE) .whl/*.whl
+	PYTHONPATH=$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m train.tools.gpu --out $(GPU_OUT)
 
 clean:
 	rm -rf runs

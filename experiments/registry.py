@@ -12,7 +12,7 @@ class Expected:
   declares `EXPECTED = [Expected(...), ...]` (several entries cover a grid, e.g. cells x lengths;
   `EXPECTED = []` or none: a benchmark, not a reproduction target) and `QUICK`, its reduced form.
   """
-  metric: str  # a final eval metric of results.json: accuracy, loss, bits, recall_accuracy
+  metric: str  # a final test metric of results.json: accuracy, loss, bits, recall_accuracy
   value: float
   tolerance: float
   seeds: tuple[int, ...] = (0,)

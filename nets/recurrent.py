@@ -4,6 +4,9 @@ A cell owns only its hidden-to-hidden weights, fused into one `(H, G*H)` kernel 
 The layer projects the inputs of every step at once (`xw_BTG = x_BTD @ W_x + b`, one matmul) and
 scans the cell over time, so each step costs a single `(B, H) @ (H, G*H)` matmul. Matmuls run in
 `dtype`; gates and carries stay float32.
+
+`backend='cudnn'` runs the same LSTM layer, with the same parameters, as one cuDNN call
+(`nets/recurrent_cudnn.py`); it refuses, with the reason, where cuDNN cannot run it.
 """
 from typing import Any, ClassVar
 
@@ -11,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nets import recurrent_cudnn
 from nets.layers import DTYPES, check_choice
 
 Carry = Any  # h_BH, or (c_BH, h_BH) for the LSTM
@@ -129,6 +133,7 @@ class GRUCell(RecurrentCell):
 
 
 CELLS: dict[str, type[RecurrentCell]] = {"simple": SimpleRNNCell, "lstm": LSTMCell, "gru": GRUCell}
+BACKENDS = ("scan", "cudnn")
 
 
 def reverse_valid(x_BT, lengths_B=None):
@@ -157,11 +162,15 @@ class RNNLayer(nn.Module):
   recurrence: `h_t + perturb_t` is both emitted and carried into step t+1 (for the LSTM only h is
   perturbed, not c). So the gradient of a loss w.r.t. `perturb_BTH` at zero is dL/dh_t, including
   every path through later steps. Perturbations at padded steps have no effect.
+
+  `backend`: 'scan' (any cell; `unroll` steps per loop iteration) or 'cudnn' (the LSTM in
+  float32 on a CUDA GPU, `jax.experimental.rnn`; same parameters and semantics).
   """
   features: int
   cell: str = "lstm"
   reverse: bool = False
   unroll: int = 1
+  backend: str = "scan"
   forget_bias: float = 1.0
   learn_initial_carry: bool = False
   dtype: Any = jnp.float32
@@ -170,34 +179,57 @@ class RNNLayer(nn.Module):
   @nn.compact
   def __call__(self, x_BTD, *, lengths_B=None, initial_carry=None, perturb_BTH=None):
     check_choice("cell", self.cell, sorted(CELLS))
+    check_choice("backend", self.backend, BACKENDS)
+    if self.backend == "cudnn":
+      problem = recurrent_cudnn.problem(self.cell, self.dtype, self.param_dtype,
+                                        perturb=perturb_BTH is not None)
+      if problem:
+        raise ValueError(f"backend='cudnn' {problem}")
     cell_cls = CELLS[self.cell]
     extra = {"forget_bias": self.forget_bias} if cell_cls is LSTMCell else {}
     cell = cell_cls(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="cell",
                     **extra)
-    B, T, _ = x_BTD.shape
+    B = x_BTD.shape[0]
 
     carry = self.default_carry(cell, B)
     if initial_carry is not None:
       carry = jax.tree.map(lambda a: a.astype(jnp.float32), initial_carry)
 
-    xw_BTG = nn.Dense(cell.num_gates * self.features, dtype=self.dtype,
-                      param_dtype=self.param_dtype, bias_init=cell.input_bias_init,
-                      name="input")(x_BTD)
-    xs = {"xw": xw_BTG}
-    if lengths_B is not None:
-      xs["valid"] = jnp.arange(T)[None, :] < lengths_B[:, None]
-    if perturb_BTH is not None:
-      xs["perturb"] = perturb_BTH
+    project = nn.Dense(cell.num_gates * self.features, dtype=self.dtype,
+                       param_dtype=self.param_dtype, bias_init=cell.input_bias_init, name="input")
     if self.reverse:
-      # Flip before the scan (rather than scanning backwards) so that padding stays at the end.
-      xs = {k: reverse_valid(v, lengths_B) for k, v in xs.items()}
-
-    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False},
-                   in_axes=1, out_axes=1, unroll=self.unroll)
-    carry, h_BTH = scan(cell, carry, xs)
+      # Flip before the recurrence (rather than running it backwards) so that padding stays at
+      # the end.
+      x_BTD = reverse_valid(x_BTD, lengths_B)
+      if perturb_BTH is not None:
+        perturb_BTH = reverse_valid(perturb_BTH, lengths_B)
+    if self.backend == "cudnn":
+      h_BTH, carry = self.cudnn(project, cell, x_BTD, carry, lengths_B)
+    else:
+      h_BTH, carry = self.scan(project, cell, x_BTD, carry, lengths_B, perturb_BTH)
     if self.reverse:
       h_BTH = reverse_valid(h_BTH, lengths_B)
     return h_BTH, carry
+
+  def scan(self, project, cell, x_BTD, carry, lengths_B, perturb_BTH):
+    xs = {"xw": project(x_BTD)}
+    if lengths_B is not None:
+      xs["valid"] = jnp.arange(x_BTD.shape[1])[None, :] < lengths_B[:, None]
+    if perturb_BTH is not None:
+      xs["perturb"] = perturb_BTH
+    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False},
+                   in_axes=1, out_axes=1, unroll=self.unroll)
+    carry, h_BTH = scan(cell, carry, xs)
+    return h_BTH, carry
+
+  def cudnn(self, project, cell, x_BTD, carry, lengths_B):
+    # The scan's parameters, created (at init) by applying both modules to zero-length inputs,
+    # then handed to cuDNN, which does the projection and the recurrence itself.
+    project(x_BTD[:, :0])
+    cell(jax.tree.map(lambda a: a[:0], carry), jnp.zeros((0, cell.num_gates * self.features)))
+    W_x, b = project.variables["params"]["kernel"], project.variables["params"]["bias"]
+    W_h = cell.variables["params"]["hidden"]["kernel"]
+    return recurrent_cudnn.cudnn_lstm(x_BTD, carry, W_x, b, W_h, lengths_B)
 
   def default_carry(self, cell: RecurrentCell, batch_size: int) -> Carry:
     """Zeros, or the learned `initial_*` params broadcast over the batch."""
@@ -243,6 +275,9 @@ class RecurrentNet(nn.Module):
   `perturb` (B, T, H), or (B, T, 2H) when bidirectional (forward half first), is added to the
   LAST layer's hidden states inside its recurrence (see `RNNLayer`): `jax.grad` w.r.t. a zero
   `perturb` gives dL/dh_t for every step t of the last layer.
+
+  `backend` and `unroll` go to every layer (`RNNLayer`): 'cudnn' runs each LSTM layer through
+  cuDNN on a GPU, with the same parameters as 'scan'.
   """
   num_outputs: int = 10
   cell: str = "lstm"
@@ -256,6 +291,7 @@ class RecurrentNet(nn.Module):
   forget_bias: float = 1.0
   learn_initial_carry: bool = False
   unroll: int = 1
+  backend: str = "scan"
   dtype: str = "float32"
 
   @nn.compact
@@ -268,7 +304,7 @@ class RecurrentNet(nn.Module):
       raise ValueError(f"RecurrentNet takes (B, T, D) inputs, or (B, T) tokens with vocab_size > 0; "
                        f"got shape {x.shape}")
     layer = lambda reverse, name: RNNLayer(
-        self.features, self.cell, reverse=reverse, unroll=self.unroll,
+        self.features, self.cell, reverse=reverse, unroll=self.unroll, backend=self.backend,
         forget_bias=self.forget_bias, learn_initial_carry=self.learn_initial_carry,
         dtype=DTYPES[self.dtype], name=name)
     perturbs = [None, None]

@@ -1,5 +1,5 @@
 """Pre-LayerNorm transformers: an encoder classifier (tokens, or 1-D/2-D patches as in ViT) and a
-GPT-style language model with KV-cache generation.
+GPT-style language model (its KV-cache generation: nets/decoding.py).
 
 The residual stream stays float32; with `dtype='bfloat16'` the blocks' matmuls run in bfloat16
 while the params, LayerNorms, softmax and logits stay float32.

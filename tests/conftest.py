@@ -1,7 +1,20 @@
-"""Shared fixtures: a prepared MNIST-1D in a temporary TFDS data dir, and tiny configs."""
+"""Shared fixtures: a prepared MNIST-1D in a temporary TFDS data dir, and tiny configs; the `gpu`
+tier skipped, with the reason, where jax has no GPU."""
 import importlib
 
+import jax
 import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+  backend = jax.default_backend()
+  if backend == "gpu":
+    return
+  skip = pytest.mark.skip(reason=f"needs a GPU; jax's default backend is {backend!r} "
+                                 "(make gpu runs this tier on one)")
+  for item in items:
+    if "gpu" in item.keywords:
+      item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -155,7 +155,7 @@ def test_copy_memory_batches(tmp_path):
 
 def test_text_windows_and_vocabulary(tmp_path):
   config = load_config("mnist1d_cnn")
-  config.dataset.update(name="python_reference", data_dir=str(tmp_path), eval_split="validation",
+  config.dataset.update(name="python_reference", data_dir=str(tmp_path),
                         seq_len=32)
   chars = data.vocabulary(config.dataset)
   reader = data.Reader(config.dataset, "train")

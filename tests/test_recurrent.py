@@ -44,7 +44,7 @@ FLAX_LAYOUT = {
 }
 
 
-@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("name", sorted(CELLS))
 def test_cell_equals_flax_cell_with_the_same_weights(name):
   flax_cls, ins, biases, hids = FLAX_LAYOUT[name]
   flax_cell = flax_cls(H)
@@ -68,7 +68,7 @@ def test_cell_equals_flax_cell_with_the_same_weights(name):
     close(ours_carry, carry)
 
 
-@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("name", sorted(CELLS))
 def test_scanned_layer_equals_python_loop(name):
   layer = RNNLayer(H, name, unroll=2)
   x = normal(0, (B, T, D))
@@ -77,7 +77,7 @@ def test_scanned_layer_equals_python_loop(name):
   close(layer.apply({"params": params}, x), loop_layer(name, params, x))
 
 
-@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("name", sorted(CELLS))
 def test_padded_batch_equals_each_sequence_alone(name):
   x = normal(0, (B, T, D))
   variables = RNNLayer(H, name).init(jax.random.key(1), x)
@@ -127,7 +127,7 @@ def test_mean_head_averages_valid_steps_only():
   close(logits, linear(variables["params"]["head"], mean))
 
 
-@pytest.mark.parametrize("name", ["simple", "lstm", "gru"])
+@pytest.mark.parametrize("name", sorted(CELLS))
 def test_gradients_are_finite_on_long_sequences(name):
   model = RecurrentNet(cell=name, features=H)
   x = normal(0, (B, 500, D))

@@ -12,6 +12,7 @@ import pytest
 
 from experiments.registry import Expected
 from tests.conftest import load_config
+from tests.kill_harness import metric_rows
 from tests.test_experiments import EXPERIMENTS
 from experiments.analysis import cnn_claims
 from train import data, sweep
@@ -123,6 +124,14 @@ def test_report_over_a_sweep_writes_a_table_png_and_html(finished_sweep, tmp_pat
   assert os.path.getsize(tmp_path / "report.png") > 10_000
   page = (tmp_path / "report.html").read_text()
   assert "<table>" in page and "data:image/png;base64," in page and "accuracy" in page
+  # The plot: one line per row, the mean over its seeds with a ± std band, a short legend.
+  seeds = [os.path.join(parent, f"seed={s}") for s in (0, 1)]
+  steps, mean, std = report.mean_curves(seeds)[("validation", "accuracy")]
+  per_seed = [[r["accuracy"] for r in metric_rows(s) if r["split"] == "validation"] for s in seeds]
+  np.testing.assert_allclose(mean, np.mean(per_seed, 0))
+  np.testing.assert_allclose(std, np.std(per_seed, 0, ddof=1))
+  assert report.short_name(seeds, "") == f"{os.path.basename(parent)} (2 seeds, mean ± std)"
+  assert report.short_name(seeds, "lr=0.5") == "lr=0.5 (2 seeds, mean ± std)"
   # Two groups that differ in a field: the table names it.
   groups = [[os.path.join(parent, "seed=0")], [os.path.join(parent, "seed=1")]]
   assert report.config_differences(groups) == ["", ""]  # only the seed differs

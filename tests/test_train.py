@@ -1,6 +1,7 @@
 """End to end: a tiny run writes its workdir; resumes are exact; user errors are one line."""
 import json
 import os
+import time
 import shutil
 import subprocess
 import sys
@@ -100,7 +101,7 @@ def snapshot(path):
 @pytest.mark.parametrize("overrides, message", [
     (["--config.batch_sise=3"], "batch_sise"),
     (["--config.batch_size=abc"], "batch_size"),
-    (["--config.dataset.name=adding_problem/t300"], "adding_problem has no config 't300'; valid: adding_problem/t10"),
+    (["--config.dataset.name=adding_problem/t300"], "unknown config.dataset.name 'adding_problem/t300' (did you mean 'adding_problem/t400'?); valid: adding_problem/t10"),
     (["--config.optimizer.momentum=1.5"], "config.optimizer.momentum=1.5 must be in [0, 1)"),
     (["--config.optimizer.lr=0.1"], "already finished with another config (differing: optimizer.lr)"),
     (["--config.num_steps=10"], "holds a checkpoint at step 20, past config.num_steps=10"),
@@ -108,7 +109,7 @@ def snapshot(path):
     (["--config.dataset.name=mnist1"], "unknown config.dataset.name 'mnist1' (did you mean 'mnist1d'?)"),
     (["--config.model.hidden=(7,)", "--config.num_steps=40"], "params/Dense_0/kernel is (40, 100) in the checkpoint, (40, 7) in the config"),
     (["--config.optimizer.lr=-1.0"], "config.optimizer.lr=-1.0 must be > 0"),
-    (["--config.dataset.train_split=trian"], "config.dataset.train_split='trian' is not a split of 'mnist1d' (did you mean 'train'?); valid: test, train, validation"),
+    (["--config.dataset.train_split=trian"], "unknown config.dataset.train_split of 'mnist1d' 'trian' (did you mean 'train'?); valid: test, train, validation"),
     (["--config.dataset.name=mnist", "--config.dataset.download=False", "--config.dataset.data_dir=/nonexistent/tfds"],
      "'mnist' is not prepared in /nonexistent/tfds and config.dataset.download=False: prepare it with `tfds build mnist --data_dir=/nonexistent/tfds --file_format=array_record`"),
 ])
@@ -235,3 +236,15 @@ def test_fields_added_since_a_run_count_only_off_their_default(tmp_path):
   config.optimizer.grad_clip_norm, config.model.dropout = 1.0, 0.1
   assert train.workdir.config_changes(str(tmp_path), config) == ["model.dropout",
                                                               "optimizer.grad_clip_norm"]
+
+
+def test_the_progress_bar_clock_starts_after_the_first_step(tmp_path):
+  """The first step includes the compilation: the rate and ETA must not count it."""
+  from train import log
+  logger = log.Logger(str(tmp_path), start_step=10, num_steps=100)
+  time.sleep(0.5)  # the compilation
+  logger.advance()
+  logger.advance()
+  meter = logger.bar.format_dict
+  assert meter["initial"] == 11 and meter["n"] == 12 and meter["elapsed"] < 0.25
+  logger.close()

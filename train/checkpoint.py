@@ -1,5 +1,5 @@
 """Orbax checkpoints of everything a resume needs: the state pytree, the data iterator's position
-(with the wall time so far) and the config that wrote it. Keeps the latest `keep` steps plus the best one by the configured eval metric."""
+(with the wall time so far) and the config that wrote it. Keeps the latest `keep` steps plus the best one by the configured validation metric."""
 import json
 import os
 import re

@@ -8,7 +8,7 @@ import sys
 import ml_collections
 
 import nets
-from nets.layers import DTYPES, check_choice, did_you_mean
+from nets.layers import DTYPES, check_choice
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
@@ -180,9 +180,9 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
   check_choice("config.model.name", config.model.name, sorted(nets.MODELS), ConfigError)
   valid_fields = nets.model_fields(nets.MODELS[config.model.name])
   for field in config.model:
-    if field != "name" and field not in valid_fields:
-      raise ConfigError(f"config.model.{field} is not a field of model {config.model.name!r}"
-                        f"{did_you_mean(field, valid_fields)}; valid: {', '.join(valid_fields)}")
+    if field != "name":
+      check_choice(f"config.model field (model {config.model.name!r})", field, valid_fields,
+                   ConfigError)
   if "dropout" in config.model:
     check_fraction(config, "model.dropout")
   if "dtype" in config.model:

@@ -65,6 +65,7 @@ class Logger:
       self.tb = EventFile(os.path.join(workdir, "tensorboard"), purge_step=start_step)
     self.bar = tqdm(total=num_steps, initial=start_step, unit="step", dynamic_ncols=True,
                     mininterval=1.0, disable=not write_files)
+    self.timed = False
 
   def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
     if not self.write_files:
@@ -80,7 +81,13 @@ class Logger:
       self.bar.write(f"step {step:>7} {split}: {shown}")
 
   def advance(self, steps: int = 1) -> None:
+    """Called after each step is dispatched. The first call of a run follows the compilation, so
+    the bar's clock restarts there: its rate and ETA count training steps only."""
     self.bar.update(steps)
+    if not self.timed:
+      self.timed = True
+      now = self.bar._time()  # last_print_t too: tqdm's close() shows a bar printed since start_t
+      self.bar.initial, self.bar.start_t, self.bar.last_print_t = self.bar.n, now, now
 
   def close(self, after_error: bool = False) -> None:
     """After an error, quietly: a full disk would fail the final flush again and hide it."""

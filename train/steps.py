@@ -79,7 +79,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
     # A non-finite step (skipped by optax.apply_if_finite with config.nonfinite="skip") must not
     # leave its BatchNorm statistics behind either.
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     finite = jnp.isfinite(sums["loss"]) & jnp.isfinite(grad_norm)
     batch_stats = jax.tree.map(lambda new, old: jnp.where(finite, new, old), batch_stats,
                                state.batch_stats)

@@ -29,7 +29,7 @@ def token_labels(config, x, n: int) -> list[str]:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", required=True)
-  parser.add_argument("--example", type=int, default=0, help="index in the eval split")
+  parser.add_argument("--example", type=int, default=0, help="index in the validation split")
   parser.add_argument("--tokens", type=int, default=48, help="show the first N queries and keys")
   parser.add_argument("--out", default=None, help="default: the workdir")
   args = parser.parse_args(argv)

@@ -1,8 +1,11 @@
-"""python -m experiments.analysis.bench_rnn [--size full|small|tiny] [--steps 30] [--out runs/bench_rnn]
+"""python -m experiments.analysis.bench_rnn [--size full|small|tiny] [--steps 30]
+[--dtypes float32,bfloat16] [--cells lstm,gru] [--out runs/bench_rnn]
 
 One recurrent training step (forward, backward on a loss over all outputs, SGD update) for our
-LSTM and GRU layers against flax's stock `nn.RNN(nn.OptimizedLSTMCell)` / `nn.RNN(nn.GRUCell)` and,
-when torch is importable, PyTorch's `nn.LSTM` / `nn.GRU` (cuDNN on a GPU), in float32 and bfloat16.
+LSTM and GRU layers (the scan, also unrolled 8 steps per iteration, and for the LSTM in float32 on
+a CUDA GPU the cuDNN backend) against flax's stock `nn.RNN(nn.OptimizedLSTMCell)` /
+`nn.RNN(nn.GRUCell)` and, when torch is importable, PyTorch's `nn.LSTM` / `nn.GRU` (cuDNN on a
+GPU), in float32 and bfloat16.
 Reports the median step time (each step synchronised) and tokens/s; writes JSON and appends
 Markdown rows to OUT/bench_rnn.md with the device, date and command.
 
@@ -19,6 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from nets import recurrent_cudnn
 from nets.recurrent import RNNLayer
 from train.tools.bench import jax_step, median_ms
 
@@ -60,6 +64,7 @@ def main(argv=None):
   parser.add_argument("--size", choices=sorted(SIZES), default="full")
   parser.add_argument("--steps", type=int, default=30)
   parser.add_argument("--dtypes", default="float32,bfloat16")
+  parser.add_argument("--cells", default="lstm,gru")
   parser.add_argument("--out", default="runs/bench_rnn")
   args = parser.parse_args(argv)
   size = SIZES[args.size]
@@ -74,9 +79,13 @@ def main(argv=None):
   rows = []
   for dtype_name in args.dtypes.split(","):
     dtype = jnp.dtype(dtype_name)
-    for cell in ("lstm", "gru"):
-      impls = {"ours (scan)": jax_step(RNNLayer(size["hidden"], cell, dtype=dtype), x),
-               "flax stock": jax_step(flax_stock(cell, size["hidden"], dtype), x)}
+    for cell in args.cells.split(","):
+      ours = RNNLayer(size["hidden"], cell, dtype=dtype)
+      impls = {"ours (scan)": jax_step(ours, x),
+               "ours (scan, unroll 8)": jax_step(ours.clone(unroll=8), x)}
+      if not recurrent_cudnn.problem(cell, dtype, jnp.float32, perturb=False):
+        impls["ours (cudnn)"] = jax_step(ours.clone(backend="cudnn"), x)
+      impls["flax stock"] = jax_step(flax_stock(cell, size["hidden"], dtype), x)
       if have_torch:
         impls["torch"] = torch_step(cell, size, dtype_name)
       times = {name: median_ms(run, args.steps) for name, run in impls.items()}

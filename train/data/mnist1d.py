@@ -8,22 +8,18 @@ that model selection never reads the test split and the training set stays the p
 import numpy as np
 import tensorflow_datasets as tfds
 
-from train.data.spec import DatasetSpec, fixed_shape, register
+from train.data.spec import DatasetSpec, OfflineBuilder, fixed_shape, register
 
 LENGTH = 40  # get_dataset_args().final_seq_length; a constant, so reading needs no mnist1d import
 VALIDATION_SEED = 43  # the paper's data uses seed 42
 
 
-class Mnist1d(tfds.core.GeneratorBasedBuilder):
+class Mnist1d(OfflineBuilder):
   """MNIST-1D: digit templates turned into 1-D signals (padding, shear, translation, noise)."""
 
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {"1.0.0": "Paper defaults: 4000/1000 split, length 40, seed 42.",
                    "1.1.0": "A validation split: the test part of the same generator, seed 43."}
-
-  def __init__(self, *, file_format="array_record", **kwargs):
-    # array_record is what tfds.data_source reads, and writing it needs no TensorFlow.
-    super().__init__(file_format=file_format, **kwargs)
 
   def _info(self):
     return self.dataset_info_from_configs(

@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from train import sharding
-from train.config import ConfigError, did_you_mean
+from nets.layers import check_choice
+from train.config import ConfigError
 from train.data.spec import spec_of
 
 
@@ -37,9 +38,8 @@ def check_name(cfg: ml_collections.ConfigDict) -> None:
     variants = sorted(tfds.builder_cls(base).builder_configs)
   except Exception:  # noqa: BLE001  not a registered builder: load_source says so
     return
-  if variant.split(":")[0] not in variants:
-    raise ConfigError(f"config.dataset.name={cfg.name!r}: {base} has no config {variant!r}; "
-                      f"valid: {', '.join(f'{base}/{v}' for v in variants)}")
+  check_choice("config.dataset.name", f"{base}/{variant.split(':')[0]}",
+               [f"{base}/{v}" for v in variants], ConfigError)
 
 
 def load_source(cfg: ml_collections.ConfigDict, split: str):
@@ -91,10 +91,9 @@ def check_split(cfg: ml_collections.ConfigDict, split: str) -> None:
   except Exception:  # noqa: BLE001  not prepared, or not a dataset: the caller's message
     return
   name = split.split("[")[0].split("+")[0]  # "train[:80%]" -> "train"
-  if splits and name not in splits:
+  if splits:
     field = next((f"{r}_split" for r in ROLES if cfg.get(f"{r}_split") == split), "split")
-    raise ConfigError(f"config.dataset.{field}={split!r} is not a split of {cfg.name!r}"
-                      f"{did_you_mean(name, splits)}; valid: {', '.join(splits)}")
+    check_choice(f"config.dataset.{field} of {cfg.name!r}", name, splits, ConfigError)
 
 
 @functools.cache
@@ -200,7 +199,7 @@ def prefetch_to_device(iterator: grain.DatasetIterator, batch_sharding, size: in
 
 def eval_batches(config: ml_collections.ConfigDict, reader: Reader, batch_sharding=None
                  ) -> Callable[[], Iterator[dict]]:
-  """A function that yields the eval split once, in order, in fixed-size global batches.
+  """A function that yields one split once, in order, in fixed-size global batches.
 
   The last batch is padded to `eval_batch_size` (with copies of example 0) and `mask` marks the
   real examples, so the eval step compiles once. Each process reads only its rows."""

@@ -6,20 +6,17 @@ Only the random part of each example is stored; the batch functions below build 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from train.data.spec import DatasetSpec, register
+from train.data.spec import DatasetSpec, OfflineBuilder, register
 
 LENGTHS = (10, 50, 100, 200, 400)  # 10 and 50 keep tests and smoke runs small
 NUM_TRAIN, NUM_VALIDATION, NUM_TEST = 20_000, 2_000, 2_000
 COPY_SYMBOLS, COPY_ALPHABET = 10, 8  # remember 10 symbols drawn from 1..8; 0 = blank, 9 = "go"
 
 
-class _LengthBuilder(tfds.core.GeneratorBasedBuilder):
+class _LengthBuilder(OfflineBuilder):
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {"1.1.0": "A validation split (seed [T, 2]); train and test unchanged."}
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"t{t}", description=f"T = {t}") for t in LENGTHS]
-
-  def __init__(self, *, file_format="array_record", **kwargs):
-    super().__init__(file_format=file_format, **kwargs)
 
   @property
   def length(self) -> int:

@@ -7,6 +7,7 @@ import dataclasses
 from collections.abc import Callable
 
 import numpy as np
+import tensorflow_datasets as tfds
 
 from train import losses
 
@@ -46,3 +47,17 @@ def spec_of(name: str) -> DatasetSpec:
 
 def fixed_shape(shape: tuple[int, ...], dtype=np.float32) -> Callable:
   return lambda cfg: (shape, dtype)
+
+
+class OfflineBuilder(tfds.core.GeneratorBasedBuilder):
+  """Base of our builders: array_record files (what `tfds.data_source` reads, written without
+  TensorFlow), and messages that say the data is generated here, not downloaded."""
+
+  def __init__(self, *, file_format="array_record", **kwargs):
+    super().__init__(file_format=file_format, **kwargs)
+
+  def _log_download_bytes(self) -> None:  # TFDS's "Downloading and preparing dataset ..."
+    print(f"Generating {self.name} offline in {self.data_dir} (nothing is downloaded)...")
+
+  def _log_download_done(self) -> None:
+    print(f"Generated {self.name} in {self.data_dir}.")

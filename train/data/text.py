@@ -12,18 +12,15 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from train.data.spec import DatasetSpec, register
+from train.data.spec import DatasetSpec, OfflineBuilder, register
 
 CORPUS = os.path.join(os.path.dirname(__file__), "python_reference.txt.gz")
 
 
-class PythonReference(tfds.core.GeneratorBasedBuilder):
+class PythonReference(OfflineBuilder):
   """The Python language reference as plain text, for character-level language models."""
 
   VERSION = tfds.core.Version("1.0.0")
-
-  def __init__(self, *, file_format="array_record", **kwargs):
-    super().__init__(file_format=file_format, **kwargs)
 
   def _info(self):
     return self.dataset_info_from_configs(

@@ -1,7 +1,7 @@
 """python -m train.tools.report RUN_OR_PARENT [...] [--markdown] [--out DIR]
 
 Prints one row per run (every results.json under the given dirs, e.g. a sweep's parent): the config
-fields in which the rows differ, final eval metrics, parameters, wall time and examples/s. Runs
+fields in which the rows differ, final test metrics, parameters, wall time and examples/s. Runs
 whose config.json differ only in `seed` are folded into one row with mean +- std over their seeds.
 Writes DIR/report.png (the learning curves of every row overlaid, one panel per metric, from
 metrics.jsonl: TensorBoard is not needed) and DIR/report.html (the table and the plot in one page).
@@ -129,8 +129,8 @@ def format_table(table: list[dict], markdown: bool) -> str:
   return "\n".join(lines)
 
 
-def mean_curves(group: list[str]) -> dict[tuple[str, str], tuple[list, np.ndarray]]:
-  """{(split, metric): (steps, mean over the group's runs at the steps they all logged)}."""
+def mean_curves(group: list[str]) -> dict[tuple[str, str], tuple[list, np.ndarray, np.ndarray]]:
+  """{(split, metric): (steps, mean, std over the group's runs at the steps they all logged)}."""
   per_run = []
   for run in group:
     series = collections.defaultdict(dict)
@@ -143,16 +143,27 @@ def mean_curves(group: list[str]) -> dict[tuple[str, str], tuple[list, np.ndarra
   for key in per_run[0]:
     steps = sorted(set.intersection(*(set(s.get(key, {})) for s in per_run)))
     if steps:
-      curves[key] = (steps, np.mean([[s[key][t] for t in steps] for s in per_run], axis=0))
+      values = np.array([[s[key][t] for t in steps] for s in per_run])
+      curves[key] = (steps, values.mean(0), values.std(0, ddof=1) if len(values) > 1 else None)
   return curves
 
 
+def short_name(group: list[str], differences: str) -> str:
+  """A legend entry: what sets the row apart (its config differences, or its dir's name), and the
+  number of seeds averaged."""
+  where = label(group).split(" (")[0]
+  name = differences or (re.sub(r",?seed=\*", "", os.path.basename(where))
+                         or os.path.basename(os.path.dirname(where)))
+  return name + (f" ({len(group)} seeds, mean ± std)" if len(group) > 1 else "")
+
+
 def plot(runs: list[str], path: str) -> str:
-  """One panel per metric (eval splits, then train loss), one line per row of the table."""
+  """One panel per metric (eval splits, then train loss), one line per row of the table: the mean
+  over its seeds, with a band of ± one standard deviation."""
   import matplotlib.pyplot as plt  # train.log chose the Agg backend
 
   groups = group_by_seed(runs)
-  names = [f"{label(g)} {d}".strip() for g, d in zip(groups, config_differences(groups))]
+  names = [short_name(g, d) for g, d in zip(groups, config_differences(groups))]
   curves = [mean_curves(g) for g in groups]
   panels = sorted({k for c in curves for k in c if k[0] != "train"}) + [("train", "loss")]
   panels = [p for p in panels if any(p in c for c in curves)]
@@ -160,8 +171,12 @@ def plot(runs: list[str], path: str) -> str:
   for ax, (split, metric) in zip(axes[0], panels):
     for name, c in zip(names, curves):
       if (split, metric) in c:
-        ax.plot(*c[(split, metric)], label=name, marker="o" if split != "train" else None,
-                markersize=2.5, linewidth=1.2)
+        steps, mean, std = c[(split, metric)]
+        line, = ax.plot(steps, mean, label=name, marker="o" if split != "train" else None,
+                        markersize=2.5, linewidth=1.2)
+        if std is not None:
+          ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2,
+                          linewidth=0)
     ax.set(xlabel="step", title=f"{split} {metric}")
     if metric in ("loss", "bits"):
       ax.set_yscale("log")

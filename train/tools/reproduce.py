@@ -8,7 +8,7 @@ mean +- std against the expected value, and exits with status 1 when one does no
 
   python -m train.tools.reproduce experiments/mnist1d_cnn.py   # the full form: runs/reproduce/...
   python -m train.tools.reproduce --all --quick                # every reduced form: runs/quick/...
-  python -m train.tools.reproduce --readme                     # README.md's results, from the runs
+  python -m train.tools.reproduce --readme                     # README.md's and docs/*.md's blocks
 
 An entry whose dataset is not prepared (a TFDS catalog dataset on an offline machine) is reported
 as skipped, not as a mismatch; an experiment without EXPECTED (a benchmark) as no target.
@@ -88,7 +88,7 @@ def missing_dataset(cfg) -> str | None:
 
 
 def measure(parent: str, entry: Expected, config) -> tuple[list[float], list[str]]:
-  """The entry's final eval metric in each of its finished runs, and the config fields in which
+  """The entry's final test metric in each of its finished runs, and the config fields in which
   finished runs differ from the registry's config (a stale run: the experiment changed since)."""
   from train.workdir import config_changes
 
@@ -261,14 +261,18 @@ def main(argv=None) -> int:
                       help="a config override for every run (e.g. dataset.data_dir=...)")
   parser.add_argument("--download", action="store_true",
                       help="let catalog datasets download instead of skipping unprepared ones")
-  parser.add_argument("--readme", nargs="?", const="README.md", metavar="FILE",
-                      help="regenerate FILE's results blocks from the recorded runs; no training")
+  parser.add_argument("--readme", nargs="?", const="README.md docs/*.md", metavar="FILES",
+                      help="regenerate the results blocks of FILES (a glob pattern; default: "
+                      "README.md and docs/*.md) from the recorded runs; no training")
   args = parser.parse_args(argv)
   root = args.runs or ("runs/quick" if args.quick else "runs/reproduce")
   try:
     if args.readme:
-      written = update_readme(args.readme, root, analysis_blocks())
-      print(f"{args.readme}: regenerated {', '.join(written) or 'no blocks'}")
+      blocks = analysis_blocks()
+      for pattern in args.readme.split():
+        for path in sorted(glob.glob(pattern)) or [pattern]:  # a missing file: update_readme says so
+          written = update_readme(path, root, blocks)
+          print(f"{path}: regenerated {', '.join(written) or 'no blocks'}")
       return 0
     paths = all_experiments() if args.all else args.experiments
     if not paths:

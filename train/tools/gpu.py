@@ -1,0 +1,276 @@
+"""python -m train.tools.gpu --out DIR [--dry-run] [--budget_s 480] | --readme REPORT.json
+
+Everything a GPU has to show, in one command (`make gpu`): the `gpu` test tier, then every
+benchmark of the speed tables, most valuable first, each in its own process with its own timeout
+(cut to what is left of `--budget_s`). Each result is added to DIR/gpu.json and DIR/gpu.md as soon
+as it is measured, with the device, versions, date and command, so a run cut off still leaves what
+it measured; DIR/gpu.log holds every command's output. This process never initialises jax (its
+items get the whole GPU); the wheels the image lacks are installed before it (`make gpu`).
+
+`--dry-run` runs the same plan at tiny sizes on whatever jax finds (the CPU suite does, so the
+plan cannot rot). `--readme REPORT.json` rewrites docs/speed.md's block between
+`<!-- gpu:report begin -->` and `<!-- gpu:report end -->` from a report (render_markdown).
+"""
+import argparse
+import dataclasses
+import datetime
+import glob
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PY = sys.executable
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "torch")
+README_BLOCK = ("<!-- gpu:report begin -->", "<!-- gpu:report end -->")
+
+
+@dataclasses.dataclass
+class Item:
+  """One command of the plan. `kind` says how its output is read: 'tests' (a JUnit XML),
+  'bench' (train.tools.bench's or a peer's OUT/*.json), 'bench_rnn', 'bench_seq_len'."""
+  name: str
+  argv: list[str]
+  timeout_s: int
+  kind: str
+  needs_torch: bool = False
+
+
+def plan(dry_run: bool) -> list[Item]:
+  """The items, most valuable first. Full sizes are the issue's; the dry run keeps one variant of
+  each group at tiny sizes (and no GPT-2 peer: torch's GPT-2 has no tiny size)."""
+  m = lambda module, *args: [PY, "-m", module, *args]
+  peer = lambda name, *args: m(f"experiments.peers.{name}", *args)
+  gpt2 = "experiments/gpt2_small.py"
+  resnet = ["--config", "experiments/cifar10_resnet18.py", "--mock_data"]
+  if dry_run:
+    tiny_gpt2 = ["--steps", "1", "--config.batch_size=1", "--config.dataset.seq_len=16",
+                 "--config.model.num_layers=1", "--config.model.features=64",
+                 "--config.model.num_heads=2"]
+    return [
+        Item("gpu tests", m("pytest", "-m", "gpu", "-p", "no:xdist", "-q",
+                            "tests/test_gpu.py"), 300, "tests"),
+        Item("bench_rnn", m("experiments.analysis.bench_rnn", "--size", "tiny", "--steps", "1",
+                            "--dtypes", "float32", "--cells", "lstm"), 300, "bench_rnn"),
+        Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), 300, "bench"),
+        Item("resnet18 bf16", m("train.tools.bench", *resnet, "--steps", "1",
+                                "--config.batch_size=2", "--config.model.width=4",
+                                "--config.model.dtype=bfloat16"), 300, "bench"),
+        Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "2", "--width", "4",
+                                         "--steps", "1", "--no-compile"), 300, "bench",
+             needs_torch=True),
+        Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--lengths", "16", "--tokens", "32",
+                                "--steps", "1"), 300, "bench_seq_len"),
+    ]
+  return [
+      Item("gpu tests", m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py"),
+           200, "tests"),
+      Item("bench_rnn", m("experiments.analysis.bench_rnn", "--size", "full", "--steps", "10"), 100, "bench_rnn"),
+      *[Item(f"gpt2 {kernel}", m("train.tools.bench", "--config", gpt2, "--steps", "10",
+                                 f"--config.model.attention_kernel={kernel}"), 60, "bench")
+        for kernel in ("cudnn", "xla", "dot_product")],
+      Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 90, "bench", needs_torch=True),
+      Item("resnet18 bf16", m("train.tools.bench", *resnet, "--config.batch_size=512",
+                              "--config.model.dtype=bfloat16"), 45, "bench"),
+      Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 75, "bench",
+           needs_torch=True),
+      Item("resnet18 f32", m("train.tools.bench", *resnet, "--config.batch_size=512",
+                             "--config.model.dtype=float32"), 45, "bench"),
+      Item("torch resnet18 f32", peer("torch_resnet18", "--batch", "512", "--dtype", "float32"),
+           60, "bench", needs_torch=True),
+      Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--tokens", "16384", "--steps", "3"), 60,
+           "bench_seq_len"),
+  ]
+
+
+def have(module: str) -> bool:
+  """Whether `module` is importable, without importing it here."""
+  return subprocess.run([PY, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
+def environment() -> dict:
+  """Date, Python, library versions and the device, the last read in a child process."""
+  versions = {}
+  for lib in LIBRARIES:
+    try:
+      versions[lib] = importlib.metadata.version(lib)
+    except importlib.metadata.PackageNotFoundError:
+      versions[lib] = None
+  probe = subprocess.run([PY, "-c", "import jax; d = jax.devices(); "
+                          "print(len(d), 'x', d[0].device_kind, '|', jax.default_backend())"],
+                         capture_output=True, text=True, cwd=REPO)
+  device, _, backend = probe.stdout.strip().partition(" | ")
+  return {"date": datetime.date.today().isoformat(), "python": platform.python_version(),
+          "versions": versions, "device": device or probe.stderr.strip()[-300:],
+          "backend": backend or None}
+
+
+def read_result(item: Item, out: str, junit: str):
+  """The item's own output, as JSON-able data."""
+  if item.kind == "tests":
+    import xml.etree.ElementTree as ET  # noqa: PLC0415
+
+    suite = ET.parse(junit).getroot()
+    suite = suite if suite.tag == "testsuite" else suite[0]
+    cases = {"passed": [], "failed": [], "skipped": []}
+    for case in suite.iter("testcase"):
+      status = ("failed" if case.find("failure") is not None or case.find("error") is not None
+                else "skipped" if case.find("skipped") is not None else "passed")
+      cases[status].append(case.get("name"))
+    return cases
+  paths = sorted(glob.glob(os.path.join(out, "*.json")))
+  results = []
+  for path in paths:
+    with open(path) as f:
+      results.append(json.load(f))
+  return results[0] if len(results) == 1 else results
+
+
+def shown(item: Item) -> str:
+  return " ".join(["python" if a == PY else a for a in item.argv])
+
+
+def run_item(item: Item, timeout_s: float, work: str, log) -> dict:
+  """Runs one item in its own folder; returns its entry for the report."""
+  out = os.path.join(work, item.name.replace(" ", "_"))
+  os.makedirs(out)
+  junit = os.path.join(out, "junit.xml")
+  argv = item.argv + ([f"--junitxml={junit}"] if item.kind == "tests" else ["--out", out])
+  command = shown(item)
+  entry = {"name": item.name, "command": command, "timeout_s": round(timeout_s)}
+  log.write(f"\n===== {item.name}: {command} (timeout {timeout_s:.0f} s)\n")
+  log.flush()
+  start = time.perf_counter()
+  try:
+    proc = subprocess.run(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                          timeout=timeout_s, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    status = "ok" if proc.returncode == 0 else f"exit status {proc.returncode}"
+  except subprocess.TimeoutExpired:
+    status = f"timed out after {timeout_s:.0f} s"
+  entry["seconds"] = round(time.perf_counter() - start, 1)
+  try:
+    entry["result"] = read_result(item, out, junit)
+  except (OSError, ValueError, IndexError) as e:  # nothing written, or half of it
+    entry["result"] = None
+    status += "" if status != "ok" else f"; unreadable output ({type(e).__name__})"
+  if item.kind == "tests" and entry["result"] and entry["result"]["failed"] and status == "ok":
+    status = "failures"
+  entry["status"] = status
+  return entry
+
+
+def fmt(v, spec: str = "") -> str:
+  return "" if v is None else format(v, spec)
+
+
+def render_markdown(report: dict) -> str:
+  """The report as Markdown: environment, then a table per kind of item."""
+  env = report["environment"]
+  versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+  lines = [f"`{report['command']}` on {env['date']}: {env['device']} (Python {env['python']}, "
+           f"{versions}){' — a dry run at tiny sizes' if report['dry_run'] else ''}.", ""]
+  items = report["items"]
+  lines += ["| item | status | seconds | command |", "|---|---|---|---|"]
+  lines += [f"| {i['name']} | {i['status']} | {fmt(i.get('seconds'))} | `{i['command']}` |"
+            for i in items]
+  for i in items:
+    if i["name"] == "gpu tests" and i.get("result"):
+      r = i["result"]
+      lines += ["", f"GPU tests: {len(r['passed'])} passed, {len(r['failed'])} failed, "
+                    f"{len(r['skipped'])} skipped." + (f" Failed: {', '.join(r['failed'])}."
+                                                       if r["failed"] else "")]
+  bench = [(i["name"], i["result"]) for i in items if isinstance(i.get("result"), dict)
+           and "step_ms" in i["result"]]
+  if bench:
+    lines += ["", "| item | params | batch | dtype | ms/step (synced) | ms/step (back to back) | "
+                  "examples/s | tokens/s | compile s | TFLOP/s | MFU |", "|---" * 11 + "|"]
+    lines += [f"| {name} | {r['params']:,} | {r['batch']} | {r['dtype']} | {r['step_ms']} | "
+              f"{r['back_to_back_ms']} | {fmt(r['examples_per_s'], ',')} | "
+              f"{fmt(r.get('tokens_per_s'), ',')} | {r['compile_s']} | "
+              f"{fmt(r.get('tflops_per_s'))} | {fmt(r.get('mfu'), '.1%')} |" for name, r in bench]
+  for i in items:
+    r = i.get("result")
+    if i["name"] == "bench_rnn" and r:
+      lines += ["", f"Recurrent layers, sizes {r['size']}:", "",
+                "| cell | dtype | impl | ms/step | tokens/s | its time / ours (scan) |",
+                "|---|---|---|---|---|---|"]
+      lines += [f"| {x['cell']} | {x['dtype']} | {x['impl']} | {x['ms']} | "
+                f"{x['tokens_per_s']:,} | {x['time_vs_ours']} |" for x in r["rows"]]
+    if i["name"] == "bench_seq_len" and r:
+      models = sorted({x["model"] for x in r["rows"]})
+      lines += ["", "Training tokens/s against sequence length:", "",
+                "| T | batch | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+      for length in sorted({x["length"] for x in r["rows"]}):
+        by = {x["model"]: x for x in r["rows"] if x["length"] == length}
+        lines.append(f"| {length} | {next(iter(by.values()))['batch']} | "
+                     + " | ".join(fmt(by.get(m, {}).get("tokens_per_s"), ",") for m in models)
+                     + " |")
+  return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, out: str) -> None:
+  for name, text in [("gpu.json", json.dumps(report, indent=2)),
+                     ("gpu.md", render_markdown(report))]:
+    tmp = os.path.join(out, f".{name}.tmp")
+    with open(tmp, "w") as f:
+      f.write(text)
+    os.replace(tmp, os.path.join(out, name))
+
+
+def rewrite_readme(report_path: str, readme: str = os.path.join(REPO, "docs", "speed.md")) -> None:
+  with open(report_path) as f:
+    report = json.load(f)
+  with open(readme) as f:
+    text = f.read()
+  begin, end = README_BLOCK
+  if begin not in text or end not in text:
+    sys.exit(f"error: {readme} has no {begin} ... {end} block")
+  head, rest = text.split(begin, 1)
+  _, tail = rest.split(end, 1)
+  with open(readme, "w") as f:
+    f.write(f"{head}{begin}\n{render_markdown(report)}{end}{tail}")
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--out", help="where gpu.json, gpu.md and gpu.log go")
+  parser.add_argument("--dry-run", action="store_true", help="tiny sizes, any device")
+  parser.add_argument("--budget_s", type=float, default=480, help="for all items together")
+  parser.add_argument("--readme", metavar="REPORT.json", help="rewrite docs/speed.md's GPU block")
+  args = parser.parse_args(argv)
+  if args.readme:
+    rewrite_readme(args.readme)
+    return
+  if not args.out:
+    parser.error("--out is required")
+  deadline = time.perf_counter() + args.budget_s
+  os.makedirs(args.out, exist_ok=True)
+  command = "python -m train.tools.gpu " + " ".join(sys.argv[1:] if argv is None else argv)
+  report = {"command": command, "dry_run": args.dry_run, "environment": environment(),
+            "items": []}
+  write_report(report, args.out)
+  torch = have("torch")
+  work = tempfile.mkdtemp(prefix="gpu_items_")
+  with open(os.path.join(args.out, "gpu.log"), "w") as log:
+    for item in plan(args.dry_run):
+      left = deadline - time.perf_counter()
+      if item.needs_torch and not torch:
+        entry = {"name": item.name, "command": shown(item), "status": "skipped: no torch"}
+      elif left < 10:
+        entry = {"name": item.name, "command": shown(item), "status": "not run: out of time"}
+      else:
+        entry = run_item(item, min(item.timeout_s, left), work, log)
+      report["items"].append(entry)
+      write_report(report, args.out)
+      print(f"{entry['name']:22} {entry['status']}", flush=True)
+  shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+  main()
