@@ -145,7 +145,7 @@ IO_EXIT_STATUS = 74  # EX_IOERR (sysexits.h)
 
 
 class WriteFailed(Exception):
-  """A write to the workdir failed; the run stopped at once and every finished checkpoint is kept."""
+  """A write to the workdir failed; the run stopped at once, every finished checkpoint kept."""
 
 
 class OutOfMemory(ConfigError):
@@ -171,9 +171,10 @@ def explained(workdir: str, abstract_state):
       raise
     wanted = re.search(r"allocate (\d+) bytes", str(e))
     wanted = f"an allocation of {int(wanted.group(1)) / 2**30:.2f} GiB failed; " if wanted else ""
-    raise OutOfMemory(f"out of memory on {jax.devices()[0].device_kind}: {wanted}the state "
-                      f"takes {state_bytes(abstract_state) / 2**30:.2f} GiB per device of its "
-                      f"{memory_limit(jax.devices()[0]) / 2**30:.2f} GiB. Lower config.batch_size, "
+    device = jax.local_devices()[0]
+    raise OutOfMemory(f"out of memory on {device.device_kind}: {wanted}the state takes "
+                      f"{state_bytes(abstract_state) / 2**30:.2f} GiB per device of its "
+                      f"{memory_limit(device) / 2**30:.2f} GiB. Lower config.batch_size, "
                       "raise config.grad_accum_steps or config.mesh.fsdp, set config.model.remat, "
                       "or use a smaller model") from e
 
@@ -195,7 +196,7 @@ def state_bytes(abstract_state) -> int:
 def check_fits_memory(abstract_state) -> None:
   """OutOfMemory when the state alone (parameters, optimizer state) exceeds a device's memory:
   the real limit, before the disk-space check could blame the disk."""
-  need, device = state_bytes(abstract_state), jax.devices()[0]
+  need, device = state_bytes(abstract_state), jax.local_devices()[0]
   if need > memory_limit(device):
     raise OutOfMemory(f"the state (parameters and optimizer state) takes {need / 2**30:.2f} GiB "
                       f"per device, more than the {memory_limit(device) / 2**30:.2f} GiB of a "
