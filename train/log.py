@@ -84,7 +84,7 @@ class Logger:
     """Called after each step is dispatched. The first call of a run follows the compilation, so
     the bar's clock restarts there: its rate and ETA count training steps only."""
     self.bar.update(steps)
-    if not self.timed:
+    if not self.timed and not self.bar.disable:  # a disabled bar (processes > 0) has no clock
       self.timed = True
       now = self.bar._time()  # last_print_t too: tqdm's close() shows a bar printed since start_t
       self.bar.initial, self.bar.start_t, self.bar.last_print_t = self.bar.n, now, now
