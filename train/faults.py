@@ -55,13 +55,20 @@ def where(latest_step) -> str:
           "config.optimizer.lr, set config.optimizer.grad_clip_norm, or config.nonfinite='skip'")
 
 
+def fetch(rows: list[dict]) -> list[dict]:
+  """The rows' values on the host: each metric's values stacked on the device first, so that a
+  host sync copies one array per metric rather than one scalar per step and metric."""
+  stacked = jax.device_get(jax.tree.map(lambda *values: jnp.stack(values), *rows))
+  return [{k: v[i] for k, v in stacked.items()} for i in range(len(rows))]
+
+
 def summarize(rows: list[dict], step: int, state, latest_step, mode: str) -> dict[str, float]:
   """The mean of each metric over `rows`, the train steps up to `step` (a host sync).
 
   "stop": TrainingDiverged naming the first non-finite metric and parameter. "skip": the mean over
   the finite steps, with `skipped` counting the others; TrainingDiverged once a parameter is
   non-finite (optax.apply_if_finite gave up)."""
-  rows = jax.device_get(rows)
+  rows = fetch(rows)
   finite = [all(np.isfinite(r[k]) for k in WATCHED) for r in rows]
   first = step - len(rows) + 1
   if mode == "skip":
