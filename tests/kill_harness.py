@@ -6,7 +6,12 @@ Each interruption is one of
   step: SIGKILL once metrics.jsonl reaches a random step;
   save: SIGKILL while a checkpoint is being written (an orbax `N.orbax-checkpoint-tmp` dir exists);
   term, int: SIGTERM or SIGINT (Ctrl-C) at a random step, which must checkpoint that step and
-    exit with status 75.
+    exit with status 75;
+  lock: at a random step the run is paused (SIGSTOP, holding its workdir lock) and a second run of
+    the same command must be refused (exit 2, naming the first's pid); then SIGKILL, whose
+    released lock must not stop the resume;
+  torn: SIGKILL at a random step, then metrics.jsonl gets a half-written last line and config.json
+    is cut in half (once a checkpoint holds the config), as a crash on a full disk leaves them.
 The run is MNIST-1D's CNN with BatchNorm, dropout, AdamW and a warm-up + cosine schedule, with
 checkpoints every 25 steps and, by time, every `--every_s` seconds (so resumes also start between
 host syncs). The full form, from the repository root:
@@ -29,10 +34,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from train.checkpoint import last_good_step
 from train.faults import EXIT_STATUS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KINDS = ("step", "save", "term", "step", "save", "int")
+KINDS = ("step", "save", "term", "lock", "torn", "int", "step", "save")
 
 
 def final_state(workdir):
@@ -91,12 +97,17 @@ def interrupt(cmd, workdir, kind, target) -> str:
   stale = saves_in_progress(workdir)
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
+  refused = ""
   while proc.poll() is None:
     if latest_logged_step(workdir) >= target and (kind != "save" or saves_in_progress(workdir) - stale):
+      if kind == "lock":
+        refused = second_run_refused(cmd, proc)
       proc.send_signal({"term": signal.SIGTERM, "int": signal.SIGINT}.get(kind, signal.SIGKILL))
       break
     time.sleep(0.002)
   _, err = proc.communicate()
+  if kind == "torn":
+    refused = tear(workdir)
   partial = sorted(saves_in_progress(workdir) - stale)
   if kind in ("term", "int"):
     assert proc.returncode == EXIT_STATUS, err
@@ -105,7 +116,28 @@ def interrupt(cmd, workdir, kind, target) -> str:
     raise AssertionError(f"the run ended (status {proc.returncode}) before its {kind} kill at "
                          f"step {target}: {err[-2000:]}")
   left = f" (left the partial {partial[0]})" if partial else ""
-  return f"{kind} after step {latest_logged_step(workdir)}{left}"
+  return f"{kind} after step {latest_logged_step(workdir)}{left}{refused}"
+
+
+def second_run_refused(cmd, proc) -> str:
+  """Pauses `proc` (its lock held) and asserts that a second run of `cmd` is refused."""
+  proc.send_signal(signal.SIGSTOP)
+  second = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+  last = second.stderr.strip().splitlines()[-1]
+  assert second.returncode == 2 and f"is in use by pid {proc.pid} on " in last, second.stderr
+  return " (a second run refused)"
+
+
+def tear(workdir) -> str:
+  """A half-written last row of metrics.jsonl and, once a checkpoint holds the config, half of
+  config.json."""
+  with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+    f.write('{"step": 99, "split": "tra')
+  if not last_good_step(workdir):
+    return " (torn metrics.jsonl)"
+  path = os.path.join(workdir, "config.json")
+  os.truncate(path, os.path.getsize(path) // 2)
+  return " (torn metrics.jsonl and config.json)"
 
 
 def interrupt_mid_save(cmd, workdir, kind, target, tries: int = 3) -> str:

@@ -61,11 +61,14 @@ def as_killed_after(ref_dir, workdir, step):
 
 
 def test_kill_harness_reduced(data_dir, tmp_path):
-  """SIGKILL at a random step, SIGKILL during a checkpoint write, SIGTERM; then resume to the end."""
-  events = kill_harness.run(kills=3, steps=150, every_s=0.3, seed=0, data_dir=data_dir,
+  """SIGKILL at a random step, SIGKILL during a checkpoint write, SIGTERM, a second run refused by
+  the lock (then SIGKILL), SIGKILL leaving torn metrics.jsonl and config.json; then resume to
+  the end."""
+  events = kill_harness.run(kills=5, steps=150, every_s=0.3, seed=0, data_dir=data_dir,
                             out=str(tmp_path))
-  assert [e.split()[0] for e in events] == ["step", "save", "term"]
+  assert [e.split()[0] for e in events] == ["step", "save", "term", "lock", "torn"]
   assert "(left the partial" in events[1] and ".orbax-checkpoint-tmp)" in events[1]  # mid-save
+  assert "(a second run refused)" in events[3] and "torn metrics.jsonl" in events[4]
 
 
 def test_sigterm_checkpoints_the_step_and_the_rerun_is_exact(reference, tmp_path, monkeypatch):

@@ -115,7 +115,7 @@ def test_sweep_overrides_are_typed_and_checked():
 
 def test_sweep_writes_each_member_and_resumes_skipping_finished_ones(finished_sweep, capsys):
   tmp, config_path, parent = finished_sweep
-  assert sorted(os.listdir(parent)) == ["seed=0", "seed=1", "sweep.json"]
+  assert sorted(os.listdir(parent)) == ["lock", "seed=0", "seed=1", "sweep.json"]
   seeds = [report.load(os.path.join(parent, m), "results.json")["seed"] for m in ("seed=0", "seed=1")]
   assert seeds == [0, 1]
   with open(os.path.join(parent, "sweep.json")) as f:

@@ -93,8 +93,9 @@ def finished_run(data_dir, tmp_path_factory):
 
 
 def snapshot(path):
+  """Every file's mtime, but the lock's, which each run (even a refused one) takes and rewrites."""
   return {os.path.join(d, f): os.path.getmtime(os.path.join(d, f))
-          for d, _, files in os.walk(path) for f in files}
+          for d, _, files in os.walk(path) for f in files if f != train.workdir.LOCK}
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -195,9 +196,22 @@ def test_divergence_is_one_line_from_the_cli(data_dir, tmp_path):
   assert "Traceback" not in bad.stderr
 
 
-def test_divergence_stops_with_the_step_and_keeps_the_checkpoint(tiny_config, tmp_path):
-  config = tiny_config("mnist1d_mlp", num_steps=20)
-  train_and_evaluate(config, str(tmp_path))
+def test_divergence_stops_with_the_step_and_keeps_the_checkpoint(tiny_config, tmp_path,
+                                                                  monkeypatch):
+  """A 40-step run crashed at step 21 (a finished run cannot be extended), resumed with a
+  learning rate that diverges."""
+  config = tiny_config("mnist1d_mlp", num_steps=40)
+  advance = train.loop.log.Logger.advance
+
+  def crash_at_step_21(logger):
+    advance(logger)
+    if logger.bar.n == 21:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(train.loop.log.Logger, "advance", crash_at_step_21)
+  with pytest.raises(KeyboardInterrupt):
+    train_and_evaluate(config, str(tmp_path))
+  monkeypatch.undo()
   before = os.listdir(tmp_path / "checkpoints")
   config = tiny_config("mnist1d_mlp", num_steps=40, **{"optimizer.lr": 1e30})
   with pytest.raises(TrainingDiverged, match=r"became (nan|inf) at step 2[1-5] \(checked at step 25\)"):

@@ -1,17 +1,24 @@
 """python -m train --config experiments/mnist1d_cnn.py --workdir runs/mnist1d_cnn [--config.seed=1]
   [--sweep seed=0,1,2 --sweep optimizer.lr=1e-3,3e-3]   (a sweep: train/sweep.py)
 
-User errors (bad config, data dir, workdir) print one line and exit with status 2; a run whose
-loss or gradient norm turns NaN/Inf prints one line and exits with status 3; SIGTERM or Ctrl-C
-checkpoints the step being trained and exits with status 75 (re-run to resume).
+Every failure prints one line and exits with its own status:
+  2   a user error (bad config, data dir or workdir, a workdir in use by another run, out of
+      device memory), before any training;
+  3   the loss or gradient norm turned NaN/Inf (the last checkpoint is untouched);
+  74  a write failed (full disk, a folder turned read-only: EX_IOERR); the line names the path and
+      the last good checkpoint, nothing good is deleted, and the same command resumes once fixed;
+  75  SIGTERM or Ctrl-C during training: the step being trained is checkpointed (EX_TEMPFAIL,
+      re-run to resume);
+  130 Ctrl-C before the first training step (setup, data preparation, the first compile of the
+      initial state), when there is nothing to checkpoint, or a second Ctrl-C.
 """
-import ast
+import os
 import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from train.config import ConfigError
+from train.config import ConfigError, check_schema, fail, one_line, parse_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; an existing one is resumed.")
@@ -21,26 +28,7 @@ _SWEEP = flags.DEFINE_multi_string(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def fail(message: str) -> None:
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
-def one_line(e: Exception) -> str:
-  """config_flags puts the repr() of a multi-line message in some errors: decode it, one line."""
-  message = str(e)
-  try:
-    message = str(ast.literal_eval(message))
-  except (ValueError, SyntaxError):
-    pass
-  return " ".join(message.split()) or type(e).__name__
-
-
-def parse_flags(argv):
-  try:
-    return flags.FLAGS(argv)
-  except Exception as e:  # noqa: BLE001  bad flags, overrides or config files: all the user's
-    fail(f"{type(e).__name__ if isinstance(e, SyntaxError) else 'bad flags'}: {one_line(e)}")
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports a process stopped by Ctrl-C
 
 
 def main(argv):
@@ -49,12 +37,16 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every file at INFO
   from train.loop import TrainingDiverged, train_and_evaluate  # after flag parsing: fast --help
-  from train.faults import EXIT_STATUS, Preempted
+  from train.faults import EXIT_STATUS, IO_EXIT_STATUS, Preempted, WriteFailed
   try:
     config = _CONFIG.value
     config.keys()  # config_flags loads the file lazily: a missing or broken one fails here
   except Exception as e:  # noqa: BLE001  whatever the user's config file raises
     fail(f"cannot load --config: {one_line(e)}")
+  try:
+    check_schema(config)
+  except ConfigError as e:
+    fail(f"--config {config_flags.get_config_filename(flags.FLAGS['config'])}: {e}")
   try:
     if _SWEEP.value:
       from train import sweep
@@ -69,6 +61,15 @@ def main(argv):
   except Preempted as e:
     print(f"preempted: {e}", file=sys.stderr)
     sys.exit(EXIT_STATUS)
+  except WriteFailed as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.stdout.flush()
+    # A checkpoint write stuck in orbax's (non-daemon) threads must not keep the process alive.
+    os._exit(IO_EXIT_STATUS)
+  except KeyboardInterrupt:
+    print("interrupted: Ctrl-C before the first training step (nothing to checkpoint) or a "
+          "second Ctrl-C; run the same command again to start or resume", file=sys.stderr)
+    sys.exit(INTERRUPTED_STATUS)
 
 
 if __name__ == "__main__":

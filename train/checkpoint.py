@@ -2,8 +2,10 @@
 (with the wall time so far) and the config that wrote it. Keeps the latest `keep` steps plus the best one by the configured validation metric."""
 import json
 import os
+import re
 import shutil
 import sys
+import threading
 
 import jax
 import ml_collections
@@ -43,12 +45,98 @@ def check_space(workdir: str, abstract_state, keep: int) -> None:
 
 def save(manager, step: int, state, progress: dict, config, metrics: dict):
   """Asynchronous: returns once the arrays are copied off the device. `progress` holds the data
-  iterator's state and the wall time so far; `metrics` rank the checkpoint for `best_metric`."""
-  manager.save(step, metrics=metrics, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state),
-      progress=ocp.args.JsonSave(progress),
-      config=ocp.args.JsonSave(config.to_dict()),
-  ))
+  iterator's state and the wall time so far; `metrics` rank the checkpoint for `best_metric`.
+  A failed write (of this save, or of the previous one, which orbax reports here) is an OSError."""
+  try:
+    manager.save(step, metrics=metrics, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        progress=ocp.args.JsonSave(progress),
+        config=ocp.args.JsonSave(config.to_dict()),
+    ))
+  except Exception as e:
+    raise as_os_error(e, manager.directory) from e
+
+
+def wait(manager) -> None:
+  """Waits for the checkpoint being written; its failed write is an OSError."""
+  try:
+    manager.wait_until_finished()
+  except Exception as e:
+    raise as_os_error(e, manager.directory) from e
+
+
+def as_os_error(e: Exception, directory) -> Exception:
+  """orbax passes on tensorstore's failed writes as ValueError('... Failed writing: "PATH" ...
+  [os_error_code='28']'): the OSError it stands for. Any other error is returned as it is."""
+  code = re.search(r"os_error_code='(\d+)'", str(e))
+  if isinstance(e, OSError) or not code:
+    return e
+  path = re.search(r'Failed writing: "([^"]+)"', str(e))
+  return OSError(int(code.group(1)), os.strerror(int(code.group(1))),
+                 path.group(1) if path else os.fspath(directory))
+
+
+CLOSE_AFTER_ERROR_S = 30.0
+
+
+def close(manager, after_error: bool = False) -> None:
+  """Waits for the checkpoint being written, then closes the manager. After an error, at most
+  CLOSE_AFTER_ERROR_S and silently: a save stuck on a full or vanished disk must not hang the
+  run's end (its partial tmp dir is never taken as a checkpoint), and the error being raised
+  already says what went wrong."""
+  if not after_error:
+    wait(manager)
+    manager.close()
+    return
+
+  def close_quietly():
+    try:
+      manager.close()
+    except Exception:  # noqa: BLE001  the write that failed; the error in flight reports it
+      pass
+
+  thread = threading.Thread(target=close_quietly, daemon=True)
+  thread.start()
+  thread.join(CLOSE_AFTER_ERROR_S)
+
+
+def last_good_step(workdir: str) -> int | None:
+  """The latest finished checkpoint on disk (orbax renames a save's tmp dir to its step when it
+  is complete), without asking orbax, whose state may be what failed."""
+  try:
+    steps = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()]
+  except OSError:
+    return None
+  return max(steps, default=None)
+
+
+def run_config(workdir: str) -> dict | None:
+  """The config a run was started with: its config.json or, when that is unreadable (a truncated
+  file), the config stored in its latest checkpoint, with a warning. None for a new workdir."""
+  path = os.path.join(workdir, "config.json")
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    return None
+  except (OSError, ValueError) as e:
+    step = last_good_step(workdir)
+    stored = stored_config(workdir, step) if step else None
+    if stored is None:
+      raise ConfigError(f"{path} is unreadable ({type(e).__name__}: {e}) and there is no "
+                        "checkpoint holding the config; move it away to start afresh") from e
+    print(f"Warning: {path} is unreadable ({type(e).__name__}); using the config stored in the "
+          f"checkpoint of step {step}", file=sys.stderr)
+    return stored
+
+
+def stored_config(workdir: str, step: int) -> dict | None:
+  """The config saved with the checkpoint of `step` (None when that cannot be read)."""
+  try:
+    with open(os.path.join(workdir, "checkpoints", str(step), "config", "metadata")) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
 
 
 def path_str(path) -> str:
@@ -57,10 +145,12 @@ def path_str(path) -> str:
   return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
-def check_compatible(manager, step: int, abstract_state) -> None:
-  """ConfigError naming the parameter paths whose shape differs from the checkpoint's."""
+def check_compatible(manager, step: int, abstract_state, only: tuple[str, ...] = ()) -> None:
+  """ConfigError naming the parameter paths whose shape differs from the checkpoint's (of those
+  under the top-level keys `only`, when given)."""
   stored = manager.item_metadata(step)["state"]
-  stored = {path_str(p): tuple(m.shape) for p, m in jax.tree_util.tree_flatten_with_path(stored)[0]}
+  stored = {path_str(p): tuple(m.shape) for p, m in jax.tree_util.tree_flatten_with_path(stored)[0]
+            if not only or path_str(p).split("/")[0] in only}
   wanted = {path_str(p): tuple(np.shape(a))
             for p, a in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
   diffs = [f"{k} missing from the checkpoint" for k in wanted.keys() - stored.keys()]
@@ -96,6 +186,9 @@ def restore_latest(manager, abstract_state):
     try:
       check_compatible(manager, step, abstract_state)
       restored = restore(manager, step, abstract_state)
+      progress = restored[1]
+      if not (isinstance(progress, dict) and {"data_iterator", "wall_time_s"} <= progress.keys()):
+        raise ValueError(f"damaged progress/metadata: {str(progress)[:50]!r}")
     except ConfigError:
       raise
     except Exception as e:  # noqa: BLE001  orbax and tensorstore raise many kinds on a bad file
@@ -148,13 +241,36 @@ def unpack_metrics(rows: list[dict]) -> list[dict]:
           for row in rows]
 
 
+WARM_START = ("params", "batch_stats")
+
+
+def warm_start(run_dir: str, state, abstract_state):
+  """`state` with the parameters and BatchNorm statistics of the latest checkpoint of `run_dir`
+  (config.init_from); its optimizer state, step and RNG are not taken. ConfigError when it has no
+  checkpoint or its parameters do not fit the config."""
+  step = last_good_step(run_dir)
+  if step is None:
+    raise ConfigError(f"config.init_from={run_dir!r} holds no checkpoint")
+  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(run_dir, "checkpoints")),
+                                  item_handlers={"state": ocp.PyTreeCheckpointHandler()})
+  target = {k: getattr(abstract_state, k) for k in WARM_START}
+  try:
+    check_compatible(manager, step, target, only=WARM_START)
+    restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+        partial_restore=True)))["state"]
+  finally:
+    manager.close()
+  print(f"Initialised the parameters from the checkpoint of step {step} of {run_dir}")
+  return state.replace(**{k: restored.get(k, {}) for k in WARM_START})
+
+
 def load_for_inference(workdir: str):
   """(config, model, variables, step) from a run's config.json and latest checkpoint."""
-  try:
-    with open(os.path.join(workdir, "config.json")) as f:
-      config = ml_collections.ConfigDict(json.load(f))
-  except OSError as e:
-    raise ConfigError(f"{workdir!r} is not a run directory: {e.strerror}") from e
+  stored = run_config(workdir)
+  if stored is None:
+    raise ConfigError(f"{workdir!r} is not a run directory: it has no config.json")
+  config = ml_collections.ConfigDict(stored)
   manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
                                   item_handlers={"state": ocp.StandardCheckpointHandler()})
   step = manager.latest_step()

@@ -2,10 +2,13 @@
 `model_config()` (a model's fields), and `validate()`, which runs before anything is built so that
 a user's mistake is one line, never a traceback. An experiment file starts from `base_config()`
 and changes a few fields."""
+import ast
+import sys
+
 import ml_collections
 
 import nets
-from nets.layers import check_choice
+from nets.layers import DTYPES, check_choice
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
@@ -26,6 +29,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.nonfinite = "stop"  # stop | skip: on a NaN/Inf loss or gradient norm, stop the run or skip the step
   c.max_nonfinite_skips = 10  # skip: this many skipped steps in a row, and the update is applied
   c.grad_accum_steps = 1  # micro-batches per step, gradients summed: batches larger than memory
+  # A finished run's workdir: start from the parameters (and BatchNorm statistics) of its latest
+  # checkpoint, with a fresh optimizer, schedule and step count. Ignored once this run has a
+  # checkpoint of its own (a resume).
+  c.init_from = ""
 
   # Devices: a (data, fsdp) mesh over all of them (see train/sharding.py). batch_size is global.
   c.mesh = ml_collections.ConfigDict()
@@ -66,8 +73,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint.every_s = 0.0  # also save every this many seconds of training (no eval); 0 = off
   c.checkpoint.keep = 2  # the latest N, plus the best one by best_metric
   c.checkpoint.best_metric = "accuracy"  # a validation metric of the task (train/losses.py)
-  c.checkpoint.best_mode = "max"  # max | min
+  c.checkpoint.best_mode = "max"  # max | min; must agree with the metric (accuracy: max; loss: min)
   return c
+
+
+# The direction in which each metric improves; best_mode must agree with it.
+METRIC_MODES = {"accuracy": "max", "loss": "min", "bits": "min"}
 
 
 def model_config(name: str, **overrides) -> ml_collections.ConfigDict:
@@ -105,12 +116,58 @@ def check_fraction(config: ml_collections.ConfigDict, *fields: str) -> None:
       raise ConfigError(f"config.{field}={value} must be in [0, 1)")
 
 
+def check_schema(config) -> None:
+  """A config file's get_config() must return a ConfigDict holding every field of base_config()
+  (start from it): a plain dict or a missing field would otherwise fail deep in the run."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(f"get_config() returned a {type(config).__name__}, not an "
+                      "ml_collections.ConfigDict; start from train.config.base_config()")
+  missing = [f for f in flat_fields(base_config()) if not has_field(config, f)]
+  if missing:
+    more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+    raise ConfigError(f"the config lacks the fields {', '.join(missing[:3])}{more}; start from "
+                      "train.config.base_config()")
+
+
+def flat_fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+  out = []
+  for k, v in config.items():
+    out += flat_fields(v, f"{prefix}{k}.") if isinstance(v, ml_collections.ConfigDict) else [
+        prefix + k]
+  return out
+
+
+def has_field(config, field: str) -> bool:
+  for part in field.split("."):
+    if not isinstance(config, ml_collections.ConfigDict) or part not in config:
+      return False
+    config = config[part]
+  return True
+
+
+# Model fields in which 0 means "derived" or "none" (head_dim: features // num_heads, ...).
+ZERO_ALLOWED = ("head_dim", "mlp_dim", "vocab_size", "padding")
+
+
+def check_model_sizes(model: ml_collections.ConfigDict) -> None:
+  """Every integer of a model field (a size, a count, a kernel) is > 0, or >= 0 in ZERO_ALLOWED:
+  a zero-width layer would otherwise fail at init with a shape traceback."""
+  for field, value in model.items():
+    ints = [v for v in (value if isinstance(value, (tuple, list)) else [value])
+            if isinstance(v, int) and not isinstance(v, bool)]
+    if any(v < 0 or (v == 0 and field not in ZERO_ALLOWED) for v in ints):
+      bound = ">= 0" if field in ZERO_ALLOWED else "> 0"
+      raise ConfigError(f"config.model.{field}={value} must hold sizes {bound}")
+
+
 def validate(config: ml_collections.ConfigDict, datasets) -> None:
   """Raises ConfigError for the first bad field. `datasets` is the names `train.data` can load."""
+  check_schema(config)
   check_positive(config, "batch_size", "eval_batch_size", "num_steps", "log_every", "eval_every",
                  "grad_accum_steps",
-                 "checkpoint.every", "checkpoint.keep", "optimizer.lr", "dataset.num_threads",
-                 "dataset.seq_len")
+                 "checkpoint.every", "checkpoint.keep", "optimizer.lr", "optimizer.eps",
+                 "dataset.num_threads", "dataset.seq_len")
+  check_positive(config, "seed", allow_zero=True)
   check_positive(config, "optimizer.weight_decay", "optimizer.grad_clip_norm",
                  "optimizer.warmup_steps", "optimizer.min_lr_ratio", "optimizer.step_factor",
                  "checkpoint.every_s", "max_nonfinite_skips", allow_zero=True)
@@ -128,6 +185,9 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
                    ConfigError)
   if "dropout" in config.model:
     check_fraction(config, "model.dropout")
+  if "dtype" in config.model:
+    check_choice("config.model.dtype", config.model.dtype, sorted(DTYPES), ConfigError)
+  check_model_sizes(config.model)
   opt = config.optimizer
   check_choice("config.optimizer.name", opt.name, OPTIMIZERS, ConfigError)
   check_choice("config.optimizer.schedule", opt.schedule, SCHEDULES, ConfigError)
@@ -140,5 +200,37 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
   if opt.schedule == "step" and not all(warmup_end < b < 1 for b in opt.step_boundaries):
     raise ConfigError(f"config.optimizer.step_boundaries={opt.step_boundaries} must be fractions "
                       f"of num_steps in ({warmup_end:g}, 1): after the warm-up, before the end")
-  check_choice("config.checkpoint.best_mode", config.checkpoint.best_mode, ("max", "min"),
-               ConfigError)
+  ckpt = config.checkpoint
+  check_choice("config.checkpoint.best_mode", ckpt.best_mode, ("max", "min"), ConfigError)
+  natural = METRIC_MODES.get(ckpt.best_metric)
+  if natural and ckpt.best_mode != natural:
+    raise ConfigError(f"config.checkpoint.best_metric={ckpt.best_metric!r} improves by going "
+                      f"{'up' if natural == 'max' else 'down'}, but config.checkpoint.best_mode="
+                      f"{ckpt.best_mode!r} would keep the worst checkpoint as the best; set "
+                      f"config.checkpoint.best_mode={natural!r}")
+
+
+# Command-line errors: one line, exit status 2 (train/__main__.py, train/tools/bench.py) ----------
+
+def one_line(e: Exception) -> str:
+  """config_flags puts the repr() of a multi-line message in some errors: decode it, one line."""
+  message = str(e)
+  try:
+    message = str(ast.literal_eval(message))
+  except (ValueError, SyntaxError):
+    pass
+  return " ".join(message.split()) or type(e).__name__
+
+
+def fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv):
+  """absl's flags parser, with a bad flag, override or config file as one line and exit 2."""
+  from absl import flags  # noqa: PLC0415
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # noqa: BLE001  bad flags, overrides or config files: all the user's
+    fail(f"{type(e).__name__ if isinstance(e, SyntaxError) else 'bad flags'}: {one_line(e)}")

@@ -1,4 +1,4 @@
-"""Faults a run survives: non-finite values and preemption.
+"""Faults a run survives: non-finite values, preemption, failed writes and too little memory.
 
 Non-finite guard: the train metrics of a host sync are checked here, and every state is checked
 before it is checkpointed, so a NaN/Inf state never replaces the last good checkpoint.
@@ -10,8 +10,15 @@ Preemption: SIGTERM or SIGINT (Ctrl-C) asks the training loop to finish its curr
 checkpoint and raise `Preempted`; `python -m train` then exits with EXIT_STATUS and re-running the
 same command resumes. A second signal acts as it would without us: Ctrl-C raises KeyboardInterrupt
 at once, SIGTERM kills.
+
+Failed writes (a full disk, a folder turned read-only) in logging or checkpointing stop the run at
+once with `WriteFailed`, naming the path and the last good checkpoint (exit IO_EXIT_STATUS); out of
+device memory in a compile or a step is a one-line `OutOfMemory` with the sizes. Both come from
+`explained()`, around the whole run.
 """
+import contextlib
 import os
+import re
 import signal
 import threading
 
@@ -19,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from train.checkpoint import path_str
+from train.checkpoint import last_good_step, path_str
+from train.config import ConfigError
 
 WATCHED = ("loss", "grad_norm")
 
@@ -47,13 +55,20 @@ def where(latest_step) -> str:
           "config.optimizer.lr, set config.optimizer.grad_clip_norm, or config.nonfinite='skip'")
 
 
+def fetch(rows: list[dict]) -> list[dict]:
+  """The rows' values on the host: each metric's values stacked on the device first, so that a
+  host sync copies one array per metric rather than one scalar per step and metric."""
+  stacked = jax.device_get(jax.tree.map(lambda *values: jnp.stack(values), *rows))
+  return [{k: v[i] for k, v in stacked.items()} for i in range(len(rows))]
+
+
 def summarize(rows: list[dict], step: int, state, latest_step, mode: str) -> dict[str, float]:
   """The mean of each metric over `rows`, the train steps up to `step` (a host sync).
 
   "stop": TrainingDiverged naming the first non-finite metric and parameter. "skip": the mean over
   the finite steps, with `skipped` counting the others; TrainingDiverged once a parameter is
   non-finite (optax.apply_if_finite gave up)."""
-  rows = jax.device_get(rows)
+  rows = fetch(rows)
   finite = [all(np.isfinite(r[k]) for k in WATCHED) for r in rows]
   first = step - len(rows) + 1
   if mode == "skip":
@@ -116,6 +131,9 @@ class Preemption:
       os.kill(os.getpid(), signum)
       return
     self.signal = signum
+    # os.write, not print: safe in a handler; a long first compile must not look like it ignored us.
+    os.write(2, f"\n{self.name}: stopping after this step, with a checkpoint "
+                f"({self.name} again to stop at once)\n".encode())
 
   def install(self) -> "Preemption":
     if threading.current_thread() is threading.main_thread():
@@ -126,3 +144,68 @@ class Preemption:
     for s, handler in self.previous.items():
       signal.signal(s, handler)
     self.previous = {}
+
+
+# Failed writes and memory --------------------------------------------------------------------------
+
+IO_EXIT_STATUS = 74  # EX_IOERR (sysexits.h)
+
+
+class WriteFailed(Exception):
+  """A write to the workdir failed; the run stopped at once, every finished checkpoint kept."""
+
+
+class OutOfMemory(ConfigError):
+  """The state, or a step's compile or run, does not fit the device's memory."""
+
+
+@contextlib.contextmanager
+def explained(workdir: str, abstract_state):
+  """Turns a failed write (any OSError: metrics.jsonl, TensorBoard, a checkpoint) into WriteFailed
+  and XLA's RESOURCE_EXHAUSTED (out of memory in a compile or a step) into OutOfMemory."""
+  try:
+    yield
+  except OSError as e:
+    last = last_good_step(workdir)
+    kept = (f"the last good checkpoint is step {last} in "
+            f"{os.path.join(workdir, 'checkpoints')}, kept as it is" if last else
+            "there is no checkpoint yet")
+    raise WriteFailed(f"cannot write {e.filename or workdir}: {e.strerror or e}; {kept}. Fix "
+                      "the cause (free space, permissions) and run the same command again to "
+                      "resume") from e
+  except jax.errors.JaxRuntimeError as e:
+    if "RESOURCE_EXHAUSTED" not in str(e):
+      raise
+    wanted = re.search(r"allocate (\d+) bytes", str(e))
+    wanted = f"an allocation of {int(wanted.group(1)) / 2**30:.2f} GiB failed; " if wanted else ""
+    device = jax.local_devices()[0]
+    raise OutOfMemory(f"out of memory on {device.device_kind}: {wanted}the state takes "
+                      f"{state_bytes(abstract_state) / 2**30:.2f} GiB per device of its "
+                      f"{memory_limit(device) / 2**30:.2f} GiB. Lower config.batch_size, "
+                      "raise config.grad_accum_steps or config.mesh.fsdp, set config.model.remat, "
+                      "or use a smaller model") from e
+
+
+def memory_limit(device) -> int:
+  """Bytes one device can hold: its allocator's limit (GPU, TPU); the host's RAM for a CPU."""
+  stats = device.memory_stats() or {}
+  if "bytes_limit" in stats:
+    return int(stats["bytes_limit"])
+  return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def state_bytes(abstract_state) -> int:
+  """Bytes of one device's shard of the state (ShapeDtypeStructs with their shardings)."""
+  return sum(np.dtype(a.dtype).itemsize * int(np.prod(a.sharding.shard_shape(a.shape)))
+             for a in jax.tree.leaves(abstract_state))
+
+
+def check_fits_memory(abstract_state) -> None:
+  """OutOfMemory when the state alone (parameters, optimizer state) exceeds a device's memory:
+  the real limit, before the disk-space check could blame the disk."""
+  need, device = state_bytes(abstract_state), jax.local_devices()[0]
+  if need > memory_limit(device):
+    raise OutOfMemory(f"the state (parameters and optimizer state) takes {need / 2**30:.2f} GiB "
+                      f"per device, more than the {memory_limit(device) / 2**30:.2f} GiB of a "
+                      f"{device.device_kind}; use a smaller model, or config.mesh.fsdp to split "
+                      "it over more devices")

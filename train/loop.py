@@ -6,7 +6,7 @@ end, on the last and on the best checkpoint.
 """
 import dataclasses
 import functools
-import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -61,6 +61,7 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   except ValueError as e:  # the models' own checks of their fields
     raise ConfigError(f"config.model: {e}") from e
   state_sharding = sharding.state_shardings(abstract_state, mesh)
+  faults.check_fits_memory(sharding.with_shardings(abstract_state, state_sharding))
   batch_sharding, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
   train_step = make_train_step(model, tx, schedule, task, config.grad_accum_steps)
   return Setup(
@@ -80,25 +81,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns results.json
   (on process 0; other processes return {}).
 
-  Everything a user can get wrong is checked before anything is compiled or written."""
+  Everything a user can get wrong is checked before anything is compiled or written. The workdir
+  is locked for the run (train/workdir.py); failed writes and out of memory are one-line errors
+  (train/faults.py)."""
   run = setup(config)
-  main = sharding.is_main_process()
   run_dir.check_writable(workdir)
+  with (run_dir.locked(workdir, take=sharding.is_main_process()),
+        faults.explained(workdir, run.abstract_state)):
+    return train(run, config, workdir)
+
+
+def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:
+  main = sharding.is_main_process()
   checkpoint.check_space(workdir, run.abstract_state, config.checkpoint.keep)
   manager = checkpoint.open_manager(workdir, config.checkpoint)
   start, state, progress = checkpoint.restore_latest(manager, run.abstract_state)
   changes = run_dir.config_changes(workdir, config)
-  if start > config.num_steps:
-    raise ConfigError(f"{workdir} holds a checkpoint at step {start}, past "
-                      f"config.num_steps={config.num_steps}; use a new --workdir")
-  if start == config.num_steps and os.path.exists(os.path.join(workdir, "results.json")):
-    if changes:
-      raise ConfigError(f"{workdir} already finished with another config (differing: "
-                        f"{', '.join(changes)}); use a new --workdir")
+  if run_dir.finished(workdir, config, start, changes):
     print(f"{workdir} already finished {start} steps; its results stand (see results.json)")
     return run_dir.read_results(workdir)
   if start and changes and main:
     print(f"Note: resuming with a config that differs from config.json in {', '.join(changes)}")
+  if config.init_from and not start:  # a new run from a finished one's parameters
+    state = checkpoint.warm_start(config.init_from, run.init(), run.abstract_state)
   if main:
     run_dir.write_config(workdir, config)
   wall_time_s, pending, train_iter = 0.0, [], run.train_iter
@@ -106,7 +111,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     train_iter.set_state(progress["data_iterator"])
     pending = checkpoint.unpack_metrics(progress.get("pending_train_metrics", []))
     wall_time_s = progress["wall_time_s"]
-  else:
+  elif state is None:
     state = run.init()
   num_params = sum(p.size for p in jax.tree.leaves(state.params))
   if main:
@@ -158,14 +163,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                "checkpointed; run the same command again to resume")
       if not pending:
         t_sync, steps_since_sync = time.time(), 0  # eval and saving stay out of examples/s
-    manager.wait_until_finished()
+    checkpoint.wait(manager)
     test, best = test_last_and_best(run, manager, state, config, workdir)
     logger.write(config.num_steps, "test", test)
-  finally:  # also on a crash or Ctrl-C: finish the checkpoint being written, close the files
+  finally:  # also on a crash, a failed write or Ctrl-C: finish the checkpoint being written (not
+    # forever after an error), close the files
     preemption.uninstall()
-    logger.close()
-    manager.wait_until_finished()
-    manager.close()
+    failed = sys.exc_info()[0] is not None
+    logger.close(after_error=failed)
+    checkpoint.close(manager, after_error=failed)
   if not main:
     return {}
   return run_dir.write_results(workdir, config, run.splits, test, best, num_params, start,

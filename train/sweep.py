@@ -102,14 +102,23 @@ def run_members(config: ml_collections.ConfigDict, parent: str, members: list[di
   Every member's config is built (and bad fields reported) before any is trained. Returns
   {workdir: results.json} for the members that finished; a member that diverges is reported and
   the sweep goes on, then TrainingDiverged names them all."""
-  from train import data
+  from train import data, sharding
   from train.config import validate
-  from train.loop import TrainingDiverged, train_and_evaluate
+  from train.workdir import check_writable, locked
 
   named = {member_name(m): (m, apply(config, m)) for m in members}
   for _, member_config in named.values():
     validate(member_config, data.DATASETS)
-  os.makedirs(parent, exist_ok=True)
+  check_writable(parent, "sweep dir")
+  sharding.initialize_distributed(config)  # before asking which process this is
+  # A second sweep on the same parent is refused, naming this one.
+  with locked(parent, take=sharding.is_main_process()):
+    return run_locked(parent, named, axes)
+
+
+def run_locked(parent: str, named: dict, axes: dict | None) -> dict[str, dict]:
+  from train.loop import TrainingDiverged, train_and_evaluate
+
   index_path = os.path.join(parent, "sweep.json")
   index = {"axes": {}, "members": {}}
   if os.path.exists(index_path):

@@ -1,30 +1,63 @@
-"""A run's directory: proving it writable, its config.json (and how a new config differs from it),
-and results.json, the summary every tool reads."""
+"""A run's directory: proving it writable, the lock held for the life of a run, its config.json
+(and how a new config differs from it, and whether the run has finished), and results.json, the
+summary every tool reads."""
+import contextlib
+import fcntl
 import importlib.metadata
 import json
 import os
 import platform
+import socket
 import tempfile
+import time
 
 import jax
 import ml_collections
 import numpy as np
 
 import nets
-from train import log
+from train import checkpoint, log
 from train.config import ConfigError, base_config
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "grain",
              "numpy")
 
 
-def check_writable(workdir: str) -> None:
+def check_writable(workdir: str, what: str = "workdir") -> None:
   """Creates `workdir` (an existing one is kept as it is) and proves it writable."""
   try:
     os.makedirs(workdir, exist_ok=True)
     tempfile.TemporaryFile(dir=workdir).close()
   except OSError as e:
-    raise ConfigError(f"cannot write to workdir {workdir!r}: {e.strerror}") from e
+    raise ConfigError(f"cannot write to {what} {workdir!r}: {e.strerror}") from e
+
+
+LOCK = "lock"
+
+
+@contextlib.contextmanager
+def locked(workdir: str, take: bool = True):
+  """Holds an OS lock (flock) on workdir/lock while the block runs: a second run or sweep on the
+  same workdir is a ConfigError naming the holder (pid, host, start time). The kernel releases
+  the lock when the holder dies, even by SIGKILL, so none is left stuck. `take=False` (processes
+  other than 0 of a multi-process run, which share process 0's lock) takes none."""
+  if not take:
+    yield
+    return
+  fd = os.open(os.path.join(workdir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+      raise ConfigError(f"workdir {workdir!r} is in use by {holder}; wait for that run to end "
+                        "or use another --workdir") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+    yield
+  finally:
+    os.close(fd)
 
 
 def flat(d: dict, prefix: str = "") -> dict:
@@ -49,14 +82,32 @@ def config_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]
 
   A field the old config.json lacks (one added to the code since) counts only when it is not at
   its default, so runs recorded before a new option existed still match."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  old = checkpoint.run_config(workdir)
+  if old is None:
     return []
-  with open(path) as f:
-    old = flat(json.load(f))
+  old = flat(old)
   new = flat(json.loads(config.to_json_best_effort()))
   defaults = default_fields(config)
   return sorted(k for k in old.keys() | new.keys() if old.get(k, defaults.get(k)) != new.get(k))
+
+
+def finished(workdir: str, config: ml_collections.ConfigDict, start: int,
+             changes: list[str]) -> bool:
+  """Whether `workdir` holds a finished run of `config` (results.json, or its latest checkpoint at
+  the end of the run that wrote it). Such a run with another config, or a checkpoint past
+  config.num_steps, is a ConfigError: training on would stretch its schedule (the learning rate
+  jumps), delete its final checkpoints and overwrite results.json. config.init_from continues
+  from it in a new workdir instead."""
+  if start > config.num_steps:
+    raise ConfigError(f"{workdir} holds a checkpoint at step {start}, past "
+                      f"config.num_steps={config.num_steps}; use a new --workdir")
+  stored = checkpoint.stored_config(workdir, start) if start else None
+  has_results = os.path.exists(os.path.join(workdir, "results.json"))
+  if (has_results or (stored and stored.get("num_steps") == start)) and changes:
+    raise ConfigError(f"{workdir} already finished with another config (differing: "
+                      f"{', '.join(changes)}); its results stand. To train on from it, use a new "
+                      f"--workdir with --config.init_from={workdir}")
+  return has_results and start == config.num_steps
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:

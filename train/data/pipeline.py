@@ -6,6 +6,7 @@ what differs between them is their `DatasetSpec` (train/data/spec.py). A batch i
 """
 import collections
 import functools
+import os
 from collections.abc import Callable, Iterator
 
 import grain
@@ -50,7 +51,7 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
     return tfds.data_source(cfg.name, split=split, data_dir=cfg.data_dir or None,
                             download=cfg.download)
   except Exception as e:  # TFDS raises assorted types for a missing dataset, split or data dir
-    where = cfg.data_dir or "the TFDS default data dir"
+    where = data_dir(cfg)
     check_split(cfg, split)
     if not cfg.download:
       raise ConfigError(f"{cfg.name!r} is not prepared in {where} and config.dataset.download="
@@ -59,6 +60,12 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
                       f"{str(e).strip().splitlines()[0]}") from e
   finally:
     logging.set_verbosity(verbosity)
+
+
+def data_dir(cfg: ml_collections.ConfigDict) -> str:
+  """The data dir TFDS reads: config.dataset.data_dir, else $TFDS_DATA_DIR, else its default."""
+  return (cfg.data_dir or os.environ.get("TFDS_DATA_DIR")
+          or os.path.expanduser("~/tensorflow_datasets"))
 
 
 def is_generated(name: str) -> bool:
@@ -112,6 +119,9 @@ class Reader:
       lookup = {c: i for i, c in enumerate(chars)}
       text = _text(cfg.name, split, cfg.data_dir, cfg.download)
       ids = np.array([lookup.get(c, 0) for c in text], np.int32)  # unseen chars -> id 0
+      if len(ids) <= cfg.seq_len:
+        raise ConfigError(f"config.dataset.seq_len={cfg.seq_len} is longer than {cfg.name}:{split} "
+                          f"({len(ids)} characters)")
       starts = np.arange((len(ids) - 1) // cfg.seq_len)[:, None] * cfg.seq_len
       self.info, self.num_outputs = None, len(chars)
       self.cached = {"tokens": ids[starts + np.arange(cfg.seq_len + 1)]}

@@ -35,7 +35,8 @@ import tensorflow_datasets as tfds
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from train.config import ConfigError
+from train.config import ConfigError, parse_flags
+from train.workdir import check_writable
 
 # Dense bf16 TFLOP/s per chip, from the vendors' data sheets (without sparsity).
 PEAK_TFLOPS = {  # the first name found in the device kind counts
@@ -222,6 +223,9 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   experiment = os.path.splitext(os.path.basename(config_flags.get_config_filename(FLAGS["config"])))[0]
   try:
+    if FLAGS.steps < 1:
+      raise ConfigError(f"--steps={FLAGS.steps} must be >= 1")
+    check_writable(FLAGS.out, "--out")  # before the timing, not after it
     with tfds.testing.mock_data(num_examples=4 * FLAGS.config.batch_size) if FLAGS.mock_data \
         else contextlib.nullcontext():
       result = bench(FLAGS.config, FLAGS.steps, FLAGS.profile)
@@ -240,4 +244,4 @@ if __name__ == "__main__":  # flags defined here only: importing the helpers def
   flags.DEFINE_string("profile", None, "Write a jax.profiler trace of 3 steps here.")
   flags.DEFINE_bool("mock_data", False, "Use TFDS mock data of the dataset's shapes.")
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

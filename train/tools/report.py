@@ -14,6 +14,7 @@ import html
 import json
 import os
 import re
+import sys
 
 import numpy as np
 
@@ -26,6 +27,20 @@ def find_runs(paths: list[str]) -> list[str]:
     runs += sorted(os.path.dirname(p) for p in glob.glob(os.path.join(path, "**", "results.json"),
                                                           recursive=True))
   return runs
+
+
+def readable(runs: list[str]) -> list[str]:
+  """The runs whose results.json, config.json and metrics.jsonl can be read; each other one is
+  named on stderr and left out, so one damaged run does not fail the report of all."""
+  good = []
+  for run in runs:
+    try:
+      load(run, "results.json"), load(run, "config.json"), log.read_metrics(run)
+    except (OSError, ValueError) as e:
+      print(f"warning: skipped {run}: {type(e).__name__}: {e}", file=sys.stderr)
+      continue
+    good.append(run)
+  return good
 
 
 def load(run: str, name: str) -> dict:
@@ -199,7 +214,7 @@ def main(argv=None):
   parser.add_argument("--out", help="where report.png and report.html go (default: the first path)")
   parser.add_argument("--no-plot", action="store_true", help="print the table only")
   args = parser.parse_args(argv)
-  runs = find_runs(args.paths)
+  runs = readable(find_runs(args.paths))
   table = rows(runs)
   print(format_table(table, args.markdown))
   if runs and not args.no_plot:

@@ -32,7 +32,7 @@ import numpy as np
 from experiments.registry import INDEPENDENT, Beats, Expected
 from train import sweep
 from train.tools import report
-from train.config import ConfigError
+from train.config import ConfigError, one_line
 from train.faults import TrainingDiverged
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "experiments")
@@ -92,7 +92,7 @@ def missing_dataset(cfg) -> str | None:
     return f"dataset {cfg.name!r} unavailable: {str(e).splitlines()[0]}"
   if builder.is_prepared():
     return None
-  return (f"dataset {cfg.name!r} not prepared in {cfg.data_dir or 'the TFDS default data dir'} "
+  return (f"dataset {cfg.name!r} not prepared in {data.data_dir(cfg)} "
           f"(tfds build {cfg.name.split('/')[0]} --file_format=array_record, or --download)")
 
 
@@ -184,15 +184,21 @@ def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[
   from train import data
   from train.config import validate
 
-  module = load_experiment(path)
-  base, entries = registry(module, quick)
+  try:
+    module = load_experiment(path)
+    base, entries = registry(module, quick)
+    configs = [module.get_config() for _ in entries]
+  except ConfigError:
+    raise
+  except Exception as e:  # noqa: BLE001  whatever the experiment file raises: never "ok"
+    raise ConfigError(f"{path}: {type(e).__name__}: {one_line(e)}") from e
   planned = []
-  for entry in entries:
-    configs = [sweep.apply(module.get_config(), {**base, **(overrides or {}), **point})
-               for point in entry_points(entry)]
-    for config in configs:
-      validate(config, data.DATASETS)
-    planned.append((entry, configs))
+  for entry, config in zip(entries, configs):
+    points = [sweep.apply(config, {**base, **(overrides or {}), **point})
+              for point in entry_points(entry)]
+    for point in points:
+      validate(point, data.DATASETS)
+    planned.append((entry, points))
   return planned
 
 
@@ -260,8 +266,11 @@ def update_readme(readme: str, root: str, extra: dict[str, str] | None = None,
   """Rewrites every `<!-- results:NAME begin/end -->` block of `readme` (or those named in `only`,
   leaving the others as they are): NAME = summary, an experiment, or a key of `extra`. Returns
   the names written."""
-  with open(readme) as f:
-    text = f.read()
+  try:
+    with open(readme) as f:
+      text = f.read()
+  except OSError as e:
+    raise ConfigError(f"--readme {readme}: {e.strerror}") from e
   names = {experiment_name(p): p for p in all_experiments()}
   written = []
 

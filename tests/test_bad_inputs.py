@@ -1,0 +1,163 @@
+"""Bad inputs that must be one line before anything is built: finished runs are final (and
+config.init_from continues one), values checked up front, tools on bad input, messages that name
+the real cause."""
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import train.checkpoint
+import train.loop
+from tests.kill_harness import REPO, final_state
+from tests.test_faults import steps_wrapped
+from tests.test_train import assert_one_line_error, cli, finished_run  # noqa: F401  (fixture)
+from train import faults
+from train.config import ConfigError
+from train.loop import train_and_evaluate
+from train.tools import reproduce
+
+
+@pytest.mark.parametrize("overrides, differing", [
+    (["--config.num_steps=40"], "num_steps"),
+    (["--config.num_steps=40", "--config.optimizer.schedule=cosine"],
+     "num_steps, optimizer.schedule"),
+])
+def test_a_finished_run_is_not_extended(finished_run, tmp_path, overrides, differing):
+  """It exited 0, overwrote results.json, deleted the final checkpoints and stretched the
+  schedule; now exit 2, one line pointing at config.init_from, nothing touched."""
+  assert_one_line_error(finished_run, tmp_path, overrides,
+                        f"already finished with another config (differing: {differing}); its "
+                        "results stand. To train on from it, use a new --workdir with "
+                        f"--config.init_from={tmp_path / 'run'}")
+
+
+def test_init_from_continues_a_finished_run_in_a_new_workdir(finished_run, tiny_config, tmp_path,
+                                                             capsys):
+  """Its parameters, not its optimizer state, step or schedule; a bad init_from is one line."""
+  source = str(finished_run[1])
+  config = tiny_config("mnist1d_mlp", num_steps=10, init_from=source,
+                       **{"optimizer.name": "sgd"})
+  run = train.loop.setup(config)
+  state = train.checkpoint.warm_start(source, run.init(), run.abstract_state)
+  jax.tree.map(np.testing.assert_array_equal, state.params, final_state(source)["params"])
+  assert int(state.step) == 0
+  results = train_and_evaluate(config, str(tmp_path / "next"))
+  assert results["resumed_from_step"] == 0 and results["num_steps"] == 10
+  assert f"Initialised the parameters from the checkpoint of step 20 of {source}" in (
+      capsys.readouterr().out)
+  with pytest.raises(ConfigError, match=r"params/Dense_0/kernel is \(40, 100\) in the "
+                     r"checkpoint, \(40, 7\) in the config"):
+    train_and_evaluate(tiny_config("mnist1d_mlp", init_from=source, **{"model.hidden": (7,)}),
+                       str(tmp_path / "other"))
+  with pytest.raises(ConfigError, match=f"config.init_from='{tmp_path}' holds no checkpoint"):
+    train_and_evaluate(tiny_config("mnist1d_mlp", init_from=str(tmp_path)), str(tmp_path / "x"))
+  assert not (tmp_path / "other" / "config.json").exists()
+
+
+@pytest.mark.parametrize("experiment, overrides, message", [
+    ("mnist1d_mlp", {"optimizer.eps": 0.0}, "config.optimizer.eps=0.0 must be > 0"),
+    ("mnist1d_mlp", {"checkpoint.best_metric": "loss"},
+     "config.checkpoint.best_metric='loss' improves by going down, but "
+     "config.checkpoint.best_mode='max' would keep the worst checkpoint as the best; set "
+     "config.checkpoint.best_mode='min'"),
+    ("mnist1d_cnn", {"model.features": (0,)}, "config.model.features=(0,) must hold sizes > 0"),
+    ("mnist1d_mlp", {"model.hidden": (100, -3)},
+     "config.model.hidden=(100, -3) must hold sizes > 0"),
+    ("mnist1d_mlp", {"seed": -1}, "config.seed=-1 must be >= 0"),
+    ("mnist1d_mlp", {"model.dtype": "float12"},
+     "unknown config.model.dtype 'float12' (did you mean 'float32'?); valid: bfloat16, float32"),
+    ("chars_lstm", {"dataset.name": "python_reference", "dataset.seq_len": 10**6},
+     "config.dataset.seq_len=1000000 is longer than python_reference:train ("),
+])
+def test_values_are_checked_before_anything_is_built(tiny_config, tmp_path, experiment, overrides,
+                                                     message):
+  config = tiny_config(experiment)
+  with config.ignore_type():
+    config.update_from_flattened_dict(overrides)
+  with pytest.raises(ConfigError) as e:
+    train_and_evaluate(config, str(tmp_path / "run"))
+  assert str(e.value).startswith(message)
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_config_lacking_fields_is_one_line(tiny_config, tmp_path):
+  config = tiny_config("mnist1d_mlp")
+  del config["optimizer"], config["init_from"]
+  with pytest.raises(ConfigError, match=r"^the config lacks the fields init_from, optimizer.b1, "
+                     r"optimizer.b2 \(and 11 more\); start from train.config.base_config\(\)$"):
+    train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_a_config_file_returning_a_dict_is_one_line(tmp_path):
+  path = tmp_path / "exp.py"
+  path.write_text("def get_config():\n  return {'seed': 0}\n")
+  bad = cli(f"--config={path}", f"--workdir={tmp_path / 'run'}")
+  assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+      f"error: --config {path}: get_config() returned a dict, not an ml_collections.ConfigDict; "
+      "start from train.config.base_config()"], bad.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps=0"], "error: --steps=0 must be >= 1"),
+    (["--out=FILE"], "error: cannot write to --out 'FILE': "),
+    (["--config.batch_sise=3"], "error: bad flags: "),
+])
+def test_bench_on_bad_input_fails_first_in_one_line(tmp_path, args, message):
+  (tmp_path / "file").write_text("")
+  args = [a.replace("FILE", str(tmp_path / "file")) for a in args]
+  bad = subprocess.run([sys.executable, "-m", "train.tools.bench",
+                        "--config=experiments/mnist1d_mlp.py", *args],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+  lines = bad.stderr.strip().splitlines()
+  assert bad.returncode == 2 and len(lines) == 1, bad.stderr[-2000:]
+  assert lines[0].startswith(message.replace("FILE", str(tmp_path / "file")))
+  assert not (tmp_path / "file").read_text()
+
+
+def test_reproduce_on_a_failing_config_or_a_missing_readme_is_one_line(tmp_path, capsys):
+  path = tmp_path / "broken.py"
+  path.write_text("from experiments.registry import Expected\n"
+                  "EXPECTED = [Expected('accuracy', 0.5, 0.1)]\n"
+                  "def get_config():\n  raise RuntimeError('no such field')\n")
+  assert reproduce.main([str(path), "--runs", str(tmp_path / "runs")]) == 2
+  assert capsys.readouterr().err == f"error: {path}: RuntimeError: no such field\n"
+  assert reproduce.main(["--readme", str(tmp_path / "NOPE.md")]) == 2
+  assert capsys.readouterr().err == (f"error: --readme {tmp_path / 'NOPE.md'}: No such file or "
+                                     "directory\n")
+
+
+def test_a_missing_dataset_names_the_tfds_data_dir_of_the_environment(tiny_config, tmp_path,
+                                                                      monkeypatch):
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+  config = tiny_config("mnist1d_mlp", **{"dataset.name": "mnist", "dataset.download": False,
+                                         "dataset.data_dir": ""})
+  with pytest.raises(ConfigError, match=f"^'mnist' is not prepared in {tmp_path / 'tfds'} and "):
+    train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_a_state_larger_than_memory_names_the_memory_not_the_disk(tiny_config, tmp_path,
+                                                                  monkeypatch):
+  monkeypatch.setattr(faults, "memory_limit", lambda device: 2**20)
+  monkeypatch.setattr(train.checkpoint.shutil, "disk_usage", lambda path: (1, 1, 0))
+  config = tiny_config("mnist1d_mlp", **{"model.hidden": (1000, 1000)})
+  with pytest.raises(faults.OutOfMemory, match=r"^the state \(parameters and optimizer state\) "
+                     r"takes 0.01 GiB per device, more than the 0.00 GiB of a cpu; use a smaller "
+                     r"model, or config.mesh.fsdp"):
+    train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_out_of_memory_in_the_first_step_is_one_line_with_the_sizes(tiny_config, tmp_path,
+                                                                     monkeypatch):
+  def oom(step, batch):
+    raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate "
+                                     "3221225472 bytes.")
+
+  steps_wrapped(monkeypatch, oom)
+  with pytest.raises(faults.OutOfMemory, match=r"^out of memory on cpu: an allocation of 3.00 GiB "
+                     r"failed; the state takes 0.00 GiB per device of its \d+\.\d\d GiB. Lower "
+                     r"config.batch_size"):
+    train_and_evaluate(tiny_config("mnist1d_mlp"), str(tmp_path / "run"))
+  assert not os.listdir(tmp_path / "run" / "checkpoints")
