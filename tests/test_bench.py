@@ -61,8 +61,8 @@ def test_bench_reports_mfu_against_a_known_peak(tiny_config, monkeypatch):
   monkeypatch.setattr(bench, "PEAK_TFLOPS", {"cpu": 1e-3})
   result = bench.bench(tiny_config("mnist1d_mlp", batch_size=32, eval_batch_size=200), steps=3)
   assert result["peak_tflops"] == 1e-3 and result["devices"] == 1
-  seconds = min(result["step_ms"], result["back_to_back_ms"]) / 1e3
-  assert result["mfu"] == pytest.approx(result["xla_flops_per_step"] / seconds / 1e9, rel=1e-3)
+  seconds = min(result["step_ms"], result["back_to_back_ms"]) / 1e3  # rounded to 1 us: ~0.3 %
+  assert result["mfu"] == pytest.approx(result["xla_flops_per_step"] / seconds / 1e9, rel=0.01)
 
 
 @pytest.mark.parametrize("device_kind, peak", [("NVIDIA H100 80GB HBM3", 989.0),
