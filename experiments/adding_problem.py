@@ -14,7 +14,9 @@ Every entry is analytic (the baseline, a solved task's MSE 0, the gated cells' m
 simple RNN). T = 100 was re-run into an empty runs/ on 2026-11-26 (`python -m train --config
 experiments/adding_problem.py --workdir runs/reproduce/adding_problem --sweep
 dataset.name=adding_problem/t100 --sweep model.cell=simple,lstm,gru --sweep seed=0`, then
-`--sweep seed=1,2`; 2 CPU cores shared with other jobs): SEEDS_T100. T = 200 and 400 were
+`--sweep model.cell=simple --sweep seed=1,2`; 2 CPU cores shared with other jobs): LSTM 2.8e-4,
+GRU 1.2e-4 (seed 0, as in the earlier session); the simple RNN 0.160, 0.165, 0.165 (seeds 0-2:
+at the baseline at every seed, unlike the simple RNN on MNIST-1D). T = 200 and 400 were
 not re-run (an earlier session's `make rnn`, seed 0: simple 0.163, 0.168; LSTM 4.3e-4, 8.8e-4;
 GRU 1.8e-4, 2.6e-4).
 """
@@ -36,9 +38,9 @@ EXPECTED = [entry for t in (100, 200, 400) for entry in (
     *(Expected("loss", 0.0, 0.001, overrides=point(t, cell), source=(
         "analytic: a solved task has MSE 0 (0.001 is 0.6 % of the baseline's 1/6)"))
       for cell in ("lstm", "gru")),
-    *(Beats("loss", point(t, cell), point(t, "simple"), 0.15, mode="min", source=(
-        "analytic: the gated cell removes at least 90 % of the baseline's MSE 1/6 that the "
-        "simple RNN keeps")) for cell in ("lstm", "gru")))]
+    *(Beats("loss", point(t, cell), point(t, "simple"), 0.1, mode="min", source=(
+        "analytic: the gated cell's MSE is lower than the simple RNN's by 60 % of the "
+        "baseline's 1/6 (0.1)")) for cell in ("lstm", "gru")))]
 # The reduced form: a loose check that it learns.
 QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
               [Expected("loss", 0.0, 0.05, overrides=point(100, "gru"), source=QUICK_SOURCE)])

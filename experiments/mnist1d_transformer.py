@@ -10,9 +10,13 @@ Expected: test accuracy 0.919 +- 0.009 over seeds 0-2.
 from experiments.registry import QUICK_SOURCE, Expected, Quick
 from train.config import base_config, model_config
 
-RECORDED_SOURCE = "recorded: see the module docstring"
-EXPECTED = [Expected("accuracy", 0.919, 0.02, seeds=(0, 1, 2),
-                     source=RECORDED_SOURCE)]
+# Recorded: a regression guard of ours, NOT YET CONFIRMED by runs that did not set it. Seeds 0-2
+# of `make transformer` in an earlier session (2-core CPU; 0.919 +- 0.009): the value is their mean and the tolerance 3 standard deviations of one run over
+# them (0.027). Not re-run since the validation split came in (MNIST-1D's training is unchanged by
+# it, so the test numbers stand), and no other seed has been run: three of them did not fit the
+# session that added the sources.
+EXPECTED = [Expected("accuracy", 0.919, 0.027, seeds=(0, 1, 2), source=(
+    "recorded: seeds 0-2, an earlier session, 2-core CPU; not yet confirmed by another run"))]
 # The reduced form: a loose check that it learns.
 QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
               [Expected("accuracy", 0.67, 0.1, source=QUICK_SOURCE)])
