@@ -120,7 +120,7 @@ def test_bench_on_bad_input_fails_first_in_one_line(tmp_path, args, message):
 def test_reproduce_on_a_failing_config_or_a_missing_readme_is_one_line(tmp_path, capsys):
   path = tmp_path / "broken.py"
   path.write_text("from experiments.registry import Expected\n"
-                  "EXPECTED = [Expected('accuracy', 0.5, 0.1, source='recorded: a test')]\n"
+                  "EXPECTED = [Expected('accuracy', 0.5, 0.1, source='analytic: a test')]\n"
                   "def get_config():\n  raise RuntimeError('no such field')\n")
   assert reproduce.main([str(path), "--runs", str(tmp_path / "runs")]) == 2
   assert capsys.readouterr().err == f"error: {path}: RuntimeError: no such field\n"

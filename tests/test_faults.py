@@ -60,6 +60,7 @@ def as_killed_after(ref_dir, workdir, step):
     shutil.rmtree(workdir / "checkpoints" / str(later))
 
 
+@pytest.mark.slow  # five interrupted training processes: `make test-slow`
 def test_kill_harness_reduced(data_dir, tmp_path):
   """SIGKILL at a random step, SIGKILL during a checkpoint write, SIGTERM, a second run refused by
   the lock (then SIGKILL), SIGKILL leaving torn metrics.jsonl and config.json; then resume to

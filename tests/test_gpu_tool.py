@@ -2,10 +2,12 @@
 import json
 
 import jax
+import pytest
 
 from train.tools import gpu
 
 
+@pytest.mark.slow  # every item of the plan in its own process: `make test-slow`
 def test_dry_run_measures_every_item_and_renders_the_report(tmp_path):
   gpu.main(["--out", str(tmp_path), "--dry-run"])
   report = json.loads((tmp_path / "gpu.json").read_text())

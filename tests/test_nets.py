@@ -84,6 +84,7 @@ def test_resnet_depth(depth, blocks):
   assert len(names) == blocks
 
 
+@pytest.mark.slow  # a ResNet-18 forward and backward on CPU: `make test-slow`
 def test_resnet_eval_is_per_example_and_train_is_not():
   """Eval uses running statistics (an example's output ignores the rest of the batch); train
   normalises with the batch's own statistics."""
@@ -110,6 +111,7 @@ def test_registry_lists_valid_names():
 CHECKPOINT_P = jax.make_jaxpr(jax.checkpoint(jnp.sin))(1.0).eqns[0].primitive
 
 
+@pytest.mark.slow  # traces and compiles ResNet-18 four ways: `make test-slow`
 def test_resnet_remat_and_bfloat16():
   """remat wraps each block in a checkpoint under the chosen policy (the numbers are flax's
   `nn.remat`, tested equal on the Transformer); bfloat16 keeps float32 params, stats and logits."""

@@ -73,6 +73,7 @@ def test_char_lm_trains_and_samples(tiny_rnn, tmp_path, capsys):
   assert "never saw" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # compiles every implementation: `make test-slow`
 def test_rnn_benchmark_runs_at_tiny_size(tmp_path):
   from experiments.analysis import bench_rnn
   bench_rnn.main(["--size", "tiny", "--steps", "1", "--dtypes", "float32", "--out", str(tmp_path)])
@@ -130,6 +131,7 @@ def test_attention_maps_of_a_trained_classifier(tiny_config, tmp_path):
   assert os.path.getsize(os.path.join(workdir, "attention_maps.png")) > 0
 
 
+@pytest.mark.slow  # compiles both models at each length: `make test-slow`
 def test_throughput_against_sequence_length_runs_at_tiny_size(tmp_path):
   from experiments.analysis import bench_seq_len
   bench_seq_len.main(["--lengths", "8,16", "--tokens", "32", "--steps", "1", "--out", str(tmp_path)])

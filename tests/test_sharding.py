@@ -53,6 +53,7 @@ def reference(data_dir, tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow  # four 8-device training processes: `make test-slow`
 def test_eight_devices_data_parallel_and_fsdp_match_one_device(data_dir, reference, tmp_path):
   """8 devices as data=8, and as data=2 x fsdp=4 with 2 micro-batches per step whose run is cut
   at step 10 (as if killed after that save) and resumed on data=8: the same losses as one
