@@ -165,3 +165,23 @@ def test_text_windows_and_vocabulary(tmp_path):
   np.testing.assert_array_equal(batch["x"][:, 1:], batch["label"][:, :-1])  # next-char targets
   assert "".join(chars[i] for i in reader(np.array([0]))["x"][0]).startswith('The "assert"')
   assert len(reader) == (int(465049 * 0.9) - 1) // 32
+
+
+@pytest.mark.parametrize("n, seed", [(1, 0), (2, 5), (37, 0), (4000, 12345), (1000, 2**32 - 1),
+                                     (2**16, 3), (2**16 + 1, 3), (70001, 99)])
+def test_epoch_permutation_is_grains_index_shuffle(n, seed):
+  from grain._src.python.experimental.index_shuffle.python import index_shuffle_module
+  grain_order = [index_shuffle_module.index_shuffle(i, max_index=n - 1, seed=seed, rounds=4)
+                 for i in range(n)]
+  np.testing.assert_array_equal(data.shuffle.epoch_permutation(n, seed), grain_order)
+
+
+def test_shuffled_batches_are_grains_shuffle_repeat_batch():
+  """Batches straddling epochs included: the order of every run from before the vectorised
+  shuffle is kept (and their checkpoints' iterator positions mean the same batches)."""
+  import grain
+  n, size, seed = 250, 60, 7  # 250 / 60: most epochs end inside a batch
+  grain_batches = grain.MapDataset.range(n).shuffle(seed=seed).repeat().batch(size)
+  ids = data.shuffled_batch_ids(n, size, seed)
+  for b in range(20):  # almost 5 epochs
+    np.testing.assert_array_equal(ids(b), grain_batches[b])

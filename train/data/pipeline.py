@@ -7,6 +7,8 @@ what differs between them is their `DatasetSpec` (train/data/spec.py). A batch i
 import collections
 import functools
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterator
 
 import grain
@@ -18,6 +20,7 @@ import tensorflow_datasets as tfds
 from train import sharding
 from nets.layers import check_choice
 from train.config import ConfigError
+from train.data import shuffle
 from train.data.spec import spec_of
 
 
@@ -164,8 +167,31 @@ def augment(batch: dict, rng: np.random.Generator) -> dict:
   return {"x": out, "label": batch["label"]}
 
 
+def shuffled_batch_ids(num_records: int, batch_size: int, shuffle_seed: int) -> Callable:
+  """Batch b -> the record ids at positions b*B .. (b+1)*B - 1 of an endless stream of epochs,
+  epoch e in the order of `grain.MapDataset.range(n).shuffle(shuffle_seed + e)` (what
+  `.shuffle(seed).repeat().batch(B)` yields, bit for bit), one vectorised permutation per epoch
+  (the per-example grain calls cost as much as a small model's step). The last two epochs' orders
+  are kept: a batch may straddle two."""
+  orders, lock = {}, threading.Lock()
+
+  def order(epoch: int) -> np.ndarray:
+    with lock:
+      if epoch not in orders:
+        orders[epoch] = shuffle.epoch_permutation(num_records, (shuffle_seed + epoch) % 2**32)
+        for old in sorted(orders)[:-2]:
+          del orders[old]
+      return orders[epoch]
+
+  def ids(b: int) -> np.ndarray:
+    epoch_B, index_B = np.divmod(np.arange(b * batch_size, (b + 1) * batch_size), num_records)
+    return np.concatenate([order(int(e))[index_B[epoch_B == e]] for e in np.unique(epoch_B)])
+
+  return ids
+
+
 def train_iterator(config: ml_collections.ConfigDict, reader: Reader) -> grain.DatasetIterator:
-  """Endless batches in an order that is a function of (seed, step): grain shuffles epoch e with
+  """Endless batches in an order that is a function of (seed, step): epoch e is shuffled with
   (shuffle_seed + e), and shuffle_seed is hashed from config.seed so that seeds 0 and 1 do not see
   the same epochs shifted by one. Every process draws the same global batches and reads only its
   rows of each. The iterator's `get_state()` / `set_state()` go into every checkpoint."""
@@ -174,8 +200,9 @@ def train_iterator(config: ml_collections.ConfigDict, reader: Reader) -> grain.D
                       f"of {config.dataset.name}:{split(config.dataset, 'train')}")
   shuffle_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
   rows = sharding.process_rows(config.batch_size)
-  ds = grain.MapDataset.range(len(reader)).shuffle(seed=shuffle_seed).repeat()
-  ds = ds.batch(config.batch_size, drop_remainder=True).map(lambda ids: reader(ids[rows]))
+  batch_ids = shuffled_batch_ids(len(reader), config.batch_size, shuffle_seed)
+  ds = grain.MapDataset.range(sys.maxsize // config.batch_size)
+  ds = ds.map(lambda b: reader(batch_ids(b)[rows]))
   if config.dataset.augment:
     if not reader.spec.images:
       raise ConfigError("config.dataset.augment=True needs an image dataset, not "

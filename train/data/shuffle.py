@@ -1,0 +1,66 @@
+"""grain's `index_shuffle` (a Simon block cipher with cycle walking), vectorised in numpy.
+
+`grain.MapDataset.range(n).shuffle(seed)` calls the C++ `index_shuffle` once per example from
+Python (tens of microseconds each with the dataset layers around it: as long as a small model's
+training step). `epoch_permutation(n, seed)` computes the same permutation of a whole epoch at once,
+bit for bit (tests/test_data.py compares it with grain), so a run's order does not change.
+"""
+import math
+
+import numpy as np
+
+_M32 = 0xFFFFFFFF
+
+
+def _seed_seq_keys(seed: int, n: int = 4) -> list[int]:
+  """`std::seed_seq{seed}.generate(n words)` (C++ [rand.util.seedseq]): grain's round keys."""
+  out = [0x8B8B8B8B] * n
+  t = 11 if n >= 623 else 7 if n >= 68 else 5 if n >= 39 else 3 if n >= 7 else (n - 1) // 2
+  p, s = (n - t) // 2, 1
+  q, m = p + t, max(s + 1, n)
+  mix = lambda x: x ^ (x >> 27)
+  for k in range(m):
+    r1 = 1664525 * mix(out[k % n] ^ out[(k + p) % n] ^ out[(k - 1) % n]) & _M32
+    r2 = (r1 + (s if k == 0 else (k % n + seed if k <= s else k % n))) & _M32
+    out[(k + p) % n] = (out[(k + p) % n] + r1) & _M32
+    out[(k + q) % n] = (out[(k + q) % n] + r2) & _M32
+    out[k % n] = r2
+  for k in range(m, m + n):
+    r3 = 1566083941 * mix((out[k % n] + out[(k + p) % n] + out[(k - 1) % n]) & _M32) & _M32
+    r4 = (r3 - k % n) & _M32
+    out[(k + p) % n] ^= r3
+    out[(k + q) % n] ^= r4
+    out[k % n] = r4
+  return out
+
+
+def _simon_encrypt(x, keys, w: int):
+  """Simon rounds on 2w-bit blocks, two rounds per pair of keys (grain's SIMON_Rx2):
+  left ^= f(right) ^ k1; right ^= f(left) ^ k2, with f(x) = (x <<< 1 & x <<< 8) ^ x <<< 2."""
+  mask = np.uint64((1 << w) - 1)
+  rotl = lambda v, r: ((v << np.uint64(r)) | (v >> np.uint64(w - r))) & mask
+  f = lambda v: (rotl(v, 1) & rotl(v, 8)) ^ rotl(v, 2)
+  left, right = (x >> np.uint64(w)) & mask, x & mask
+  for k1, k2 in zip(keys[::2], keys[1::2]):
+    left ^= f(right) ^ (np.uint64(k1) & mask)
+    right ^= f(left) ^ (np.uint64(k2) & mask)
+  return (left << np.uint64(w)) | right
+
+
+def index_shuffle(index, max_index: int, seed: int, rounds: int = 4) -> np.ndarray:
+  """Where each of `index` (an array in [0, max_index]) goes under grain's permutation."""
+  index = np.asarray(index, np.uint64)
+  if max_index == 0:
+    return np.zeros_like(index)
+  block = math.ceil(math.log2(max_index))  # as grain computes it
+  w = max(block + block % 2, 16) // 2
+  keys = _seed_seq_keys(seed % 2**32, rounds)
+  out = _simon_encrypt(index, keys, w)
+  while (walk := out > max_index).any():  # cycle walking back into [0, max_index]
+    out[walk] = _simon_encrypt(out[walk], keys, w)
+  return out
+
+
+def epoch_permutation(n: int, seed: int) -> np.ndarray:
+  """The order in which `grain.MapDataset.range(n).shuffle(seed)` yields its n indices."""
+  return index_shuffle(np.arange(n), n - 1, seed).astype(np.int64)
