@@ -2,7 +2,7 @@
 
 Every test that takes `accelerator` runs twice: `[gpu]` (marked `gpu`, skipped with the reason
 where jax has no GPU) and `[dry_run]`, the same code with the CPU standing in for the GPU, which
-the normal CPU suite runs at tiny sizes so that this file cannot rot. What has no CPU stand-in
+`make test-slow` runs at tiny sizes so that this file cannot rot. What has no CPU stand-in
 (cuDNN's kernels, the full default run) is `gpu`-only.
 
 Tolerances (stated here once):
@@ -40,7 +40,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 gpu_only = pytest.mark.gpu
 
 
-@pytest.fixture(params=[pytest.param("gpu", marks=pytest.mark.gpu), "dry_run"])
+@pytest.fixture(params=[pytest.param("gpu", marks=pytest.mark.gpu),
+                        pytest.param("dry_run", marks=pytest.mark.slow)])
 def accelerator(request):
   """The device under test: the GPU, or the CPU standing in for it (dry run)."""
   return jax.devices("gpu" if request.param == "gpu" else "cpu")[0]

@@ -28,6 +28,7 @@ def first_train_loss(workdir) -> float:
     return next(r for r in map(json.loads, f) if r["split"] == "train")["loss"]
 
 
+@pytest.mark.slow  # trains for minutes on 2 cores: `make test-slow`
 def test_adding_problem_trains_and_gradient_flow_is_measured(tiny_rnn, tmp_path):
   """It learns: the test MSE ends below half the first steps' (20 steps: 1.47 -> 0.62)."""
   workdir = str(tmp_path / "adding")
@@ -43,6 +44,7 @@ def test_adding_problem_trains_and_gradient_flow_is_measured(tiny_rnn, tmp_path)
   assert os.path.getsize(os.path.join(out, "gradient_flow.png")) > 0
 
 
+@pytest.mark.slow  # trains for minutes on 2 cores: `make test-slow`
 def test_copy_memory_trains_with_per_step_outputs(tiny_rnn, tmp_path):
   workdir = str(tmp_path / "copy")
   results = train_and_evaluate(tiny_rnn("copy_memory", "copy_memory/t10", **{"model.cell": "gru"}),
@@ -99,6 +101,7 @@ def test_gradients_vanish_faster_in_a_simple_rnn_than_in_an_lstm_at_init():
   assert ratio["simple"] < 1e-3 * ratio["lstm"]
 
 
+@pytest.mark.slow  # trains for minutes on 2 cores: `make test-slow`
 def test_transformer_lm_trains_and_kv_cache_sampling_matches_recomputation(tiny_rnn, tmp_path):
   workdir = str(tmp_path / "gpt")
   config = tiny_rnn("chars_transformer", "python_reference",
@@ -116,6 +119,7 @@ def test_transformer_lm_trains_and_kv_cache_sampling_matches_recomputation(tiny_
   assert cached == recomputed and len(cached) == 8
 
 
+@pytest.mark.slow  # trains for minutes on 2 cores: `make test-slow`
 def test_attention_maps_of_a_trained_classifier(tiny_config, tmp_path):
   from experiments.analysis import attention_maps
   workdir = str(tmp_path / "vit")

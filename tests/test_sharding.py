@@ -137,6 +137,7 @@ def two_process_run(data_dir, tmp_path_factory):
   return tmp / "run", [fed for *_, fed in runs]
 
 
+@pytest.mark.slow  # two processes: `make test-slow`
 def test_two_processes_match_one_device(two_process_run, reference):
   """Two processes on localhost (JAX's CPU collectives), 2 devices each: every process feeds only
   its half of each global batch (16 of 32 train rows, 100 of 200 eval rows), only process 0 writes
