@@ -84,3 +84,25 @@ def test_bench_cli_on_mock_data_of_a_dataset_not_prepared_here(tmp_path):
   result = json.loads((tmp_path / "mnist_cnn.json").read_text())
   assert result["model"] == "convnet" and result["batch"] == 4
   assert "--mock_data" in result["command"]
+
+
+def test_the_loop_rate_spans_the_first_to_the_last_logged_step(tiny_config, monkeypatch):
+  """Steps 10 -> 30 of batch 50 in 3 s (eval and checkpoints between them count): 1000 examples /
+  3 s = 333.3/s; at 1.5 ms a step back to back the device could take 50 / 1.5e-3 = 33,333/s,
+  so the loop keeps it 1 % busy."""
+  def fake_run(config, workdir):
+    rows = [{"step": 10, "split": "train", "time": 100.0}, {"step": 20, "split": "train", "time": 101.0},
+            {"step": 20, "split": "validation", "time": 102.5}, {"step": 30, "split": "train", "time": 103.0}]
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in rows)
+
+  monkeypatch.setattr("train.loop.train_and_evaluate", fake_run)
+  result = bench.loop_rate(tiny_config("mnist1d_mlp", batch_size=50), back_to_back_ms=1.5)
+  assert result == {"loop_steps": 20, "loop_examples_per_s": 333.3, "loop_share": 0.01}
+
+
+def test_the_loop_rate_of_a_real_run(tiny_config):
+  config = tiny_config("mnist1d_mlp", batch_size=32, eval_batch_size=200)
+  config.update(num_steps=40, log_every=10, eval_every=20)
+  result = bench.loop_rate(config, back_to_back_ms=1.0)
+  assert result["loop_steps"] == 30 and 0 < result["loop_examples_per_s"]

@@ -18,8 +18,11 @@ def test_dry_run_measures_every_item_and_renders_the_report(tmp_path):
   if jax.default_backend() != "gpu":
     assert items["gpu tests"]["result"]["passed"] == []  # every gpu test skips on a CPU
   assert items["bench_rnn"]["result"]["rows"] and items["gpt2 xla"]["result"]["step_ms"] > 0
+  loop = items["loop mnist1d_cnn"]["result"]
+  assert loop["loop_steps"] == 20 and loop["loop_share"] > 0
   markdown = (tmp_path / "gpu.md").read_text()
   assert markdown == gpu.render_markdown(report) and "| gpt2 xla |" in markdown
+  assert f"{loop['loop_share']:.0%})" in markdown
   assert "===== bench_seq_len" in (tmp_path / "gpu.log").read_text()
   assert report["environment"]["versions"]["jax"]
 

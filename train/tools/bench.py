@@ -1,5 +1,5 @@
 """python -m train.tools.bench --config experiments/X.py [--steps 20] [--out runs/bench] [--profile DIR]
-[--config.field=value ...]
+[--loop] [--config.field=value ...]
 
 Times the real train step of an experiment (the jitted, sharded step `train.loop.setup` builds, on
 one batch from its own pipeline kept on the devices, so data loading is not timed) after a warm-up:
@@ -13,6 +13,10 @@ one batch from its own pipeline kept on the devices, so data loading is not time
     against the devices' dense bf16 peak (`PEAK_TFLOPS` per chip, times the number of devices;
     none for CPUs, so no MFU there).
 Writes OUT/<experiment>.json and appends a Markdown row (device, date, command) to OUT/bench.md.
+`--loop` then trains the experiment for real (a temporary workdir) and adds the loop's rate: examples
+per second from its first logged step to its last, evaluation, logging, checkpointing and the input
+pipeline included (the first, compiling, interval and the final test not), and its share of the
+back-to-back step rate (`loop_share`: how busy the loop keeps the device).
 `--profile DIR` writes a `jax.profiler` trace of 3 steps (open with TensorBoard or Perfetto).
 `--mock_data` times the step on TFDS's mock data of the dataset's shapes: for a dataset that is not
 prepared on this machine (cifar10 without a download, say); the speed of a step does not depend on
@@ -25,6 +29,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 
 import flax.linen as nn
@@ -192,6 +197,24 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
   }
 
 
+def loop_rate(config, back_to_back_ms: float) -> dict:
+  """Trains `config` in a temporary workdir; its examples/s between the first and the last logged
+  train steps (metrics.jsonl's times), and that rate's share of the back-to-back step rate."""
+  from train.loop import train_and_evaluate  # noqa: PLC0415
+
+  with tempfile.TemporaryDirectory() as workdir:
+    train_and_evaluate(config, workdir)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      rows = [r for r in map(json.loads, f) if r["split"] == "train"]
+  first, last = rows[0], rows[-1]
+  if last["step"] == first["step"]:
+    raise ConfigError(f"--loop needs two logged train steps: num_steps={config.num_steps}, "
+                      f"log_every={config.log_every}")
+  rate = (last["step"] - first["step"]) * config.batch_size / (last["time"] - first["time"])
+  return {"loop_steps": last["step"] - first["step"], "loop_examples_per_s": round(rate, 1),
+          "loop_share": round(rate * back_to_back_ms / 1e3 / config.batch_size, 3)}
+
+
 def record(result: dict, experiment: str, command: str, out: str) -> None:
   result = {"experiment": experiment, "date": datetime.date.today().isoformat(),
             "command": command, **result}
@@ -229,6 +252,8 @@ def main(argv):
     with tfds.testing.mock_data(num_examples=4 * FLAGS.config.batch_size) if FLAGS.mock_data \
         else contextlib.nullcontext():
       result = bench(FLAGS.config, FLAGS.steps, FLAGS.profile)
+      if FLAGS.loop:
+        result.update(loop_rate(FLAGS.config, result["back_to_back_ms"]))
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -243,5 +268,6 @@ if __name__ == "__main__":  # flags defined here only: importing the helpers def
   flags.DEFINE_string("out", "runs/bench", "Where the JSON and the Markdown table go.")
   flags.DEFINE_string("profile", None, "Write a jax.profiler trace of 3 steps here.")
   flags.DEFINE_bool("mock_data", False, "Use TFDS mock data of the dataset's shapes.")
+  flags.DEFINE_bool("loop", False, "Then train for real and add the loop's examples/s.")
   flags.mark_flags_as_required(["config"])
   app.run(main, flags_parser=parse_flags)

@@ -59,6 +59,10 @@ def plan(dry_run: bool) -> list[Item]:
         Item("bench_rnn", m("experiments.analysis.bench_rnn", "--size", "tiny", "--steps", "1",
                             "--dtypes", "float32", "--cells", "lstm"), 300, "bench_rnn"),
         Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), 300, "bench"),
+        Item("loop mnist1d_cnn", m("train.tools.bench", "--config", "experiments/mnist1d_cnn.py",
+                                   "--steps", "1", "--loop", "--config.num_steps=30",
+                                   "--config.log_every=10", "--config.eval_every=10",
+                                   "--config.optimizer.warmup_steps=5"), 300, "bench"),
         Item("resnet18 bf16", m("train.tools.bench", *resnet, "--steps", "1",
                                 "--config.batch_size=2", "--config.model.width=4",
                                 "--config.model.dtype=bfloat16"), 300, "bench"),
@@ -72,6 +76,8 @@ def plan(dry_run: bool) -> list[Item]:
       Item("gpu tests", m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py"),
            200, "tests"),
       Item("bench_rnn", m("experiments.analysis.bench_rnn", "--size", "full", "--steps", "10"), 100, "bench_rnn"),
+      Item("loop mnist1d_cnn", m("train.tools.bench", "--config", "experiments/mnist1d_cnn.py",
+                                 "--loop"), 90, "bench"),
       *[Item(f"gpt2 {kernel}", m("train.tools.bench", "--config", gpt2, "--steps", "10",
                                  f"--config.model.attention_kernel={kernel}"), 60, "bench")
         for kernel in ("cudnn", "xla", "dot_product")],
@@ -189,11 +195,15 @@ def render_markdown(report: dict) -> str:
            and "step_ms" in i["result"]]
   if bench:
     lines += ["", "| item | params | batch | dtype | ms/step (synced) | ms/step (back to back) | "
-                  "examples/s | tokens/s | compile s | TFLOP/s | MFU |", "|---" * 11 + "|"]
+                  "examples/s | tokens/s | compile s | TFLOP/s | MFU | full run's loop: "
+                  "examples/s (share of back to back) |", "|---" * 12 + "|"]
+    loop = lambda r: (f"{r['loop_examples_per_s']:,} ({r['loop_share']:.0%})"
+                      if "loop_share" in r else "")
     lines += [f"| {name} | {r['params']:,} | {r['batch']} | {r['dtype']} | {r['step_ms']} | "
               f"{r['back_to_back_ms']} | {fmt(r['examples_per_s'], ',')} | "
               f"{fmt(r.get('tokens_per_s'), ',')} | {r['compile_s']} | "
-              f"{fmt(r.get('tflops_per_s'))} | {fmt(r.get('mfu'), '.1%')} |" for name, r in bench]
+              f"{fmt(r.get('tflops_per_s'))} | {fmt(r.get('mfu'), '.1%')} | {loop(r)} |"
+              for name, r in bench]
   for i in items:
     r = i.get("result")
     if i["name"] == "bench_rnn" and r:
