@@ -140,3 +140,64 @@ def test_throughput_against_sequence_length_runs_at_tiny_size(tmp_path):
   assert {(r["model"], r["length"], r["batch"]) for r in rows} == {
       ("transformer", 8, 4), ("lstm", 8, 4), ("transformer", 16, 2), ("lstm", 16, 2)}
   assert (tmp_path / "bench_seq_len.png").exists()
+
+
+def adding_batch(T: int, size: int = 64) -> dict:
+  """Adding-problem-like inputs: a value and a marker channel; the label sums two marked values."""
+  rng = np.random.default_rng(0)
+  x = np.stack([rng.uniform(size=(size, T)), np.zeros((size, T))], axis=-1).astype(np.float32)
+  x[:, [0, T // 2], 1] = 1.0
+  return {"x": x, "label": x[:, [0, T // 2], 0].sum(1)}
+
+
+def test_spectral_radius_scales_each_gate_block_of_the_recurrent_weights():
+  """model.spectral_radius: every gate's (H, H) block of W_h starts with all its eigenvalues at
+  that modulus (orthogonal times rho). Bad values: one line."""
+  from nets.recurrent import CELLS, RecurrentNet
+  x = np.zeros((1, 2, 2), np.float32)
+  for cell, cell_cls in CELLS.items():
+    params = RecurrentNet(num_outputs=1, cell=cell, features=16, spectral_radius=2.5).init(
+        jax.random.PRNGKey(0), x)["params"]
+    kernel = np.asarray(params["forward_0"]["cell"]["hidden"]["kernel"])
+    for block in np.split(kernel, cell_cls.num_gates, axis=1):
+      np.testing.assert_allclose(np.abs(np.linalg.eigvals(block)), 2.5, rtol=1e-4)
+  with pytest.raises(ValueError, match=r"^spectral_radius must be > 0 .*, got -1.0"):
+    RecurrentNet(num_outputs=1, cell="simple", features=4, spectral_radius=-1.0).init(
+        jax.random.PRNGKey(0), x)
+
+
+def test_gradients_explode_with_distance_when_the_spectral_radius_is_above_one():
+  """At init, ||dL/dh_t|| grows with the distance from the last step at radius 2 (by over 100x
+  across 50 steps) and shrinks at radius 1."""
+  from nets.recurrent import RecurrentNet
+  batch = adding_batch(50)
+  norms = {}
+  for rho in (1.0, 2.0):
+    model = RecurrentNet(num_outputs=1, cell="simple", features=32, spectral_radius=rho)
+    variables = model.init(jax.random.PRNGKey(0), batch["x"][:1])
+    norms[rho] = np.asarray(gradient_flow.hidden_grad_norms(model, variables, batch, "regress"))
+  assert norms[2.0][0] > 100 * norms[2.0][-1] and norms[2.0][0] > norms[2.0][25] > norms[2.0][-1]
+  assert norms[1.0][0] < norms[1.0][-1]
+
+
+def test_clipping_caps_the_first_update_of_the_exploding_experiment():
+  """The experiment's first SGD step at init: unclipped, the update is lr times a gradient norm in
+  the hundreds or more; with optimizer.grad_clip_norm=1 it is at most lr (x 1)."""
+  from nets import create_model
+  from tests.conftest import load_config
+  from train.optim import make_optimizer
+  from train.steps import create_state, make_train_step
+  batch = {k: jax.numpy.asarray(v) for k, v in adding_batch(50, 50).items()}
+  moved = {}
+  for clip in (0.0, 1.0):
+    config = load_config("exploding_gradients")
+    config.optimizer.grad_clip_norm = clip
+    model = create_model(**config.model)
+    tx, schedule = make_optimizer(config.optimizer, config.num_steps)
+    state = create_state(model, tx, batch["x"][:1], seed=0)
+    new_state, metrics = jax.jit(make_train_step(model, tx, schedule, "regress"))(state, batch)
+    delta = jax.tree.map(lambda a, b: a - b, new_state.params, state.params)
+    moved[clip] = float(jax.numpy.sqrt(sum((d ** 2).sum() for d in jax.tree.leaves(delta))))
+    assert metrics["grad_norm"] > 100
+  lr = config.optimizer.lr
+  assert moved[1.0] <= lr * 1.0001 and moved[0.0] > 100 * lr
