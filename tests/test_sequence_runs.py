@@ -9,7 +9,7 @@ import pytest
 
 from experiments.analysis import gradient_flow
 from train.tools import sample
-from train.loop import train_and_evaluate
+from train.loop import TrainingDiverged, train_and_evaluate
 
 
 @pytest.fixture
@@ -34,13 +34,24 @@ def test_adding_problem_trains_and_gradient_flow_is_measured(tiny_rnn, tmp_path)
   results = train_and_evaluate(tiny_rnn("adding_problem", "adding_problem/t10"), workdir)
   assert set(results["final"]) == {"step", "loss"}
   assert results["final"]["loss"] < 0.5 * first_train_loss(workdir)
+  # A run the non-finite guard stops (SGD at lr 1e30) is recorded as diverged, not a crash.
+  diverged = str(tmp_path / "diverged")
+  with pytest.raises(TrainingDiverged):
+    train_and_evaluate(tiny_rnn("adding_problem", "adding_problem/t10", **{
+        "optimizer.name": "sgd", "optimizer.lr": 1e30, "optimizer.grad_clip_norm": 0.0}), diverged)
   out = str(tmp_path / "flow")
-  gradient_flow.main([workdir, "--out", out, "--examples", "16"])
+  gradient_flow.main([workdir, diverged, "--out", out, "--examples", "16"])
   with open(os.path.join(out, "gradient_flow.json")) as f:
-    r = json.load(f)[os.path.normpath(workdir)]
+    flows = json.load(f)
+  r = flows[os.path.normpath(workdir)]
   assert r["cell"] == "lstm" and r["step"] == 20
   assert len(r["init"]) == len(r["trained"]) == 10 and min(r["init"]) > 0
   assert os.path.getsize(os.path.join(out, "gradient_flow.png")) > 0
+  d = flows[os.path.normpath(diverged)]
+  assert "trained" not in d and len(d["init"]) == 10 and " became " in d["diverged"]
+  assert "| lstm | 1 | adding_problem/t10 | norm 1 | " in gradient_flow.readme_blocks(out)["gradient_flow"]
+  assert "diverged (stopped by the non-finite guard) |" in gradient_flow.readme_blocks(out)[
+      "gradient_flow"]
 
 
 def test_copy_memory_trains_with_per_step_outputs(tiny_rnn, tmp_path):
@@ -201,3 +212,34 @@ def test_clipping_caps_the_first_update_of_the_exploding_experiment():
     assert metrics["grad_norm"] > 100
   lr = config.optimizer.lr
   assert moved[1.0] <= lr * 1.0001 and moved[0.0] > 100 * lr
+
+
+def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, monkeypatch):
+  """The GRU-vs-LSTM tool on every task, with the timed step faked (its real one is
+  `train.tools.bench`, tested there): FLOPs from XLA match the matmul count 2 G H (D + H) within
+  the elementwise ops, the test metrics come from the runs of each grid point, and the README
+  block shows both."""
+  from experiments import adding_problem
+  from experiments.analysis import gru_vs_lstm
+  from train import sweep
+  point = {"dataset.name": "adding_problem/t100", "model.cell": "gru"}
+  for seed, loss in ((0, 1e-4), (2, 3e-4)):
+    run = tmp_path / "runs" / "adding_problem" / sweep.member_name({**point, "seed": seed})
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"final": {"loss": loss}}))
+  monkeypatch.setattr(gru_vs_lstm.bench, "bench", lambda config, steps: {
+      "params": {"lstm": 400, "gru": 300}[config.model.cell], "step_ms": 2.0})
+  gru_vs_lstm.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path), "--steps", "1"])
+  rows = {(r["experiment"], r["cell"]): r for r in
+          json.loads((tmp_path / "gru_vs_lstm.json").read_text())["rows"]}
+  assert len(rows) == 6
+  adding = rows["adding_problem", "gru"]
+  assert adding["values"] == [1e-4, 3e-4] and adding["seeds"] == 2
+  assert adding["inputs"] == 2 and adding["flops_per_step_matmuls"] == 2 * 3 * 64 * (2 + 64)
+  assert rows["copy_memory", "lstm"]["flops_per_step_matmuls"] == 2 * 4 * 64 * (16 + 64)
+  for r in rows.values():
+    assert r["flops_per_step_matmuls"] <= r["flops_per_step_xla"] <= 1.1 * r["flops_per_step_matmuls"]
+  assert rows["mnist1d_rnn", "lstm"]["seeds"] == 0
+  block = gru_vs_lstm.readme_blocks(str(tmp_path))["gru_vs_lstm"]
+  assert "| adding problem (T = 100) | gru | 300 | " in block and "0.0002 ± 0.00014 (2 seeds)" in block
+  assert "params 0.75" in block and "(no runs)" in block

@@ -67,7 +67,7 @@ def analyse(workdir: str, examples: int) -> dict:
   if trained is not None:
     norms["trained"] = hidden_grad_norms(model, trained, batch, task)
   return {"cell": config.model.cell, "dataset": config.dataset.name,
-          "spectral_radius": config.model.spectral_radius,
+          "spectral_radius": config.model.get("spectral_radius", 1.0),  # older runs lack it
           "grad_clip_norm": config.optimizer.grad_clip_norm,
           **({"step": step} if trained is not None else {"diverged": step}),
           **{k: [float(v) for v in n] for k, n in norms.items()},
@@ -97,8 +97,10 @@ def plot(results: dict, path: str) -> None:
 
 
 def name_radius(r: dict) -> str:
-  """', ρ = 2' for recurrent weights that start above the default spectral radius 1."""
-  return f", ρ = {r['spectral_radius']:g}" if r.get("spectral_radius", 1.0) != 1.0 else ""
+  """', ρ = 2, clipped' for recurrent weights that start above the default spectral radius 1."""
+  if r.get("spectral_radius", 1.0) == 1.0:
+    return ""
+  return f", ρ = {r['spectral_radius']:g}, {'clipped' if r['grad_clip_norm'] else 'not clipped'}"
 
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
@@ -108,13 +110,13 @@ def readme_blocks(docs: str = "docs") -> dict[str, str]:
     return {"gradient_flow": "(not run yet)"}
   with open(path) as f:
     flows = json.load(f)
-  lines = ["| cell | data | gradient clipping | ‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |",
-           "|---|---|---|---|---|"]
+  lines = ["| cell | W_h's spectral radius at init | data | gradient clipping | "
+           "‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |", "|---|---|---|---|---|---|"]
   for r in flows.values():
     trained = (f"{r['trained_first_over_last']:.1e}" if "trained" in r else
                "diverged (stopped by the non-finite guard)")
     clip = f"norm {r['grad_clip_norm']:g}" if r.get("grad_clip_norm") else "none"
-    lines.append(f"| {r['cell']}{name_radius(r)} | {r['dataset']} | {clip} | "
+    lines.append(f"| {r['cell']} | {r.get('spectral_radius', 1.0):g} | {r['dataset']} | {clip} | "
                  f"{r['init_first_over_last']:.1e} | {trained} |")
   return {"gradient_flow": "\n".join(lines)}
 
