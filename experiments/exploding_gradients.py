@@ -1,7 +1,7 @@
 """Exploding gradients (lecture 14.2.3): a simple RNN whose recurrent weights start at spectral
-radius 2 (`model.spectral_radius`: orthogonal times 2, so the linearised recurrence doubles a
-gradient every step back), trained by plain SGD (lr 0.03, 3000 steps) on the adding problem at
-T = 50, without gradient clipping and with it (`optimizer.grad_clip_norm=1`).
+radius 2 (`model.spectral_radius`: orthogonal times 2, so each step back can amplify a gradient
+up to twice, where tanh is not saturated), trained by plain SGD (lr 0.03, 3000 steps) on the
+adding problem at T = 50, without gradient clipping and with it (`optimizer.grad_clip_norm=1`).
 
 Commands:
   python -m train --config experiments/exploding_gradients.py --workdir runs/exploding/noclip
@@ -9,7 +9,9 @@ Commands:
       --config.optimizer.grad_clip_norm=1
   python -m train.tools.reproduce experiments/exploding_gradients.py   # seeds 0-2 of both
   python -m experiments.analysis.gradient_flow RUN ...   # ||dL/dh_t|| against distance at init
-Expected (measured 2026-11-26, 2 shared CPU cores, jax 0.10.2: `python -m train --config
+Expected: without clipping every seed diverges (non-finite, or a test MSE far above the trivial
+baseline's 0.167); with clipping every seed learns (test MSE about 0.11).
+Measured on 2026-11-26 (2 shared CPU cores, jax 0.10.2; `python -m train --config
 experiments/exploding_gradients.py --workdir runs/p/grid5 --sweep model.spectral_radius=2.0,1.0
 --sweep optimizer.grad_clip_norm=0.0,1.0 --sweep seed=0,1,2`, then the same numbers again from
 `python -m train.tools.reproduce experiments/exploding_gradients.py` into an empty runs/reproduce):
@@ -18,16 +20,15 @@ without clipping the gradient norm (train rows of metrics.jsonl, means over 10 s
 baseline's test MSE is 0.167): seed 0 goes non-finite at step 40 and the guard stops it (exit 3,
 diverged.json); seeds 1 and 2 survive the blow-up but end at test MSE 0.88 and 16.9. With clipping
 the gradient norm still peaks at 1.0e3, 7.1e2, 1.1e3, but each update is capped (training loss at
-most 2.5): test MSE 0.106, 0.115, 0.105. The same
-SGD at spectral radius 1 trains without clipping (0.078, 0.145, 0.053): the explosion comes from
-the radius, not from the learning rate.
+most 2.5): test MSE 0.106, 0.115, 0.105. The same SGD at spectral radius 1 trains without
+clipping (0.078, 0.145, 0.053): the explosion comes from the radius, not from the learning rate.
 """
 from experiments import adding_problem
 from experiments.registry import Diverges, Expected, Quick
 from train.config import model_config
 
 NOCLIP, CLIP = {"optimizer.grad_clip_norm": 0.0}, {"optimizer.grad_clip_norm": 1.0}
-BLOWN_UP = 3 * adding_problem.BASELINE  # a final test MSE three times that of always predicting the mean
+BLOWN_UP = 3 * adding_problem.BASELINE  # test MSE 3x that of always predicting the mean
 
 EXPECTED = [
     Diverges(NOCLIP, above=BLOWN_UP, seeds=(0, 1, 2), source=(

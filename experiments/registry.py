@@ -13,7 +13,8 @@ paper and analytic entries are independent of our code; recorded ones only guard
 
 A value at chance passes for a broken model too, so an experiment whose entry's band includes
 chance also declares a `Beats` relation that a broken model cannot meet (tests/test_reproduce.py
-checks this for every experiment).
+checks this for every experiment). A setting shown to fail (exploding gradients without clipping)
+declares `Diverges`: its runs must be stopped by the non-finite guard or end blown up.
 """
 import dataclasses
 import math

@@ -232,8 +232,10 @@ def test_a_run_expected_to_diverge_is_recorded_as_diverged(data_dir, tmp_path, c
   path = tmp_path / "diverges.py"
   path.write_text(DIVERGES)
   runs = tmp_path / "runs"
-  assert reproduce.main([str(path), "--runs", str(runs), "--set", f"dataset.data_dir={data_dir}"]) == 1
-  assert "sweep members diverged" not in capsys.readouterr().err
+  args = ["--runs", str(runs), "--set", f"dataset.data_dir={data_dir}"]
+  assert reproduce.main([str(path), *args]) == 1
+  out = capsys.readouterr().out
+  assert "1 of 1 diverged (non-finite)" in out and "a run did not diverge" in out
   with open(runs / "diverges" / "lr=1e+38,seed=0" / "diverged.json") as f:
     record = json.load(f)
   assert record["error"].startswith("loss became nan") and record["seed"] == 0

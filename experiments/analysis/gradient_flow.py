@@ -111,7 +111,8 @@ def readme_blocks(docs: str = "docs") -> dict[str, str]:
   with open(path) as f:
     flows = json.load(f)
   lines = ["| cell | W_h's spectral radius at init | data | gradient clipping | "
-           "‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |", "|---|---|---|---|---|---|"]
+           "‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |",
+           "|---|---|---|---|---|---|"]
   for r in flows.values():
     trained = (f"{r['trained_first_over_last']:.1e}" if "trained" in r else
                "diverged (stopped by the non-finite guard)")
