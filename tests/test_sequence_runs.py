@@ -230,12 +230,14 @@ def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, mo
     (run / "results.json").write_text(json.dumps({"final": {"loss": loss}}))
   monkeypatch.setattr(gru_vs_lstm.bench, "bench", lambda config, steps: {
       "params": {"lstm": 400, "gru": 300}[config.model.cell], "step_ms": 2.0})
-  gru_vs_lstm.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path), "--steps", "1"])
+  gru_vs_lstm.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path), "--steps", "1",
+                    "--repeats", "2"])
   rows = {(r["experiment"], r["cell"]): r for r in
           json.loads((tmp_path / "gru_vs_lstm.json").read_text())["rows"]}
   assert len(rows) == 6
   adding = rows["adding_problem", "gru"]
   assert adding["values"] == [1e-4, 3e-4] and adding["seeds"] == 2
+  assert adding["step_ms_repeats"] == [2.0, 2.0]
   assert adding["inputs"] == 2 and adding["flops_per_step_matmuls"] == 2 * 3 * 64 * (2 + 64)
   assert rows["copy_memory", "lstm"]["flops_per_step_matmuls"] == 2 * 4 * 64 * (16 + 64)
   for r in rows.values():
