@@ -12,7 +12,6 @@ above 1 it explodes), log scale, against the distance T-1-t between h_t and the 
 step, where the adding problem's loss is read.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -26,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import nets  # noqa: E402
+from experiments.analysis import json_block  # noqa: E402
 from train import checkpoint, data, log, losses, workdir as run_dir  # noqa: E402
 from train.config import ConfigError  # noqa: E402
 from train.steps import init_variables  # noqa: E402
@@ -104,12 +104,11 @@ def name_radius(r: dict) -> str:
 
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
-  """The README's gradient-flow table, from the JSON `--out docs` wrote (absent: not run yet)."""
-  path = os.path.join(docs, "gradient_flow.json")
-  if not os.path.exists(path):
-    return {"gradient_flow": "(not run yet)"}
-  with open(path) as f:
-    flows = json.load(f)
+  """The README's gradient-flow table, from the JSON `--out docs` wrote."""
+  return json_block(docs, "gradient_flow", table)
+
+
+def table(flows: dict) -> str:
   lines = ["| cell | W_h's spectral radius at init | data | gradient clipping | "
            "‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |",
            "|---|---|---|---|---|---|"]
@@ -119,7 +118,7 @@ def readme_blocks(docs: str = "docs") -> dict[str, str]:
     clip = f"norm {r['grad_clip_norm']:g}" if r.get("grad_clip_norm") else "none"
     lines.append(f"| {r['cell']} | {r.get('spectral_radius', 1.0):g} | {r['dataset']} | {clip} | "
                  f"{r['init_first_over_last']:.1e} | {trained} |")
-  return {"gradient_flow": "\n".join(lines)}
+  return "\n".join(lines)
 
 
 def main(argv=None):

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import adding_problem, copy_memory, mnist1d_rnn
+from experiments.analysis import json_block
 from nets.recurrent import CELLS, RNNLayer
 from train import log, sweep
 from train.tools import bench
@@ -143,17 +144,16 @@ def ratios(record: dict) -> str:
 
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
-  """The GRU-vs-LSTM table, from the JSON `--out docs` wrote (absent: not run yet)."""
-  path = os.path.join(docs, "gru_vs_lstm.json")
-  if not os.path.exists(path):
-    return {"gru_vs_lstm": "(not run yet)"}
-  with open(path) as f:
-    record = json.load(f)
+  """The GRU-vs-LSTM table, from the JSON `--out docs` wrote."""
+  return json_block(docs, "gru_vs_lstm", lambda record: markdown(record, docs))
+
+
+def markdown(record: dict, docs: str) -> str:
   head = (f"`python -m experiments.analysis.gru_vs_lstm --out {docs}` on {record['date']}, "
           f"{record['device']} ({record['cpus']} cores, shared; load average "
           f"{record['load_average'][0]}), jax {record['jax']}; test metrics from the runs in "
           f"`{record['runs']}/`.")
-  return {"gru_vs_lstm": "\n".join([head, "", table(record), "", ratios(record)])}
+  return "\n".join([head, "", table(record), "", ratios(record)])
 
 
 def main(argv=None):
