@@ -248,3 +248,19 @@ def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, mo
   assert "| adding problem (T = 100) | gru | 300 | " in block
   assert "0.0002 ± 0.00014 (2 seeds)" in block
   assert "params 0.75" in block and "(no runs)" in block
+
+
+@pytest.mark.slow  # the experiment's seed 0 at full length (3000 steps): `make test-slow`
+def test_the_exploding_experiment_diverges_without_clipping_and_learns_with_it(tmp_path):
+  """experiments/exploding_gradients.py, seed 0: unclipped, the guard stops it at step 40 and
+  diverged.json records it; clipped, the test MSE ends well below the baseline's 0.167 (0.106
+  recorded)."""
+  from tests.conftest import load_config
+  from train.workdir import read_diverged
+  config = load_config("exploding_gradients")
+  config.dataset.data_dir = str(tmp_path / "tfds")
+  with pytest.raises(TrainingDiverged, match=r"became inf at step 40 "):
+    train_and_evaluate(config, str(tmp_path / "noclip"))
+  assert read_diverged(str(tmp_path / "noclip"))["error"].startswith("grad_norm became inf")
+  config.optimizer.grad_clip_norm = 1.0
+  assert train_and_evaluate(config, str(tmp_path / "clip"))["final"]["loss"] < 0.13
