@@ -243,6 +243,8 @@ def test_a_run_expected_to_diverge_is_recorded_as_diverged(data_dir, tmp_path, c
   rows = reproduce.reproduce(str(path), str(runs), run=False,
                              overrides={"dataset.data_dir": data_dir})
   assert rows[0]["measured"] == "1 of 1 diverged (non-finite)" and rows[0]["status"] == "ok"
+  report.main([str(runs / "diverges" / "lr=1e+38,seed=0")])  # a report of no finished run
+  assert capsys.readouterr().out == "no runs with results.json found\n"
   assert rows[1]["measured"].startswith("0 of 1 diverged (")
   assert rows[1]["status"] == "MISMATCH: a run did not diverge"
   assert rows[1]["expected"] == "diverges (non-finite or > 2.000)"
