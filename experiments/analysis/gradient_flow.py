@@ -47,7 +47,8 @@ def hidden_grad_norms(model, variables, batch, task: str):
 
 
 def load(workdir: str):
-  """(config, model, trained variables or None, step): a diverged run has no trained state."""
+  """(config, model, the trained variables, their step), or for a run the guard stopped, which
+  has no trained state: (config, model, None, the message it stopped with)."""
   diverged = run_dir.read_diverged(workdir)
   if diverged is None:
     return checkpoint.load_for_inference(workdir)

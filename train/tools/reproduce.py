@@ -3,7 +3,7 @@
 The results registry: each experiment file declares `EXPECTED` (a list of `Expected`: metric,
 value, tolerance, seeds, the config overrides of a grid point and the value's source; and of
 `Beats` relations between grid points, and of `Diverges`: runs expected to be stopped by the
-non-finite guard) and `QUICK`, its reduced form (experiments/registry.py).
+non-finite guard or to end blown up) and `QUICK`, its reduced form (experiments/registry.py).
 This command trains every entry's runs (a sweep over its seeds, in
 DIR/<experiment>/<field=value,...,seed=S>; finished runs are skipped), prints the measured
 mean +- std against the expected value, and exits with status 1 when one does not match. The last
@@ -100,11 +100,9 @@ def missing_dataset(cfg) -> str | None:
 def measure(parent: str, entry: Expected | Beats | Diverges, config, point: dict | None = None
             ) -> tuple[list[float], list[str]]:
   """The entry's final test metric in each of its finished runs (of grid point `point`, default
-  its only one), and the config fields in which finished runs differ from the registry's config
-  (a stale run: the experiment changed since)."""
-  from train.workdir import config_changes
-
-  from train.workdir import read_diverged
+  its only one; for `Diverges`, inf for a run the guard stopped), and the config fields in which
+  these runs differ from the registry's config (a stale run: the experiment changed since)."""
+  from train.workdir import config_changes, read_diverged
 
   values, stale = [], set()
   for member in entry_members(entry, point):
