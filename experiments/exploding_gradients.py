@@ -33,12 +33,12 @@ BLOWN_UP = 3 * adding_problem.BASELINE  # test MSE 3x that of always predicting 
 EXPECTED = [
     Diverges(NOCLIP, above=BLOWN_UP, seeds=(0, 1, 2), source=(
         "recorded: seeds 0-2 on 2026-11-26, 2-core CPU: non-finite at step 40, test MSE 0.88, "
-        "16.9; the threshold is analytic (3x the baseline's 1/6)")),
+        "16.9, the same in a clean re-run; the threshold is analytic (3x the baseline's 1/6)")),
     # Set by seed 0 (0.106), confirmed by seeds 1 and 2 (0.115, 0.105); std over the three 0.0054,
     # tolerance 3 std. The band (0.089-0.123) excludes the baseline 0.167.
     Expected("loss", 0.106, 0.017, seeds=(0, 1, 2), overrides=CLIP, source=(
         "recorded: seed 0 on 2026-11-26, 2-core CPU (0.106), confirmed by seeds 1, 2 (0.115, "
-        "0.105); tolerance 3 std over seeds")),
+        "0.105) and a clean re-run; tolerance 3 std over seeds")),
 ]
 # The reduced form: the unclipped run of seed 0 goes non-finite at step 40.
 QUICK = Quick({"num_steps": 300, "eval_every": 100, "checkpoint.every": 100},
