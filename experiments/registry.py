@@ -13,9 +13,11 @@ paper and analytic entries are independent of our code; recorded ones only guard
 
 A value at chance passes for a broken model too, so an experiment whose entry's band includes
 chance also declares a `Beats` relation that a broken model cannot meet (tests/test_reproduce.py
-checks this for every experiment).
+checks this for every experiment). A setting shown to fail (exploding gradients without clipping)
+declares `Diverges`: its runs must be stopped by the non-finite guard or end blown up.
 """
 import dataclasses
+import math
 
 KINDS = ("paper", "analytic", "recorded", "estimate")
 INDEPENDENT = ("paper", "analytic")
@@ -81,6 +83,31 @@ class Beats:
   def gain(self, better: float, worse: float) -> float:
     """How much `better` beats `worse` by (positive: in the right direction)."""
     return better - worse if self.mode == "max" else worse - better
+
+
+@dataclasses.dataclass(frozen=True)
+class Diverges:
+  """The runs of a grid point are expected to diverge: an unstable setting shown to fail, e.g.
+  exploding gradients without clipping. A run diverged when the non-finite guard stopped it (a
+  NaN/Inf loss or gradient norm; `train/faults.py` records it in diverged.json) or when its final
+  test `metric` (a loss) ended above `above`, blown up far past a trivial baseline's. A run that
+  ends at or below `above` is a mismatch."""
+  overrides: dict
+  above: float = math.inf
+  metric: str = "loss"
+  seeds: tuple[int, ...] = (0,)
+  source: str = ""
+
+  def __post_init__(self):
+    source_kind(self.source)
+
+  @property
+  def kind(self) -> str:
+    return source_kind(self.source)
+
+  def diverged(self, value: float) -> bool:
+    """Whether a run whose final metric is `value` (inf: stopped by the guard) diverged."""
+    return value == math.inf or value > self.above
 
 
 @dataclasses.dataclass(frozen=True)

@@ -41,6 +41,7 @@ class RecurrentCell(nn.Module):
   """One step `(carry, xw_BG) -> (carry, h_BH)`, where `xw_BG = x_t @ W_x + b` holds the input
   part of all G*H gate pre-activations. Subclasses set `num_gates` and the step."""
   features: int
+  spectral_radius: float = 1.0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
 
@@ -48,10 +49,13 @@ class RecurrentCell(nn.Module):
   carry_names: ClassVar[tuple[str, ...]] = ("h",)
 
   def hidden_to_gates(self, h_BH):
-    """`h @ W_h` for every gate at once, returned as float32."""
+    """`h @ W_h` for every gate at once, returned as float32. Each gate's `(H, H)` block starts
+    orthogonal times `spectral_radius`: all its eigenvalues (and singular values) have that
+    modulus, so above 1 the linearised recurrence amplifies gradients (Pascanu et al. 2013)."""
     dense = nn.Dense(self.num_gates * self.features, use_bias=False, dtype=self.dtype,
                      param_dtype=self.param_dtype,
-                     kernel_init=stacked(nn.initializers.orthogonal(), self.num_gates),
+                     kernel_init=stacked(nn.initializers.orthogonal(self.spectral_radius),
+                                         self.num_gates),
                      name="hidden")
     return dense(h_BH).astype(jnp.float32)
 
@@ -172,6 +176,7 @@ class RNNLayer(nn.Module):
   unroll: int = 1
   backend: str = "scan"
   forget_bias: float = 1.0
+  spectral_radius: float = 1.0
   learn_initial_carry: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
@@ -180,6 +185,9 @@ class RNNLayer(nn.Module):
   def __call__(self, x_BTD, *, lengths_B=None, initial_carry=None, perturb_BTH=None):
     check_choice("cell", self.cell, sorted(CELLS))
     check_choice("backend", self.backend, BACKENDS)
+    if not self.spectral_radius > 0:
+      raise ValueError(f"spectral_radius must be > 0 (the recurrent weights' initial scale; 1 is "
+                       f"orthogonal), got {self.spectral_radius}")
     if self.backend == "cudnn":
       problem = recurrent_cudnn.problem(self.cell, self.dtype, self.param_dtype,
                                         perturb=perturb_BTH is not None)
@@ -187,8 +195,8 @@ class RNNLayer(nn.Module):
         raise ValueError(f"backend='cudnn' {problem}")
     cell_cls = CELLS[self.cell]
     extra = {"forget_bias": self.forget_bias} if cell_cls is LSTMCell else {}
-    cell = cell_cls(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="cell",
-                    **extra)
+    cell = cell_cls(self.features, self.spectral_radius, dtype=self.dtype,
+                    param_dtype=self.param_dtype, name="cell", **extra)
     B = x_BTD.shape[0]
 
     carry = self.default_carry(cell, B)
@@ -277,7 +285,9 @@ class RecurrentNet(nn.Module):
   `perturb` gives dL/dh_t for every step t of the last layer.
 
   `backend` and `unroll` go to every layer (`RNNLayer`): 'cudnn' runs each LSTM layer through
-  cuDNN on a GPU, with the same parameters as 'scan'.
+  cuDNN on a GPU, with the same parameters as 'scan'. `spectral_radius` scales every layer's
+  initial (orthogonal) recurrent weights: above 1, gradients explode (experiments/
+  exploding_gradients.py).
   """
   num_outputs: int = 10
   cell: str = "lstm"
@@ -289,6 +299,7 @@ class RecurrentNet(nn.Module):
   vocab_size: int = 0
   embed_dim: int = 64
   forget_bias: float = 1.0
+  spectral_radius: float = 1.0
   learn_initial_carry: bool = False
   unroll: int = 1
   backend: str = "scan"
@@ -305,7 +316,8 @@ class RecurrentNet(nn.Module):
                        f"got shape {x.shape}")
     layer = lambda reverse, name: RNNLayer(
         self.features, self.cell, reverse=reverse, unroll=self.unroll, backend=self.backend,
-        forget_bias=self.forget_bias, learn_initial_carry=self.learn_initial_carry,
+        forget_bias=self.forget_bias, spectral_radius=self.spectral_radius,
+        learn_initial_carry=self.learn_initial_carry,
         dtype=DTYPES[self.dtype], name=name)
     perturbs = [None, None]
     if perturb is not None:

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments.registry import KINDS, Beats, Expected
+from experiments.registry import KINDS, Beats, Diverges, Expected
 from tests.conftest import load_config
 from tests.kill_harness import metric_rows
 from tests.test_experiments import EXPERIMENTS
@@ -53,6 +53,22 @@ EXPECTED = [
 def get_config():
   config = base_config()
   config.num_steps, config.log_every, config.eval_every, config.checkpoint.every = 20, 10, 10, 10
+  config.model = model_config("mlp", hidden=())
+  return config
+'''
+
+
+DIVERGES = '''"""A tiny experiment expected to diverge at one learning rate; the other trains."""
+from experiments.registry import Diverges
+from train.config import base_config, model_config
+
+EXPECTED = [Diverges({"optimizer.lr": 1e38}, source="analytic: a test, the logits overflow"),
+            Diverges({"optimizer.lr": 0.03}, above=2.0, source="analytic: a test, it trains")]
+
+
+def get_config():
+  config = base_config()
+  config.num_steps, config.log_every, config.eval_every, config.checkpoint.every = 10, 5, 5, 5
   config.model = model_config("mlp", hidden=())
   return config
 '''
@@ -210,6 +226,30 @@ def test_a_relation_between_grid_points_passes_only_by_its_margin(data_dir, tmp_
   assert all(float(r["measured"].split()[1]) > 0.02 for r in rows[2:])
 
 
+def test_a_run_expected_to_diverge_is_recorded_as_diverged(data_dir, tmp_path, capsys):
+  """`Diverges`: the run the non-finite guard stops is the expected outcome, kept in diverged.json
+  (a second check reads it without training); a run that trains to the end is a mismatch."""
+  path = tmp_path / "diverges.py"
+  path.write_text(DIVERGES)
+  runs = tmp_path / "runs"
+  args = ["--runs", str(runs), "--set", f"dataset.data_dir={data_dir}"]
+  assert reproduce.main([str(path), *args]) == 1
+  out = capsys.readouterr().out
+  assert "1 of 1 diverged (non-finite)" in out and "a run did not diverge" in out
+  with open(runs / "diverges" / "lr=1e+38,seed=0" / "diverged.json") as f:
+    record = json.load(f)
+  assert record["error"].startswith("loss became nan") and record["seed"] == 0
+  assert not os.path.exists(runs / "diverges" / "lr=1e+38,seed=0" / "results.json")
+  rows = reproduce.reproduce(str(path), str(runs), run=False,
+                             overrides={"dataset.data_dir": data_dir})
+  assert rows[0]["measured"] == "1 of 1 diverged (non-finite)" and rows[0]["status"] == "ok"
+  report.main([str(runs / "diverges" / "lr=1e+38,seed=0")])  # a report of no finished run
+  assert capsys.readouterr().out == "no runs with results.json found\n"
+  assert rows[1]["measured"].startswith("0 of 1 diverged (")
+  assert rows[1]["status"] == "MISMATCH: a run did not diverge"
+  assert rows[1]["expected"] == "diverges (non-finite or > 2.000)"
+
+
 def test_reproduce_quick_runs_the_reduced_form(data_dir, tmp_path, capsys):
   config_path = write_experiment(tmp_path / "tiny.py")
   runs = tmp_path / "quick"
@@ -241,13 +281,15 @@ def test_the_registry_of_every_experiment():
       base, entries = reproduce.registry(module, quick)
       assert entries, (name, quick)
       for entry in entries:
-        assert isinstance(entry, (Expected, Beats)) and entry.seeds and entry.kind in KINDS
+        assert isinstance(entry, (Expected, Beats, Diverges)) and entry.seeds
+        assert entry.kind in KINDS
         assert len(entry.source.split(":", 1)[1].strip()) > 10, (name, entry)  # says where from
-        assert isinstance(entry, Beats) or entry.tolerance > 0
+        assert not isinstance(entry, Expected) or entry.tolerance > 0
         for point in reproduce.entry_points(entry):
           config = sweep.apply(module.get_config(), {**base, **point})
           validate(config, data.DATASETS)
-          assert entry.metric in data.spec_of(config.dataset.name).metrics, (name, entry)
+          assert isinstance(entry, Diverges) or (
+              entry.metric in data.spec_of(config.dataset.name).metrics), (name, entry)
   assert benchmarks <= {"gpt2_small"}  # every other experiment is a reproduction target
 
 
@@ -279,7 +321,7 @@ def test_no_band_includes_chance_unless_a_relation_says_what_differs():
       base, entries = reproduce.registry(module, quick)
       relations = [e for e in entries if isinstance(e, Beats)]
       for entry in entries:
-        if isinstance(entry, Beats):
+        if not isinstance(entry, Expected):
           continue
         config = sweep.apply(module.get_config(), {**base, **entry.overrides})
         if abs(entry.value - chance(config, entry.metric)) <= entry.tolerance:

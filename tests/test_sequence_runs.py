@@ -9,7 +9,7 @@ import pytest
 
 from experiments.analysis import gradient_flow
 from train.tools import sample
-from train.loop import train_and_evaluate
+from train.loop import TrainingDiverged, train_and_evaluate
 
 
 @pytest.fixture
@@ -35,13 +35,25 @@ def test_adding_problem_trains_and_gradient_flow_is_measured(tiny_rnn, tmp_path)
   results = train_and_evaluate(tiny_rnn("adding_problem", "adding_problem/t10"), workdir)
   assert set(results["final"]) == {"step", "loss"}
   assert results["final"]["loss"] < 0.5 * first_train_loss(workdir)
+  # A run the non-finite guard stops (SGD at lr 1e30) is recorded as diverged, not a crash.
+  diverged = str(tmp_path / "diverged")
+  with pytest.raises(TrainingDiverged):
+    train_and_evaluate(tiny_rnn("adding_problem", "adding_problem/t10", **{
+        "optimizer.name": "sgd", "optimizer.lr": 1e30, "optimizer.grad_clip_norm": 0.0}), diverged)
   out = str(tmp_path / "flow")
-  gradient_flow.main([workdir, "--out", out, "--examples", "16"])
+  gradient_flow.main([workdir, diverged, "--out", out, "--examples", "16"])
   with open(os.path.join(out, "gradient_flow.json")) as f:
-    r = json.load(f)[os.path.normpath(workdir)]
+    flows = json.load(f)
+  r = flows[os.path.normpath(workdir)]
   assert r["cell"] == "lstm" and r["step"] == 20
   assert len(r["init"]) == len(r["trained"]) == 10 and min(r["init"]) > 0
   assert os.path.getsize(os.path.join(out, "gradient_flow.png")) > 0
+  d = flows[os.path.normpath(diverged)]
+  assert "trained" not in d and len(d["init"]) == 10 and " became " in d["diverged"]
+  block = gradient_flow.readme_blocks(out)["gradient_flow"]
+  assert "| lstm | 1 | adding_problem/t10 | norm 1 | " in block
+  assert "| lstm | 1 | adding_problem/t10 | none | " in block
+  assert block.endswith(" | diverged (stopped by the non-finite guard) |")
 
 
 @pytest.mark.slow  # trains for minutes on 2 cores: `make test-slow`
@@ -144,3 +156,115 @@ def test_throughput_against_sequence_length_runs_at_tiny_size(tmp_path):
   assert {(r["model"], r["length"], r["batch"]) for r in rows} == {
       ("transformer", 8, 4), ("lstm", 8, 4), ("transformer", 16, 2), ("lstm", 16, 2)}
   assert (tmp_path / "bench_seq_len.png").exists()
+
+
+def adding_batch(T: int, size: int = 64) -> dict:
+  """Adding-problem-like inputs: a value and a marker channel; the label sums two marked values."""
+  rng = np.random.default_rng(0)
+  x = np.stack([rng.uniform(size=(size, T)), np.zeros((size, T))], axis=-1).astype(np.float32)
+  x[:, [0, T // 2], 1] = 1.0
+  return {"x": x, "label": x[:, [0, T // 2], 0].sum(1)}
+
+
+def test_spectral_radius_scales_each_gate_block_of_the_recurrent_weights():
+  """model.spectral_radius: every gate's (H, H) block of W_h starts with all its eigenvalues at
+  that modulus (orthogonal times rho). Bad values: one line."""
+  from nets.recurrent import CELLS, RecurrentNet
+  x = np.zeros((1, 2, 2), np.float32)
+  for cell, cell_cls in CELLS.items():
+    params = RecurrentNet(num_outputs=1, cell=cell, features=16, spectral_radius=2.5).init(
+        jax.random.PRNGKey(0), x)["params"]
+    kernel = np.asarray(params["forward_0"]["cell"]["hidden"]["kernel"])
+    for block in np.split(kernel, cell_cls.num_gates, axis=1):
+      np.testing.assert_allclose(np.abs(np.linalg.eigvals(block)), 2.5, rtol=1e-4)
+  with pytest.raises(ValueError, match=r"^spectral_radius must be > 0 .*, got -1.0"):
+    RecurrentNet(num_outputs=1, cell="simple", features=4, spectral_radius=-1.0).init(
+        jax.random.PRNGKey(0), x)
+
+
+def test_gradients_explode_with_distance_when_the_spectral_radius_is_above_one():
+  """At init, ||dL/dh_t|| grows with the distance from the last step at radius 2 (by over 100x
+  across 50 steps) and shrinks at radius 1."""
+  from nets.recurrent import RecurrentNet
+  batch = adding_batch(50)
+  norms = {}
+  for rho in (1.0, 2.0):
+    model = RecurrentNet(num_outputs=1, cell="simple", features=32, spectral_radius=rho)
+    variables = model.init(jax.random.PRNGKey(0), batch["x"][:1])
+    norms[rho] = np.asarray(gradient_flow.hidden_grad_norms(model, variables, batch, "regress"))
+  assert norms[2.0][0] > 100 * norms[2.0][-1] and norms[2.0][0] > norms[2.0][25] > norms[2.0][-1]
+  assert norms[1.0][0] < norms[1.0][-1]
+
+
+def test_clipping_caps_the_first_update_of_the_exploding_experiment():
+  """The experiment's first SGD step at init: unclipped, the update is lr times a gradient norm in
+  the hundreds or more; with optimizer.grad_clip_norm=1 it is at most lr (x 1)."""
+  from nets import create_model
+  from tests.conftest import load_config
+  from train.optim import make_optimizer
+  from train.steps import create_state, make_train_step
+  batch = {k: jax.numpy.asarray(v) for k, v in adding_batch(50, 50).items()}
+  moved = {}
+  for clip in (0.0, 1.0):
+    config = load_config("exploding_gradients")
+    config.optimizer.grad_clip_norm = clip
+    model = create_model(**config.model)
+    tx, schedule = make_optimizer(config.optimizer, config.num_steps)
+    state = create_state(model, tx, batch["x"][:1], seed=0)
+    new_state, metrics = jax.jit(make_train_step(model, tx, schedule, "regress"))(state, batch)
+    delta = jax.tree.map(lambda a, b: a - b, new_state.params, state.params)
+    moved[clip] = float(jax.numpy.sqrt(sum((d ** 2).sum() for d in jax.tree.leaves(delta))))
+    assert metrics["grad_norm"] > 100
+  lr = config.optimizer.lr
+  assert moved[1.0] <= lr * 1.0001 and moved[0.0] > 100 * lr
+
+
+def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, monkeypatch):
+  """The GRU-vs-LSTM tool on every task, with the timed step faked (its real one is
+  `train.tools.bench`, tested there): FLOPs from XLA match the matmul count 2 G H (D + H) within
+  the elementwise ops, the test metrics come from the runs of each grid point, and the README
+  block shows both."""
+  from experiments import adding_problem
+  from experiments.analysis import gru_vs_lstm
+  from train import sweep
+  point = {"dataset.name": "adding_problem/t100", "model.cell": "gru"}
+  for seed, loss in ((0, 1e-4), (2, 3e-4)):
+    run = tmp_path / "runs" / "adding_problem" / sweep.member_name({**point, "seed": seed})
+    run.mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps({"final": {"loss": loss}}))
+  monkeypatch.setattr(gru_vs_lstm.bench, "bench", lambda config, steps: {
+      "params": {"lstm": 400, "gru": 300}[config.model.cell], "step_ms": 2.0})
+  gru_vs_lstm.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path), "--steps", "1",
+                    "--repeats", "2"])
+  rows = {(r["experiment"], r["cell"]): r for r in
+          json.loads((tmp_path / "gru_vs_lstm.json").read_text())["rows"]}
+  assert len(rows) == 6
+  adding = rows["adding_problem", "gru"]
+  assert adding["values"] == [1e-4, 3e-4] and adding["seeds"] == 2
+  assert adding["step_ms_repeats"] == [2.0, 2.0]
+  assert adding["inputs"] == 2 and adding["flops_per_step_matmuls"] == 2 * 3 * 64 * (2 + 64)
+  assert rows["copy_memory", "lstm"]["flops_per_step_matmuls"] == 2 * 4 * 64 * (16 + 64)
+  for r in rows.values():
+    matmuls = r["flops_per_step_matmuls"]
+    assert matmuls <= r["flops_per_step_xla"] <= 1.1 * matmuls
+  assert rows["mnist1d_rnn", "lstm"]["seeds"] == 0
+  block = gru_vs_lstm.readme_blocks(str(tmp_path))["gru_vs_lstm"]
+  assert "| adding problem (T = 100) | gru | 300 | " in block
+  assert "0.0002 ± 0.00014 (2 seeds)" in block
+  assert "params 0.75" in block and "(no runs)" in block
+
+
+@pytest.mark.slow  # the experiment's seed 0 at full length (3000 steps): `make test-slow`
+def test_the_exploding_experiment_diverges_without_clipping_and_learns_with_it(tmp_path):
+  """experiments/exploding_gradients.py, seed 0: unclipped, the guard stops it at step 40 and
+  diverged.json records it; clipped, the test MSE ends well below the baseline's 0.167 (0.106
+  recorded)."""
+  from tests.conftest import load_config
+  from train.workdir import read_diverged
+  config = load_config("exploding_gradients")
+  config.dataset.data_dir = str(tmp_path / "tfds")
+  with pytest.raises(TrainingDiverged, match=r"became inf at step 40 "):
+    train_and_evaluate(config, str(tmp_path / "noclip"))
+  assert read_diverged(str(tmp_path / "noclip"))["error"].startswith("grad_norm became inf")
+  config.optimizer.grad_clip_norm = 1.0
+  assert train_and_evaluate(config, str(tmp_path / "clip"))["final"]["loss"] < 0.13

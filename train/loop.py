@@ -19,7 +19,7 @@ import numpy as np
 import nets
 from train import checkpoint, data, faults, log, optim, sharding, workdir as run_dir
 from train.config import ConfigError, validate
-from train.faults import TrainingDiverged  # noqa: F401  (re-exported)
+from train.faults import TrainingDiverged  # (also re-exported)
 from train.steps import create_state, evaluate, make_eval_step, make_train_step
 
 
@@ -88,7 +88,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   run_dir.check_writable(workdir)
   with (run_dir.locked(workdir, take=sharding.is_main_process()),
         faults.explained(workdir, run.abstract_state)):
-    return train(run, config, workdir)
+    try:
+      return train(run, config, workdir)
+    except TrainingDiverged as e:
+      if sharding.is_main_process():
+        run_dir.write_diverged(workdir, config, str(e))
+      raise
 
 
 def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:

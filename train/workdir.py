@@ -1,6 +1,6 @@
 """A run's directory: proving it writable, the lock held for the life of a run, its config.json
 (and how a new config differs from it, and whether the run has finished), and results.json, the
-summary every tool reads."""
+summary every tool reads, or diverged.json, the record of a run the non-finite guard stopped."""
 import contextlib
 import fcntl
 import importlib.metadata
@@ -151,5 +151,27 @@ def write_results(workdir, config, splits: dict, test: dict, best: dict, num_par
       "versions": {lib: importlib.metadata.version(lib) for lib in LIBRARIES},
   }
   log.write_json(os.path.join(workdir, "results.json"), results)
+  with contextlib.suppress(FileNotFoundError):  # a resumed run that diverged before has finished
+    os.remove(os.path.join(workdir, DIVERGED))
   log.plot_curves(workdir)
   return results
+
+
+DIVERGED = "diverged.json"
+
+
+def write_diverged(workdir: str, config, error: str) -> None:
+  """diverged.json: a run stopped by the non-finite guard is an outcome too (an experiment can
+  expect it, `experiments.registry.Diverges`), so it is recorded with the last train metrics."""
+  train_rows = [r for r in log.read_metrics(workdir) if r["split"] == "train"]
+  log.write_json(os.path.join(workdir, DIVERGED), {
+      "workdir": os.path.basename(os.path.normpath(workdir)), "dataset": config.dataset.name,
+      "seed": config.seed, "error": error, "last_train": train_rows[-1] if train_rows else None})
+
+
+def read_diverged(workdir: str) -> dict | None:
+  path = os.path.join(workdir, DIVERGED)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)

@@ -1,28 +1,32 @@
 """python -m experiments.analysis.gradient_flow RUN [RUN ...] [--out runs/gradient_flow] [--examples 500]
 
-The lecture's vanishing-gradient claim, measured: for each recurrent run, the norm of the loss
-gradient with respect to the last layer's hidden state at every step, ||dL/dh_t|| (mean over eval
-examples), at initialisation (the run's seed) and at its latest checkpoint. The gradient includes
-every path through later steps (see `nets.recurrent.RNNLayer`'s `perturb_BTH`).
+The lecture's vanishing- and exploding-gradient claims, measured: for each recurrent run, the norm
+of the loss gradient with respect to the last layer's hidden state at every step, ||dL/dh_t|| (mean
+over validation examples), at initialisation (the run's seed) and at its latest checkpoint. The
+gradient includes every path through later steps (see `nets.recurrent.RNNLayer`'s `perturb_BTH`).
+A run the non-finite guard stopped (diverged.json) has its initialisation measured only.
 
 Writes OUT/gradient_flow.json (the norms) and OUT/gradient_flow.png: each curve divided by its
-value at the last step (the share of the gradient that reaches t steps back), log scale, against
-the distance T-1-t between h_t and the sequence's last step, where the adding problem's loss is read.
+value at the last step (the share of the gradient that reaches t steps back: below 1 it vanishes,
+above 1 it explodes), log scale, against the distance T-1-t between h_t and the sequence's last
+step, where the adding problem's loss is read.
 """
 import argparse
-import json
 import os
 import sys
 
 import jax
 import jax.numpy as jnp
 import matplotlib
+import ml_collections
 import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from train import checkpoint, data, log, losses  # noqa: E402
+import nets  # noqa: E402
+from experiments.analysis import json_block  # noqa: E402
+from train import checkpoint, data, log, losses, workdir as run_dir  # noqa: E402
 from train.config import ConfigError  # noqa: E402
 from train.steps import init_variables  # noqa: E402
 
@@ -42,17 +46,31 @@ def hidden_grad_norms(model, variables, batch, task: str):
   return jnp.linalg.norm(grads_BTH, axis=-1).mean(0)
 
 
+def load(workdir: str):
+  """(config, model, the trained variables, their step), or for a run the guard stopped, which
+  has no trained state: (config, model, None, the message it stopped with)."""
+  diverged = run_dir.read_diverged(workdir)
+  if diverged is None:
+    return checkpoint.load_for_inference(workdir)
+  config = ml_collections.ConfigDict(checkpoint.run_config(workdir))
+  return config, nets.create_model(**config.model), None, diverged["error"]
+
+
 def analyse(workdir: str, examples: int) -> dict:
-  config, model, trained, step = checkpoint.load_for_inference(workdir)
+  config, model, trained, step = load(workdir)
   if config.model.name != "rnn":
     raise ConfigError(f"{workdir} trained {config.model.name!r}, not a recurrent net")
   reader = data.Reader(config.dataset, data.split(config.dataset, "validation"))
   batch = reader(np.arange(min(examples, len(reader))))
   task = reader.spec.task
   initial = init_variables(model, batch["x"][:1], config.seed)
-  norms = {"init": hidden_grad_norms(model, initial, batch, task),
-           "trained": hidden_grad_norms(model, trained, batch, task)}
-  return {"cell": config.model.cell, "dataset": config.dataset.name, "step": step,
+  norms = {"init": hidden_grad_norms(model, initial, batch, task)}
+  if trained is not None:
+    norms["trained"] = hidden_grad_norms(model, trained, batch, task)
+  return {"cell": config.model.cell, "dataset": config.dataset.name,
+          "spectral_radius": config.model.get("spectral_radius", 1.0),  # older runs lack it
+          "grad_clip_norm": config.optimizer.grad_clip_norm,
+          **({"step": step} if trained is not None else {"diverged": step}),
           **{k: [float(v) for v in n] for k, n in norms.items()},
           **{f"{k}_first_over_last": float(n[0] / n[-1]) for k, n in norms.items()}}
 
@@ -61,10 +79,14 @@ def plot(results: dict, path: str) -> None:
   fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
   for ax, when in zip(axes, ("init", "trained")):
     for run, r in results.items():
+      if when not in r:  # diverged
+        continue
       norms = [n / r[when][-1] for n in r[when]]
       distance = list(range(len(norms) - 1, -1, -1))
-      label = f"{r['cell']} ({r['dataset']})" + (f", step {r['step']}" if when == "trained" else "")
-      ax.plot(distance, norms, label=label)
+      label = f"{r['cell']}{name_radius(r)} ({r['dataset']})"
+      if when == "trained":
+        label += f", step {r['step']}"
+      ax.plot(distance, norms, label=label, linestyle="--" if r["spectral_radius"] > 1 else "-")
     ax.set(yscale="log", xlabel="T-1-t (steps from h_t to the last step)",
            ylabel="||dL/dh_t|| / ||dL/dh_T-1||",
            title="at initialisation" if when == "init" else "after training")
@@ -75,17 +97,29 @@ def plot(results: dict, path: str) -> None:
   plt.close(fig)
 
 
+def name_radius(r: dict) -> str:
+  """', ρ = 2, clipped' for recurrent weights that start above the default spectral radius 1."""
+  if r.get("spectral_radius", 1.0) == 1.0:
+    return ""
+  return f", ρ = {r['spectral_radius']:g}, {'clipped' if r['grad_clip_norm'] else 'not clipped'}"
+
+
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
-  """The README's gradient-flow table, from the JSON `--out docs` wrote (absent: not run yet)."""
-  path = os.path.join(docs, "gradient_flow.json")
-  if not os.path.exists(path):
-    return {"gradient_flow": "(not run yet)"}
-  with open(path) as f:
-    flows = json.load(f)
-  lines = ["| cell | ‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |", "|---|---|---|"]
-  lines += [f"| {r['cell']} | {r['init_first_over_last']:.1e} | {r['trained_first_over_last']:.1e} |"
-            for r in flows.values()]
-  return {"gradient_flow": "\n".join(lines)}
+  """The README's gradient-flow table, from the JSON `--out docs` wrote."""
+  return json_block(docs, "gradient_flow", table)
+
+
+def table(flows: dict) -> str:
+  lines = ["| cell | W_h's spectral radius at init | data | gradient clipping | "
+           "‖dL/dh_0‖ / ‖dL/dh_T-1‖ at init | after training |",
+           "|---|---|---|---|---|---|"]
+  for r in flows.values():
+    trained = (f"{r['trained_first_over_last']:.1e}" if "trained" in r else
+               "diverged (stopped by the non-finite guard)")
+    clip = f"norm {r['grad_clip_norm']:g}" if r.get("grad_clip_norm") else "none"
+    lines.append(f"| {r['cell']} | {r.get('spectral_radius', 1.0):g} | {r['dataset']} | {clip} | "
+                 f"{r['init_first_over_last']:.1e} | {trained} |")
+  return "\n".join(lines)
 
 
 def main(argv=None):
@@ -103,8 +137,9 @@ def main(argv=None):
   log.write_json(os.path.join(args.out, "gradient_flow.json"), results)
   plot(results, os.path.join(args.out, "gradient_flow.png"))
   for run, r in results.items():
-    print(f"{run}: ||dL/dh_0|| / ||dL/dh_T-1|| = {r['init_first_over_last']:.2e} at init, "
-          f"{r['trained_first_over_last']:.2e} after {r['step']} steps")
+    after = (f"{r['trained_first_over_last']:.2e} after {r['step']} steps" if "trained" in r else
+             f"diverged: {r['diverged']}")
+    print(f"{run}: ||dL/dh_0|| / ||dL/dh_T-1|| = {r['init_first_over_last']:.2e} at init, {after}")
 
 
 if __name__ == "__main__":

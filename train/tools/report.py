@@ -70,6 +70,8 @@ def config_differences(groups: list[list[str]], most: int = 5) -> list[str]:
   from train.sweep import member_name
 
   configs = [flat(load(g[0], "config.json")) for g in groups]
+  if not configs:  # no finished run (e.g. only diverged ones)
+    return []
   # Fields every row has (not another model's), other than the seed and the name columns.
   shared = set.intersection(*(set(c) for c in configs)) - {"seed", "model.name", "dataset.name"}
   keys = sorted(k for k in shared if len({json.dumps(c[k]) for c in configs}) > 1)

@@ -2,7 +2,8 @@
 
 The results registry: each experiment file declares `EXPECTED` (a list of `Expected`: metric,
 value, tolerance, seeds, the config overrides of a grid point and the value's source; and of
-`Beats` relations between grid points) and `QUICK`, its reduced form (experiments/registry.py).
+`Beats` relations between grid points, and of `Diverges`: runs expected to be stopped by the
+non-finite guard or to end blown up) and `QUICK`, its reduced form (experiments/registry.py).
 This command trains every entry's runs (a sweep over its seeds, in
 DIR/<experiment>/<field=value,...,seed=S>; finished runs are skipped), prints the measured
 mean +- std against the expected value, and exits with status 1 when one does not match. The last
@@ -29,7 +30,7 @@ import sys
 
 import numpy as np
 
-from experiments.registry import INDEPENDENT, Beats, Expected
+from experiments.registry import INDEPENDENT, Beats, Diverges, Expected
 from train import sweep
 from train.tools import report
 from train.config import ConfigError, one_line
@@ -73,7 +74,7 @@ def entry_members(entry: Expected, overrides: dict | None = None) -> list[dict]:
   return [{**overrides, "seed": seed} for seed in entry.seeds]
 
 
-def entry_points(entry: Expected | Beats) -> list[dict]:
+def entry_points(entry: Expected | Beats | Diverges) -> list[dict]:
   """The grid points (config overrides) whose runs an entry reads: one, or a relation's two."""
   return [entry.better, entry.worse] if isinstance(entry, Beats) else [entry.overrides]
 
@@ -96,19 +97,23 @@ def missing_dataset(cfg) -> str | None:
           f"(tfds build {cfg.name.split('/')[0]} --file_format=array_record, or --download)")
 
 
-def measure(parent: str, entry: Expected | Beats, config, point: dict | None = None
+def measure(parent: str, entry: Expected | Beats | Diverges, config, point: dict | None = None
             ) -> tuple[list[float], list[str]]:
   """The entry's final test metric in each of its finished runs (of grid point `point`, default
-  its only one), and the config fields in which finished runs differ from the registry's config
-  (a stale run: the experiment changed since)."""
-  from train.workdir import config_changes
+  its only one; for `Diverges`, inf for a run the guard stopped), and the config fields in which
+  these runs differ from the registry's config (a stale run: the experiment changed since)."""
+  from train.workdir import config_changes, read_diverged
 
   values, stale = [], set()
   for member in entry_members(entry, point):
     path = os.path.join(parent, sweep.member_name(member))
     if os.path.exists(os.path.join(path, "results.json")):
       values.append(report.load(path, "results.json")["final"][entry.metric])
-      stale.update(config_changes(path, sweep.apply(config, member)))
+    elif isinstance(entry, Diverges) and read_diverged(path) is not None:
+      values.append(float("inf"))  # stopped by the non-finite guard
+    else:
+      continue
+    stale.update(config_changes(path, sweep.apply(config, member)))
   return values, sorted(stale)
 
 
@@ -135,6 +140,23 @@ def outcome(name: str, entry: Expected, values: list[float], status: str = "") -
           "metric": entry.metric, "expected": f"{fmt(entry.value)} ± {fmt(entry.tolerance)}",
           "measured": measured, "seeds": ",".join(map(str, entry.seeds)), "source": entry.kind,
           "status": status}
+
+
+def divergence_outcome(name: str, entry: Diverges, values: list[float], status: str = "") -> dict:
+  """One row of a `Diverges` entry: every seed's run must have diverged (stopped by the guard:
+  inf in `values`, or ended above `entry.above`)."""
+  diverged = sum(entry.diverged(v) for v in values)
+  if not status:
+    if len(values) < len(entry.seeds):
+      status = f"not run ({len(values)} of {len(entry.seeds)} runs)"
+    else:
+      status = "ok" if diverged == len(values) else "MISMATCH: a run did not diverge"
+  finals = ", ".join("non-finite" if v == float("inf") else fmt(v) for v in values)
+  above = f" or > {fmt(entry.above)}" if entry.above != float("inf") else ""
+  return {"experiment": name, "runs": point_name(entry.overrides), "metric": entry.metric,
+          "expected": f"diverges (non-finite{above})",
+          "measured": f"{diverged} of {len(values)} diverged ({finals})" if values else "",
+          "seeds": ",".join(map(str, entry.seeds)), "source": entry.kind, "status": status}
 
 
 def relation_outcome(name: str, entry: Beats, better: list[float], worse: list[float],
@@ -220,14 +242,19 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
         try:
           sweep.run_members(config, parent, entry_members(entry, point))
         except TrainingDiverged:  # reported by the sweep; the other entries still run
-          status = "MISMATCH: diverged"
+          if not isinstance(entry, Diverges):
+            status = "MISMATCH: diverged"
       values, point_stale = measure(parent, entry, config, point)
       measured.append(values)
       stale.update(point_stale)
     if stale and not status:
       status = f"MISMATCH: stale runs (their config differs in {', '.join(sorted(stale))})"
-    rows.append(relation_outcome(name, entry, *measured, status) if isinstance(entry, Beats)
-                else outcome(name, entry, measured[0], status))
+    if isinstance(entry, Beats):
+      rows.append(relation_outcome(name, entry, *measured, status))
+    elif isinstance(entry, Diverges):
+      rows.append(divergence_outcome(name, entry, measured[0], status))
+    else:
+      rows.append(outcome(name, entry, measured[0], status))
   return rows
 
 
