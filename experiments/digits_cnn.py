@@ -1,5 +1,7 @@
 """scikit-learn's handwritten digits (8 x 8, offline), a small 2-D ConvNet: two conv 3x3 +
-max-pool blocks (32, 64 channels; 8x8 -> 4x4 -> 2x2), a 128-unit hidden layer.
+max-pool blocks (32, 64 channels; 8x8 -> 4x4 -> 2x2), a 128-unit hidden layer with dropout 0.3
+(chosen on validation, seeds 0-2, among no dropout, dropout 0.3, 2000 steps, BatchNorm and L2
+1e-4: mean validation accuracy 0.982, 0.984, 0.982, 0.983, 0.981).
 
 Command:
   python -m train --config experiments/digits_cnn.py --workdir runs/digits_cnn
@@ -9,7 +11,8 @@ from experiments.registry import QUICK_SOURCE, Expected, Quick
 from train.config import base_config, model_config
 
 EXPECTED = []
-QUICK = None
+QUICK = Quick({"num_steps": 200, "eval_every": 100, "checkpoint.every": 100},
+              [Expected("accuracy", 0.9, 0.1, source=QUICK_SOURCE)])
 
 
 def get_config():
@@ -20,7 +23,7 @@ def get_config():
   config.eval_every = 200
   config.checkpoint.every = 200
   config.model = model_config("convnet", features=(32, 64), kernel_size=3, pool="max",
-                              hidden=(128,))
+                              hidden=(128,), dropout=0.3)
   config.optimizer.lr = 1e-3
   config.optimizer.schedule = "cosine"
   return config

@@ -14,7 +14,8 @@ from experiments.registry import QUICK_SOURCE, Expected, Quick
 from train.config import base_config, model_config
 
 EXPECTED = []
-QUICK = None
+QUICK = Quick({"num_steps": 200, "eval_every": 100, "checkpoint.every": 100},
+              [Expected("accuracy", 0.9, 0.1, overrides={"model.pool": "max"}, source=QUICK_SOURCE)])
 
 
 def get_config():

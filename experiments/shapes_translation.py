@@ -21,7 +21,8 @@ from train.config import base_config, model_config
 MLP = {"model.features": (), "model.hidden": (256, 256), "optimizer.lr": 1e-3}
 FCN = {"model.global_pool": "max"}
 EXPECTED = []
-QUICK = None
+QUICK = Quick({"num_steps": 200, "eval_every": 100, "checkpoint.every": 100},
+              [Expected("accuracy", 0.9, 0.1, overrides=FCN, source=QUICK_SOURCE)])
 
 
 def get_config():

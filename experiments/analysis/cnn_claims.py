@@ -159,7 +159,7 @@ def translation(parent: str, out: str, shifts=tuple(range(17))) -> dict:
         "params": report.load(runs[0], "results.json")["num_params"]}
   table = {k: {f: float(v) if isinstance(v, np.floating) else v for f, v in t.items()}
            for k, t in table.items()}
-  log.write_json(os.path.join(out, "shapes_translation.json"), table)
+  log.write_json(os.path.join(out, "translation_2d.json"), table)
   import matplotlib.pyplot as plt
 
   fig, (bars, curve) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -182,7 +182,7 @@ def translation(parent: str, out: str, shifts=tuple(range(17))) -> dict:
   curve.grid(alpha=0.3)
   curve.legend(fontsize=7)
   fig.tight_layout()
-  fig.savefig(os.path.join(out, "shapes_translation.png"), dpi=100)
+  fig.savefig(os.path.join(out, "translation_2d.png"), dpi=100)
   plt.close(fig)
   return table
 
@@ -190,9 +190,10 @@ def translation(parent: str, out: str, shifts=tuple(range(17))) -> dict:
 def translation_markdown(table: dict) -> str:
   shifts = next(iter(table.values()))["shifts"]
   cols = [i for i, k in enumerate(shifts) if k % 4 == 0 or k == 1]
-  lines = ["| model | params | top half (control) | bottom half | " + " | ".join(
-      f"rolled {shifts[i]}" for i in cols) + " |", "|---|---|---|---|" + "---|" * len(cols)]
-  lines += [f"| {n} | {t['params']:,} | {100 * t['top']:.1f} ± {100 * t['top_std']:.1f} | "
+  lines = ["| model | params | seeds | top half (control) | bottom half | " + " | ".join(
+      f"rolled {shifts[i]}" for i in cols) + " |", "|---|---|---|---|---|" + "---|" * len(cols)]
+  lines += [f"| {n} | {t['params']:,} | {len(t['runs'])} | "
+            f"{100 * t['top']:.1f} ± {100 * t['top_std']:.1f} | "
             f"{100 * t['bottom']:.1f} ± {100 * t['bottom_std']:.1f} | " + " | ".join(
                 f"{100 * t['rolled'][i]:.1f}" for i in cols) + " |" for n, t in table.items()]
   return "\n".join(lines)
@@ -220,7 +221,7 @@ def readme_blocks(docs: str = "docs") -> dict[str, str]:
   blocks = {}
   for name, fmt in (("cnn_params", lambda t: params_markdown(t["layers"])),
                     ("shift_invariance", shift_markdown),
-                    ("shapes_translation", translation_markdown)):
+                    ("translation_2d", translation_markdown)):
     path = os.path.join(docs, f"{name}.json")
     blocks[name] = "(not run yet)"
     if os.path.exists(path):

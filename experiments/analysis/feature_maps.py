@@ -1,13 +1,13 @@
 """Kernels and feature maps of a trained 2-D ConvNet (lecture 14.1: kernels slide over the image;
 each layer's feature maps have a size set by stride and padding; layers go from edges to shapes).
 
-  python -m experiments.analysis.feature_maps RUN [--example 0] [--role test] [--out DIR]
+  python -m experiments.analysis.feature_maps RUN [--example 0] [--role test] [--out DIR] [--name NAME]
 
 writes to DIR (default: the run) NAME_kernels.png (the first layer's kernels), NAME_maps.png (one
 input and every conv block's feature maps, titled with their shape and the kernel, stride and
 padding that made them), NAME_top.png (for each block, the input patches, over the split, that
 activate its first channels most: the block's receptive field around the strongest position) and
-NAME_layers.json (the shapes and receptive fields), NAME the run's folder name.
+NAME_layers.json (the shapes and receptive fields); NAME defaults to the run's folder name.
 """
 import argparse
 import dataclasses
@@ -164,7 +164,8 @@ def plot_top(patches, layer_list, title, path):
   plt.close(fig)
 
 
-def analyse(workdir: str, example: int = 0, role: str = "test", out: str | None = None) -> dict:
+def analyse(workdir: str, example: int = 0, role: str = "test", out: str | None = None,
+            name: str | None = None) -> dict:
   """Writes the three plots and NAME_layers.json; returns the JSON's content."""
   config, model, variables, step = checkpoint.load_for_inference(workdir)
   if not isinstance(model, ConvNet) or not model.features:
@@ -179,11 +180,11 @@ def analyse(workdir: str, example: int = 0, role: str = "test", out: str | None 
   maps = [np.concatenate(m) for m in zip(*(feature_maps(model, variables, images[i:i + 500])
                                            for i in range(0, len(images), 500)))]
   layer_list = layers(model, maps, images.shape[1])
-  name = os.path.basename(os.path.normpath(workdir))
+  name = name or os.path.basename(os.path.normpath(workdir))
   out = out or workdir
   os.makedirs(out, exist_ok=True)
   dataset = data.role_dataset(config.dataset, role).name
-  what = f"{name} ({dataset}, step {step})"
+  what = f"{os.path.relpath(workdir)} ({dataset}, step {step})"
   plot_kernels(np.asarray(variables["params"]["Conv_0"]["kernel"]),
                f"{what}: the first layer's {maps[0].shape[-1]} kernels",
                os.path.join(out, f"{name}_kernels.png"))
@@ -228,9 +229,10 @@ def main(argv=None):
   parser.add_argument("--example", type=int, default=0, help="index in the split")
   parser.add_argument("--role", default="test", choices=data.ROLES, help="the split to read")
   parser.add_argument("--out", default=None, help="default: the workdir")
+  parser.add_argument("--name", default=None, help="file name prefix; default: the run's folder")
   args = parser.parse_args(argv)
   try:
-    print(layers_markdown(analyse(args.workdir, args.example, args.role, args.out)))
+    print(layers_markdown(analyse(args.workdir, args.example, args.role, args.out, args.name)))
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
