@@ -61,9 +61,7 @@ def params(out: str) -> dict:
     ax.text(t["weights"], i, f" {t['weights']:,}", va="center")
   ax.set(xscale="log", xlabel="weights of the first layer (log scale)",
          title="first layer on a 100x100x3 input", xlim=(100, 1e8))
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, "cnn_params.png"), dpi=100)
-  plt.close(fig)
+  save(fig, os.path.join(out, "cnn_params.png"))
   return table
 
 
@@ -115,18 +113,31 @@ def shift(parents: list[str], shifts: list[int], out: str) -> dict:
   import matplotlib.pyplot as plt
 
   fig, ax = plt.subplots(figsize=(6, 3.6))
-  for name, t in table.items():
-    acc, std = np.array(t["accuracy"]), np.array(t["std"])
-    ax.plot(shifts, acc, marker="o", markersize=3, label=f"{name} ({len(t['runs'])} seeds)")
-    ax.fill_between(shifts, acc - std, acc + std, alpha=0.2)
-  ax.set(xlabel="test signals rolled by k positions", ylabel="test accuracy",
-         title="MNIST-1D: translation invariance", ylim=(0, 1))
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, "shift_invariance.png"), dpi=100)
-  plt.close(fig)
+  plot_curves(ax, shifts, {f"{name} ({len(t['runs'])} seeds)": (t["accuracy"], t["std"])
+                           for name, t in table.items()},
+              xlabel="test signals rolled by k positions", title="MNIST-1D: translation invariance",
+              ylim=(0, 1))
+  save(fig, os.path.join(out, "shift_invariance.png"))
   return table
+
+
+def plot_curves(ax, shifts, curves: dict, **labels) -> None:
+  """Test accuracy against the shift: a line (mean) and a band (± std over seeds) a model."""
+  for name, (acc, std) in curves.items():
+    acc, std = np.array(acc), np.array(std)
+    ax.plot(shifts, acc, marker="o", markersize=3, label=name)
+    ax.fill_between(shifts, acc - std, acc + std, alpha=0.2)
+  ax.set(ylabel="test accuracy", **labels)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+
+
+def save(fig, path: str) -> None:
+  import matplotlib.pyplot as plt
+
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
 
 
 def model_label(config: dict) -> str:
@@ -157,8 +168,9 @@ def translation(parent: str, out: str, shifts=tuple(range(17))) -> dict:
         "rolled_std": std[2:].tolist(), "per_seed": acc[:, :2].tolist(),
         "runs": [os.path.relpath(r) for r in runs],
         "params": report.load(runs[0], "results.json")["num_params"]}
-  table = {k: {f: float(v) if isinstance(v, np.floating) else v for f, v in t.items()}
-           for k, t in table.items()}
+  order = sorted(table, key=lambda n: (n != "MLP", "global" in n))  # MLP, dense head, global pool
+  table = {k: {f: float(v) if isinstance(v, np.floating) else v for f, v in table[k].items()}
+           for k in order}
   log.write_json(os.path.join(out, "translation_2d.json"), table)
   import matplotlib.pyplot as plt
 
@@ -172,18 +184,11 @@ def translation(parent: str, out: str, shifts=tuple(range(17))) -> dict:
   bars.set_xticks(range(len(names)), [n.replace(" (", "\n(") for n in names], fontsize=7)
   bars.set(ylabel="test accuracy", ylim=(0, 1.3), title="trained on the top half only")
   bars.legend(fontsize=7, loc="upper center", ncol=2)
-  for n in names:
-    acc, std = np.array(table[n]["rolled"]), np.array(table[n]["rolled_std"])
-    curve.plot(shifts, acc, marker="o", markersize=3, label=n)
-    curve.fill_between(shifts, acc - std, acc + std, alpha=0.2)
   curve.axhline(0.2, color="gray", ls=":")
-  curve.set(xlabel="top test images rolled down by k rows", ylabel="test accuracy", ylim=(0, 1.05),
-            title=f"mean ± std over {len(table[names[0]]['runs'])} seeds")
-  curve.grid(alpha=0.3)
-  curve.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, "translation_2d.png"), dpi=100)
-  plt.close(fig)
+  plot_curves(curve, shifts, {n: (table[n]["rolled"], table[n]["rolled_std"]) for n in names},
+              xlabel="top test images rolled down by k rows", ylim=(0, 1.05),
+              title=f"mean ± std over {len(table[names[0]]['runs'])} seeds")
+  save(fig, os.path.join(out, "translation_2d.png"))
   return table
 
 

@@ -127,19 +127,25 @@ def plot_kernels(kernel_HWIO, title, path):
 
 
 def plot_maps(image, maps, layer_list, title, path, channels=16):
+  """The input, then a row a block: its first `channels` feature maps."""
   cols = min(channels, max(m.shape[-1] for m in maps))
-  fig, axes = plt.subplots(len(maps) + 1, cols, figsize=(0.9 * cols, 1.1 * (len(maps) + 1) + 0.4),
-                           squeeze=False, layout="constrained")
-  for ax in axes.flat:
+  fig = plt.figure(figsize=(0.9 * cols, 1.3 * (len(maps) + 1) + 0.3), layout="constrained")
+  rows = fig.subfigures(len(maps) + 1, 1)
+  axes = rows[0].subplots(1, cols, squeeze=False)[0]
+  axes[0].imshow(image[..., 0], cmap="gray")
+  rows[0].suptitle(f"input {'x'.join(map(str, image.shape))}", fontsize=8, x=0.01, ha="left")
+  for ax in axes:
     ax.axis("off")
-  axes[0, 0].imshow(image[..., 0], cmap="gray")
-  axes[0, 0].set_title(f"input {'x'.join(map(str, image.shape))}", fontsize=7, loc="left")
-  for row, (fmap, layer) in zip(axes[1:], zip(maps, layer_list)):
-    for c, ax in enumerate(row[:fmap.shape[-1]]):
-      ax.imshow(fmap[0, ..., c], cmap="magma")
-    row[0].set_title(f"{layer.name}: conv {layer.kernel}x{layer.kernel}, stride {layer.stride}, "
-                     f"padding {layer.padding} -> {'x'.join(map(str, layer.shape))} (first {cols} "
-                     f"channels); receptive field {layer.size}x{layer.size}", fontsize=7, loc="left")
+  for sub, fmap, layer in zip(rows[1:], maps, layer_list):
+    axes = sub.subplots(1, cols, squeeze=False)[0]
+    for c, ax in enumerate(axes):
+      ax.axis("off")
+      if c < fmap.shape[-1]:
+        ax.imshow(fmap[0, ..., c], cmap="magma")
+    sub.suptitle(f"{layer.name}: conv {layer.kernel}x{layer.kernel}, stride {layer.stride}, "
+                 f"padding {layer.padding} -> {'x'.join(map(str, layer.shape))} (channels 0-"
+                 f"{min(cols, fmap.shape[-1]) - 1}); receptive field {layer.size}x{layer.size}",
+                 fontsize=8, x=0.01, ha="left")
   fig.suptitle(title, fontsize=9)
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -188,9 +194,9 @@ def analyse(workdir: str, example: int = 0, role: str = "test", out: str | None 
   plot_kernels(np.asarray(variables["params"]["Conv_0"]["kernel"]),
                f"{what}: the first layer's {maps[0].shape[-1]} kernels",
                os.path.join(out, f"{name}_kernels.png"))
-  label = int(batch["label"][example])
+  label = reader.info.features["label"].int2str(int(batch["label"][example]))
   plot_maps(images[example], [m[example:example + 1] for m in maps], layer_list,
-            f"{what}: {role} example {example} (label {label})",
+            f"{what}: {role} example {example} ({label})",
             os.path.join(out, f"{name}_maps.png"))
   plot_top(top_patches(images, maps, layer_list), layer_list,
            f"{what}: the {role} patches that activate each channel most",
