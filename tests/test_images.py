@@ -52,8 +52,7 @@ def test_digits_is_a_stratified_partition_of_sklearns_digits(image_dir):
 
 
 def test_shapes_are_deterministic_disjoint_and_bottom_is_top_moved_down(image_dir):
-  a, b = shapes.generate(64, 5, shapes.REGIONS["top"]), shapes.generate(64, 5, shapes.REGIONS["top"])
-  np.testing.assert_array_equal(a[0], b[0])
+  np.testing.assert_array_equal(*(shapes.generate(64, 5, shapes.REGIONS["top"])[0] for _ in "ab"))
   top, bottom = split_arrays("shapes/top", image_dir), split_arrays("shapes/bottom", image_dir)
   for split, (x, y) in top.items():
     assert x.shape == (shapes.SPLITS[split][0], 32, 32, 1) and x.dtype == np.uint8

@@ -1,7 +1,8 @@
 """Kernels and feature maps of a trained 2-D ConvNet (lecture 14.1: kernels slide over the image;
 each layer's feature maps have a size set by stride and padding; layers go from edges to shapes).
 
-  python -m experiments.analysis.feature_maps RUN [--example 0] [--role test] [--out DIR] [--name NAME]
+  python -m experiments.analysis.feature_maps RUN [--example 0] [--role test] [--out DIR]
+      [--name NAME]
 
 writes to DIR (default: the run) NAME_kernels.png (the first layer's kernels), NAME_maps.png (one
 input and every conv block's feature maps, titled with their shape and the kernel, stride and
@@ -65,7 +66,8 @@ def layers(model: ConvNet, maps: list[np.ndarray], input_size: int) -> list[Laye
                                           per_block(model.strides, n, "strides"), paddings, maps)):
     if i and model.pool != "none":  # the previous block's pooling (window = stride = pool_size)
       q = model.pool_size
-      size, start, jump, width = size + (q - 1) * jump, start + (q - 1) / 2 * jump, jump * q, width // q
+      size, start = size + (q - 1) * jump, start + (q - 1) / 2 * jump
+      jump, width = jump * q, width // q
     start += ((k - 1) / 2 - pad_before(p, width, k, s)) * jump
     size, jump, width = size + (k - 1) * jump, jump * s, fmap.shape[1]
     out.append(Layer(f"block{i}", k, s, str(p), tuple(fmap.shape[1:]), size, jump, start))
@@ -94,16 +96,16 @@ def patch(image: np.ndarray, layer: Layer, row: int, col: int) -> np.ndarray:
 
 def top_patches(images, maps, layer_list, channels=CHANNELS, top=TOP):
   """[block][channel] -> the `top` patches (from different images) where that channel fires most,
-  strongest first, with their activations."""
+  strongest first."""
   out = []
   for fmap, layer in zip(maps, layer_list):
     per_channel = []
     for c in range(min(channels, fmap.shape[-1])):
-      peak = fmap[..., c].reshape(len(fmap), -1)
-      best = np.argsort(-peak.max(1))[:top]
-      where = [np.unravel_index(peak[b].argmax(), fmap.shape[1:3]) for b in best]
-      per_channel.append([(patch(images[b], layer, r, c2), float(peak[b].max()))
-                          for b, (r, c2) in zip(best, where)])
+      peak_BP = fmap[..., c].reshape(len(fmap), -1)  # P: positions
+      best = np.argsort(-peak_BP.max(1))[:top]
+      per_channel.append([patch(images[b], layer, *np.unravel_index(peak_BP[b].argmax(),
+                                                                    fmap.shape[1:3]))
+                          for b in best])
     out.append(per_channel)
   return out
 
@@ -161,7 +163,7 @@ def plot_top(patches, layer_list, title, path):
     for ax in axes.flat:
       ax.axis("off")
     for c, found in enumerate(per_channel):
-      for ax, (p, _) in zip(axes[c], found):
+      for ax, p in zip(axes[c], found):
         ax.imshow(p, cmap="gray")
     sub.suptitle(f"{layer.name} ({layer.size}x{layer.size} patches)\nrows: channels 0-"
                  f"{len(per_channel) - 1}", fontsize=8)
@@ -208,7 +210,8 @@ def analyse(workdir: str, example: int = 0, role: str = "test", out: str | None 
 
 
 def layers_markdown(result: dict) -> str:
-  lines = [f"`{result['run']}` on {result['dataset']}, input {'x'.join(map(str, result['input']))}:",
+  shape = "x".join(map(str, result["input"]))
+  lines = [f"`{result['run']}` on {result['dataset']}, input {shape}:",
            "", "| block | kernel | stride | padding | feature map | receptive field |",
            "|---|---|---|---|---|---|"]
   lines += [f"| {l['name']} | {l['kernel']}x{l['kernel']} | {l['stride']} | {l['padding']} | "
