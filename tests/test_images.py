@@ -35,8 +35,9 @@ def split_arrays(name, data_dir):
   return out
 
 
-def test_digits_is_a_stratified_partition_of_sklearns_digits(image_dir):
+def test_digits_is_a_fixed_stratified_partition_of_sklearns_digits(image_dir):
   from sklearn.datasets import load_digits
+  from sklearn.model_selection import train_test_split
 
   splits = split_arrays("digits", image_dir)
   assert {k: len(v[1]) for k, v in splits.items()} == {"train": 1077, "validation": 360,
@@ -49,6 +50,9 @@ def test_digits_is_a_stratified_partition_of_sklearns_digits(image_dir):
   share = np.bincount(labels) / len(labels)
   for _, y in splits.values():  # stratified: every class within one example of its share
     assert np.all(np.abs(np.bincount(y, minlength=10) - share * len(y)) <= 1)
+  _, test = train_test_split(np.arange(len(labels)), test_size=360, stratify=labels, random_state=0)
+  rows = lambda x: x[np.lexsort(x.T)]  # the same images, in any order (TFDS shuffles on writing)
+  np.testing.assert_array_equal(rows(splits["test"][0].reshape(360, -1)), rows(images[test]))
 
 
 def test_shapes_are_deterministic_disjoint_and_bottom_is_top_moved_down(image_dir):
@@ -112,7 +116,7 @@ def translation_run(image_dir, tmp_path_factory):
   return workdir, train_and_evaluate(config, workdir)
 
 
-def test_a_run_tests_on_the_dataset_test_name_names(translation_run):
+def test_a_run_reports_the_test_split_of_dataset_test_name(translation_run):
   workdir, results = translation_run
   assert results["splits"] == {"train": "train", "validation": "validation",
                                "test": "shapes/bottom:test"}
