@@ -1,6 +1,7 @@
 """Image classification from the TFDS catalog (a download: `tfds build NAME`): MNIST, Fashion-MNIST
 and CIFAR-10. Pixels are scaled to [0, 1] and normalised per channel with the training set's
 mean and std. None of them has a validation split: the last 10% of train is one, fixed.
+`image_dataset` is also the spec of our offline image builders (digits.py, shapes.py).
 """
 import numpy as np
 
