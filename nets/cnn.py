@@ -59,6 +59,10 @@ class ConvNet(nn.Module):
 
   The number of spatial dims (1 or 2) follows the input rank. `kernel_size`, `strides` and
   `padding` take one int for every block or one per block; `padding` may also be 'SAME'/'VALID'.
+  `global_pool` ('avg' or 'max') pools each channel over all positions instead of flattening, so
+  the head sees what was found, not where: a fully convolutional net. Without conv blocks
+  (`features=()`) this is the MLP. Each block's activation map is sown as intermediates
+  `block{i}` (`apply(..., mutable=["intermediates"])`), for plotting feature maps.
   """
   num_outputs: int = 10
   features: Sequence[int] = (25, 25, 25)
@@ -67,6 +71,7 @@ class ConvNet(nn.Module):
   padding: str | int | Sequence[int] = "SAME"
   pool: str = "none"  # max | avg | none
   pool_size: int = 2
+  global_pool: str = "none"  # avg | max | none (flatten)
   norm: str = "none"  # batch | layer | none
   activation: str = "relu"
   hidden: Sequence[int] = ()
@@ -83,19 +88,27 @@ class ConvNet(nn.Module):
     strides = per_block(self.strides, n, "strides")
     paddings = (self.padding,) * n if isinstance(self.padding, str) else per_block(
         self.padding, n, "padding")
-    for feat, k, s, p in zip(self.features, kernels, strides, paddings):
+    for i, (feat, k, s, p) in enumerate(zip(self.features, kernels, strides, paddings)):
       pad = p if isinstance(p, str) else [(p, p)] * nd
       # The norm supplies the shift, so the conv's bias would be redundant.
       x = nn.Conv(feat, (k,) * nd, (s,) * nd, padding=pad, use_bias=self.norm == "none",
                   dtype=DTYPES[self.dtype])(x)
       x = normalize(x, self.norm, train)
       x = act(x)
+      self.sow("intermediates", f"block{i}", x)
       if self.pool == "max":
         x = nn.max_pool(x, (self.pool_size,) * nd, (self.pool_size,) * nd)
       elif self.pool == "avg":
         x = nn.avg_pool(x, (self.pool_size,) * nd, (self.pool_size,) * nd)
       else:
         check_choice("pool", self.pool, ["avg", "max", "none"])
+    positions = tuple(range(1, x.ndim - 1))
+    if self.global_pool == "avg":
+      x = x.mean(axis=positions)
+    elif self.global_pool == "max":
+      x = x.max(axis=positions)
+    else:
+      check_choice("global_pool", self.global_pool, ["avg", "max", "none"])
     return MLP(self.num_outputs, self.hidden, self.activation, self.dropout, self.dtype)(
         x, train=train)
 

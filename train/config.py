@@ -48,6 +48,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.train_split = ""
   c.dataset.validation_split = ""  # evaluated every eval_every steps; picks the best checkpoint
   c.dataset.test_split = ""  # evaluated at the end only (last and best checkpoint); never chosen on
+  # Another dataset whose test split is reported ("" = dataset.name), with the same inputs and
+  # classes: train on one distribution, test on a shifted one (shapes/top -> shapes/bottom).
+  # results.json's splits then name it ("shapes/bottom:test").
+  c.dataset.test_name = ""
   c.dataset.seq_len = 256  # text datasets: characters per training window
   c.dataset.cache = True  # hold the decoded splits in memory (fine up to a few GB)
   c.dataset.augment = False  # random crop + flip, images only
@@ -175,8 +179,10 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
   if config.nonfinite == "skip" and config.max_nonfinite_skips < 1:
     raise ConfigError("config.nonfinite='skip' needs config.max_nonfinite_skips >= 1")
   check_fraction(config, "optimizer.momentum", "optimizer.b1", "optimizer.b2")
-  check_choice("config.dataset.name", config.dataset.name.split("/")[0], sorted(datasets),
-               ConfigError)
+  for field in ("name", "test_name"):
+    if field == "name" or config.dataset[field]:
+      check_choice(f"config.dataset.{field}", config.dataset[field].split("/")[0], sorted(datasets),
+                   ConfigError)
   check_choice("config.model.name", config.model.name, sorted(nets.MODELS), ConfigError)
   valid_fields = nets.model_fields(nets.MODELS[config.model.name])
   for field in config.model:

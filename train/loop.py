@@ -48,8 +48,11 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   mesh = sharding.make_mesh(config)
   model = nets.create_model(**config.model)
   splits = {role: data.split(config.dataset, role) for role in data.ROLES}
-  readers = {role: data.Reader(config.dataset, split) for role, split in splits.items()}
+  readers = {role: data.reader(config.dataset, role) for role in data.ROLES}
   check_model_fits_data(config, readers["train"])
+  if config.dataset.test_name:
+    data.check_test_name(config.dataset, readers)
+    splits["test"] = f"{config.dataset.test_name}:{splits['test']}"
   task = readers["train"].spec.task
   tx, schedule = optim.make_optimizer(
       config.optimizer, config.num_steps,

@@ -8,7 +8,14 @@
       quoted pattern: 'runs/reproduce/mnist1d_cnn_pool/pool=max,seed=*') when every test signal is
       rolled (circularly) by k positions: translation invariance, MLP vs CNN.
 
-The effect of pooling is an experiment of its own: experiments/mnist1d_cnn_pool.py.
+  python -m experiments.analysis.cnn_claims translation --out docs RUN_PARENT
+      The runs of experiments/shapes_translation.py (trained on shapes in the top half), grouped
+      by model over seeds: test accuracy on the top half's test split (the control) and on the
+      bottom half's (the same shapes 16 rows lower), and on the top test split rolled down by
+      k = 0..16 rows.
+
+The effect of pooling is an experiment of its own: experiments/mnist1d_cnn_pool.py (1-D) and
+experiments/shapes_cnn_pool.py (2-D).
 """
 import argparse
 import glob
@@ -17,6 +24,7 @@ import os
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 import nets
@@ -53,23 +61,38 @@ def params(out: str) -> dict:
     ax.text(t["weights"], i, f" {t['weights']:,}", va="center")
   ax.set(xscale="log", xlabel="weights of the first layer (log scale)",
          title="first layer on a 100x100x3 input", xlim=(100, 1e8))
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, "cnn_params.png"), dpi=100)
-  plt.close(fig)
+  save(fig, os.path.join(out, "cnn_params.png"))
   return table
+
+
+def test_set(dataset: ml_collections.ConfigDict, name: str = "") -> dict:
+  """The whole test split (of dataset `name`, default the run's test dataset) as one batch."""
+  from train import data
+
+  if name:
+    dataset = ml_collections.ConfigDict({**dataset.to_dict(), "name": name, "test_name": ""})
+  reader = data.reader(dataset, "test")
+  return reader(np.arange(len(reader)))
+
+
+def predictor(workdir: str):
+  """(the run's config, a jitted x -> predicted class) from its latest checkpoint."""
+  from train.checkpoint import load_for_inference
+
+  config, model, variables, _ = load_for_inference(workdir)
+  return config, jax.jit(lambda x: model.apply(variables, x, train=False).argmax(-1))
+
+
+def accuracy(predict, batch: dict, x=None) -> float:
+  x = batch["x"] if x is None else x
+  return float(np.mean(np.asarray(predict(x)) == batch["label"]))
 
 
 def shifted_accuracy(workdir: str, shifts: list[int]) -> list[float]:
   """Test accuracy of the run's latest checkpoint with every signal rolled by k positions."""
-  from train import data
-  from train.checkpoint import load_for_inference
-
-  config, model, variables, _ = load_for_inference(workdir)
-  reader = data.Reader(config.dataset, data.split(config.dataset, "test"))
-  batch = reader(np.arange(len(reader)))
-  apply = jax.jit(lambda x: model.apply(variables, x, train=False).argmax(-1))
-  return [float(np.mean(np.asarray(apply(np.roll(batch["x"], k, axis=1))) == batch["label"]))
-          for k in shifts]
+  config, predict = predictor(workdir)
+  batch = test_set(config.dataset)
+  return [accuracy(predict, batch, np.roll(batch["x"], k, axis=1)) for k in shifts]
 
 
 def shift(parents: list[str], shifts: list[int], out: str) -> dict:
@@ -90,18 +113,95 @@ def shift(parents: list[str], shifts: list[int], out: str) -> dict:
   import matplotlib.pyplot as plt
 
   fig, ax = plt.subplots(figsize=(6, 3.6))
-  for name, t in table.items():
-    acc, std = np.array(t["accuracy"]), np.array(t["std"])
-    ax.plot(shifts, acc, marker="o", markersize=3, label=f"{name} ({len(t['runs'])} seeds)")
-    ax.fill_between(shifts, acc - std, acc + std, alpha=0.2)
-  ax.set(xlabel="test signals rolled by k positions", ylabel="test accuracy",
-         title="MNIST-1D: translation invariance", ylim=(0, 1))
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(os.path.join(out, "shift_invariance.png"), dpi=100)
-  plt.close(fig)
+  plot_curves(ax, shifts, {f"{name} ({len(t['runs'])} seeds)": (t["accuracy"], t["std"])
+                           for name, t in table.items()},
+              xlabel="test signals rolled by k positions", title="MNIST-1D: translation invariance",
+              ylim=(0, 1))
+  save(fig, os.path.join(out, "shift_invariance.png"))
   return table
+
+
+def plot_curves(ax, shifts, curves: dict, **labels) -> None:
+  """Test accuracy against the shift: a line (mean) and a band (± std over seeds) a model."""
+  for name, (acc, std) in curves.items():
+    acc, std = np.array(acc), np.array(std)
+    ax.plot(shifts, acc, marker="o", markersize=3, label=name)
+    ax.fill_between(shifts, acc - std, acc + std, alpha=0.2)
+  ax.set(ylabel="test accuracy", **labels)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+
+
+def save(fig, path: str) -> None:
+  import matplotlib.pyplot as plt
+
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def model_label(config: dict) -> str:
+  model = config["model"]
+  if not model["features"]:
+    return "MLP"
+  if model["global_pool"] != "none":
+    return f"CNN, global {model['global_pool']}-pool (fully convolutional)"
+  return "CNN, dense head"
+
+
+def translation(parent: str, out: str, shifts=tuple(range(17))) -> dict:
+  """{model: top and bottom test accuracy (mean, std over seeds), accuracy against the rows the
+  top test images are rolled down by, runs} for the runs under `parent`."""
+  table = {}
+  for runs in report.group_by_seed(report.find_runs([parent])):
+    config, rows = report.load(runs[0], "config.json"), []
+    for run in runs:
+      run_config, predict = predictor(run)
+      top, bottom = (test_set(run_config.dataset, n) for n in ("shapes/top", "shapes/bottom"))
+      rows.append([accuracy(predict, top), accuracy(predict, bottom)] + [
+          accuracy(predict, top, np.roll(top["x"], k, axis=1)) for k in shifts])
+    acc = np.array(rows)
+    std = acc.std(0, ddof=1) if len(runs) > 1 else np.zeros(acc.shape[1])
+    table[model_label(config)] = {
+        "top": acc[:, 0].mean(), "top_std": std[0], "bottom": acc[:, 1].mean(),
+        "bottom_std": std[1], "shifts": list(shifts), "rolled": acc[:, 2:].mean(0).tolist(),
+        "rolled_std": std[2:].tolist(), "per_seed": acc[:, :2].tolist(),
+        "runs": [os.path.relpath(r) for r in runs],
+        "params": report.load(runs[0], "results.json")["num_params"]}
+  order = sorted(table, key=lambda n: (n != "MLP", "global" in n))  # MLP, dense head, global pool
+  table = {k: {f: float(v) if isinstance(v, np.floating) else v for f, v in table[k].items()}
+           for k in order}
+  log.write_json(os.path.join(out, "translation_2d.json"), table)
+  import matplotlib.pyplot as plt
+
+  fig, (bars, curve) = plt.subplots(1, 2, figsize=(10, 3.6))
+  names = list(table)
+  for i, (half, color) in enumerate((("top", "C0"), ("bottom", "C3"))):
+    bars.bar(np.arange(len(names)) + 0.4 * i - 0.2, [table[n][half] for n in names], 0.4,
+             yerr=[table[n][f"{half}_std"] for n in names], color=color,
+             label=f"test: shapes in the {half} half")
+  bars.axhline(0.2, color="gray", ls=":", label="chance (5 classes)")
+  bars.set_xticks(range(len(names)), [n.replace(" (", "\n(") for n in names], fontsize=7)
+  bars.set(ylabel="test accuracy", ylim=(0, 1.3), title="trained on the top half only")
+  bars.legend(fontsize=7, loc="upper center", ncol=2)
+  curve.axhline(0.2, color="gray", ls=":")
+  plot_curves(curve, shifts, {n: (table[n]["rolled"], table[n]["rolled_std"]) for n in names},
+              xlabel="top test images rolled down by k rows", ylim=(0, 1.05),
+              title=f"mean ± std over {len(table[names[0]]['runs'])} seeds")
+  save(fig, os.path.join(out, "translation_2d.png"))
+  return table
+
+
+def translation_markdown(table: dict) -> str:
+  shifts = next(iter(table.values()))["shifts"]
+  cols = [i for i, k in enumerate(shifts) if k % 4 == 0 or k == 1]
+  lines = ["| model | params | seeds | top half (control) | bottom half | " + " | ".join(
+      f"rolled {shifts[i]}" for i in cols) + " |", "|---|---|---|---|---|" + "---|" * len(cols)]
+  lines += [f"| {n} | {t['params']:,} | {len(t['runs'])} | "
+            f"{100 * t['top']:.1f} ± {100 * t['top_std']:.1f} | "
+            f"{100 * t['bottom']:.1f} ± {100 * t['bottom_std']:.1f} | " + " | ".join(
+                f"{100 * t['rolled'][i]:.1f}" for i in cols) + " |" for n, t in table.items()]
+  return "\n".join(lines)
 
 
 def params_markdown(table: dict) -> str:
@@ -125,7 +225,8 @@ def readme_blocks(docs: str = "docs") -> dict[str, str]:
   """The README blocks made from the JSON files these commands wrote (absent: not run yet)."""
   blocks = {}
   for name, fmt in (("cnn_params", lambda t: params_markdown(t["layers"])),
-                    ("shift_invariance", shift_markdown)):
+                    ("shift_invariance", shift_markdown),
+                    ("translation_2d", translation_markdown)):
     path = os.path.join(docs, f"{name}.json")
     blocks[name] = "(not run yet)"
     if os.path.exists(path):
@@ -136,14 +237,19 @@ def readme_blocks(docs: str = "docs") -> dict[str, str]:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("claim", choices=["params", "shift"])
-  parser.add_argument("runs", nargs="*", help="shift: parent dirs of trained runs, one per curve")
+  parser.add_argument("claim", choices=["params", "shift", "translation"])
+  parser.add_argument("runs", nargs="*", help="shift: parent dirs of trained runs, one per curve; "
+                      "translation: the parent of experiments/shapes_translation.py's runs")
   parser.add_argument("--out", default="docs")
   parser.add_argument("--max-shift", type=int, default=20)
   args = parser.parse_intermixed_args(argv)
   os.makedirs(args.out, exist_ok=True)
   if args.claim == "params":
     print(params_markdown(params(args.out)))
+  elif args.claim == "translation":
+    if len(args.runs) != 1:
+      parser.error("translation needs one parent dir of runs")
+    print(translation_markdown(translation(args.runs[0], args.out)))
   else:
     if not args.runs:
       parser.error("shift needs run dirs")

@@ -27,22 +27,47 @@ from train.data.spec import spec_of
 ROLES = ("train", "validation", "test")  # trained on; chosen on (best checkpoint); reported
 
 
+def role_dataset(cfg: ml_collections.ConfigDict, role: str) -> ml_collections.ConfigDict:
+  """The dataset config that plays `role`: `cfg`, or for test a copy naming cfg.test_name (which
+  the config.json of a run older than that field lacks)."""
+  if role != "test" or not cfg.get("test_name"):
+    return cfg
+  return ml_collections.ConfigDict({**cfg.to_dict(), "name": cfg.test_name})
+
+
 def split(cfg: ml_collections.ConfigDict, role: str) -> str:
-  """The TFDS split that plays `role`: config.dataset.<role>_split, or the dataset's own."""
-  return cfg[f"{role}_split"] or spec_of(cfg.name).splits[ROLES.index(role)]
+  """The TFDS split that plays `role`: config.dataset.<role>_split, or its dataset's own."""
+  return cfg[f"{role}_split"] or spec_of(role_dataset(cfg, role).name).splits[ROLES.index(role)]
+
+
+def reader(cfg: ml_collections.ConfigDict, role: str) -> "Reader":
+  """The Reader of the split that plays `role` (of config.dataset.test_name's dataset for test)."""
+  return Reader(role_dataset(cfg, role), split(cfg, role))
 
 
 def check_name(cfg: ml_collections.ConfigDict) -> None:
-  """A builder config after the '/' must be one the builder has (adding_problem/t100, ...)."""
-  base, _, variant = cfg.name.partition("/")
-  if not variant:
-    return
-  try:
-    variants = sorted(tfds.builder_cls(base).builder_configs)
-  except Exception:  # noqa: BLE001  not a registered builder: load_source says so
-    return
-  check_choice("config.dataset.name", f"{base}/{variant.split(':')[0]}",
-               [f"{base}/{v}" for v in variants], ConfigError)
+  """A builder config after the '/' must be one the builder has (adding_problem/t100, ...); so
+  must config.dataset.test_name's."""
+  for field in ("name", "test_name"):
+    base, _, variant = cfg.get(field, "").partition("/")
+    if not variant:
+      continue
+    try:
+      variants = sorted(tfds.builder_cls(base).builder_configs)
+    except Exception:  # noqa: BLE001  not a registered builder: load_source says so
+      continue
+    check_choice(f"config.dataset.{field}", f"{base}/{variant.split(':')[0]}",
+                 [f"{base}/{v}" for v in variants], ConfigError)
+
+
+def check_test_name(cfg: ml_collections.ConfigDict, readers: dict) -> None:
+  """config.dataset.test_name's inputs and classes must be those the model is trained on."""
+  train, test = readers["train"], readers["test"]
+  shapes = [spec_of(c.name).input_shape(c) for c in (cfg, role_dataset(cfg, "test"))]
+  if shapes[0] != shapes[1] or train.num_outputs != test.num_outputs:
+    raise ConfigError(f"config.dataset.test_name={cfg.test_name!r} has inputs {shapes[1][0]} and "
+                      f"{test.num_outputs} outputs, but {cfg.name!r} {shapes[0][0]} and "
+                      f"{train.num_outputs}")
 
 
 def load_source(cfg: ml_collections.ConfigDict, split: str):
