@@ -100,7 +100,7 @@ class RNNSeq2Seq(nn.Module):
   embed_dim: int = 32
   bidirectional: bool = False
   attention: str = "additive"
-  attention_dim: int = 0  # additive attention's hidden size; 0: features
+  attention_dim: int = 64  # the hidden size of additive attention
   dtype: str = "float32"
 
   def setup(self):
@@ -115,7 +115,7 @@ class RNNSeq2Seq(nn.Module):
     if self.bidirectional:
       self.bridges = [nn.Dense(self.features) for _ in CELLS[self.cell].carry_names]
     if self.attention == "additive":
-      self.keys = nn.Dense(self.attention_dim or self.features, use_bias=False)
+      self.keys = nn.Dense(self.attention_dim, use_bias=False)
     scan = nn.scan(RNNDecoderStep, variable_broadcast="params", split_rngs={"params": False},
                    in_axes=(1, nn.broadcast), out_axes=1)
     self.decoder = scan(self.num_outputs, self.cell, self.features, self.attention, dtype)
