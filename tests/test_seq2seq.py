@@ -35,9 +35,21 @@ def reversal_batch(lengths, L=8, seed=0):
   return transduction.reversal_batch({"source": source.astype(np.int32), "length": lengths}, None)
 
 
+def batch_with_a_changed_suffix():
+  """Sources of 5 and 8 tokens, then the second again with its decoder inputs from position 4 on
+  changed."""
+  x = reversal_batch([5, 8])["x"]
+  later = x[1:].copy()
+  later[:, 1, 4:] = 7
+  return np.concatenate([x, later])
+
+
+X = batch_with_a_changed_suffix()
+
+
 @functools.cache
 def params_of(name):
-  return MODELS[name].init(jax.random.key(0), reversal_batch([8])["x"])["params"]
+  return jax.jit(MODELS[name].init)(jax.random.key(0), X)["params"]
 
 
 @functools.cache
@@ -68,20 +80,20 @@ def test_reversal_lengths_vary_within_a_batch():
   assert all((a["source"] == b["source"]).all() for (_, a), (_, b) in zip(examples, again))
 
 
-@pytest.mark.parametrize("name", MODELS)
+# Two models in the default tier (`make test`), the others in the slow one.
+SLOW = [pytest.param(name, marks=pytest.mark.slow) for name in (
+    "rnn_none", "rnn_multiplicative", "rnn_gru_forward", "transformer_rotary")]
+
+
+@pytest.mark.parametrize("name", ["rnn_additive", "transformer", *SLOW])
 def test_padding_changes_nothing_and_decoding_is_causal(name):
-  x = reversal_batch([5, 8])["x"]
-  out = logits(name, x)
+  out = logits(name, X)
   # More padding (source and target): the same logits at the real positions, so padded source
-  # positions get no attention.
-  np.testing.assert_allclose(logits(name, np.pad(x, ((0, 0), (0, 0), (0, 4))))[:, :9], out,
-                             atol=1e-5)
-  # The batch's other, longer example changes nothing either.
-  np.testing.assert_allclose(logits(name, x[:1]), out[:1], atol=1e-5)
+  # positions get no attention; and a batch's longer example changes nothing for the others.
+  np.testing.assert_allclose(logits(name, np.pad(X[:2], ((0, 0), (0, 0), (0, 4))))[:, :9],
+                             out[:2], atol=1e-5)
   # A decoder input past position t never changes the logits up to t.
-  later = x.copy()
-  later[:, 1, 4:] = 7
-  np.testing.assert_allclose(logits(name, later)[:, :4], out[:, :4], atol=1e-5)
+  np.testing.assert_allclose(out[2, :4], out[1, :4], atol=1e-5)
 
 
 def test_cross_attention_equals_a_hand_written_reference():
@@ -89,8 +101,8 @@ def test_cross_attention_equals_a_hand_written_reference():
       jax.random.key(2), (2, 5, 6))
   lengths = jnp.array([5, 2])
   mha = MultiHeadAttention(num_heads=2, features=8)
-  params = mha.init(jax.random.key(0), x_BTD, kv_BSD)["params"]
-  out = mha.apply({"params": params}, x_BTD, kv_BSD, lengths=lengths)
+  params = jax.jit(mha.init)(jax.random.key(0), x_BTD, kv_BSD)["params"]
+  out = jax.jit(functools.partial(mha.apply, lengths=lengths))({"params": params}, x_BTD, kv_BSD)
   p = jax.tree.map(np.asarray, params)
   q = np.einsum("btd,dnh->btnh", x_BTD, p["query"]["kernel"]) + p["query"]["bias"]
   k = np.einsum("bsd,dnh->bsnh", kv_BSD, p["key"]["kernel"]) + p["key"]["bias"]
@@ -106,11 +118,12 @@ def test_cross_attention_equals_a_hand_written_reference():
   np.testing.assert_allclose(out, expected + p["out"]["bias"], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", ["rnn_additive", "transformer", *SLOW])
 def test_step_by_step_decoding_equals_the_teacher_forced_pass(name):
-  x = reversal_batch([5, 8])["x"]
+  x = X
   model, params = MODELS[name], params_of(name)
-  memory, state = decoding.start(model, params, jnp.asarray(x[:, 0]), x.shape[-1])
+  start = jax.jit(decoding.start, static_argnums=(0, 3))
+  memory, state = start(model, params, jnp.asarray(x[:, 0]), x.shape[-1])
   step = jax.jit(functools.partial(decoding.step, model))
   steps = []
   for t in range(x.shape[-1]):
@@ -128,10 +141,11 @@ def rescore(name, source_BS, tokens_BT):
   return jnp.sum(jnp.where(ended, 0.0, logp_BT), 1)
 
 
-@pytest.mark.parametrize("name", ["rnn_additive", "transformer"])
+@pytest.mark.parametrize("name", ["rnn_additive", pytest.param("transformer",
+                                                                marks=pytest.mark.slow)])
 def test_beam_search(name):
   model, params = MODELS[name], params_of(name)
-  source = jnp.asarray(reversal_batch([5, 8, 3])["x"][:, 0])
+  source = jnp.asarray(X[:, 0])
   T = source.shape[1]
   greedy, greedy_score = decoding.greedy(model, params, source, T, BOS, EOS)
   one, one_score = decoding.beam_search(model, params, source, T, 1, BOS, EOS)
@@ -159,6 +173,7 @@ def test_exact_match_counts_whole_targets():
   assert means["accuracy"] == pytest.approx(5 / 6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rnn_additive", "transformer"])
 def test_tiny_training_learns_reversal_and_exact_match_is_greedy_decoding(name):
   model = MODELS[name]
