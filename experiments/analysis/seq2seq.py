@@ -180,7 +180,7 @@ def main(argv=None):
   parser.add_argument("what", choices=["accuracy", "alignments", "speed"])
   parser.add_argument("--runs", default="runs/reproduce", help="accuracy, alignments")
   parser.add_argument("--out", default="docs")
-  parser.add_argument("--length", type=int, default=25, help="alignments: the runs' L")
+  parser.add_argument("--length", type=int, default=50, help="alignments: the runs' L")
   parser.add_argument("--lengths", default="10,25,50,100,200", help="speed")
   parser.add_argument("--tokens", type=int, default=3200, help="speed: tokens per batch")
   parser.add_argument("--steps", type=int, default=3, help="speed: timed steps (median)")
