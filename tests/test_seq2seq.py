@@ -80,12 +80,13 @@ def test_reversal_lengths_vary_within_a_batch():
   assert all((a["source"] == b["source"]).all() for (_, a), (_, b) in zip(examples, again))
 
 
-# Two models in the default tier (`make test`), the others in the slow one.
+# One model in the default tier (`make test`), the others in the slow one.
 SLOW = [pytest.param(name, marks=pytest.mark.slow) for name in (
     "rnn_none", "rnn_multiplicative", "rnn_gru_forward", "transformer_rotary")]
 
 
-@pytest.mark.parametrize("name", ["rnn_additive", "transformer", *SLOW])
+@pytest.mark.parametrize("name", ["rnn_additive", pytest.param("transformer", marks=pytest.mark.slow),
+                                  *SLOW])
 def test_padding_changes_nothing_and_decoding_is_causal(name):
   out = logits(name, X)
   # More padding (source and target): the same logits at the real positions, so padded source
@@ -118,7 +119,8 @@ def test_cross_attention_equals_a_hand_written_reference():
   np.testing.assert_allclose(out, expected + p["out"]["bias"], atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["rnn_additive", "transformer", *SLOW])
+@pytest.mark.parametrize("name", ["rnn_additive", pytest.param("transformer", marks=pytest.mark.slow),
+                                  *SLOW])
 def test_step_by_step_decoding_equals_the_teacher_forced_pass(name):
   x = X
   model, params = MODELS[name], params_of(name)
@@ -168,7 +170,7 @@ def test_exact_match_counts_whole_targets():
            "weights": jnp.array([[1, 1, 1, 0], [1, 1, 1, 0.]])}
   right = jax.nn.one_hot(batch["label"], 5)
   wrong = right.at[1, 1].set(jax.nn.one_hot(3, 5)).at[0, 3].set(jax.nn.one_hot(4, 5))
-  means = losses.finalize(losses.transduce(wrong, batch, jnp.ones(2)), "seq2seq")
+  means = losses.finalize(jax.jit(losses.transduce)(wrong, batch, jnp.ones(2)), "seq2seq")
   assert means["exact_match"] == 0.5  # row 0 is wrong on padding only
   assert means["accuracy"] == pytest.approx(5 / 6)
 

@@ -12,7 +12,6 @@ The effect of pooling is an experiment of its own: experiments/mnist1d_cnn_pool.
 """
 import argparse
 import glob
-import json
 import os
 
 import jax
@@ -20,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import nets
+from experiments.analysis import json_blocks
 from train import log
 from train.tools import report
 
@@ -123,15 +123,8 @@ def shift_markdown(table: dict, every: int = 2) -> str:
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
   """The README blocks made from the JSON files these commands wrote (absent: not run yet)."""
-  blocks = {}
-  for name, fmt in (("cnn_params", lambda t: params_markdown(t["layers"])),
-                    ("shift_invariance", shift_markdown)):
-    path = os.path.join(docs, f"{name}.json")
-    blocks[name] = "(not run yet)"
-    if os.path.exists(path):
-      with open(path) as f:
-        blocks[name] = fmt(json.load(f))
-  return blocks
+  return json_blocks(docs, {"cnn_params": lambda t: params_markdown(t["layers"]),
+                            "shift_invariance": shift_markdown})
 
 
 def main(argv=None):

@@ -27,6 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import nets  # noqa: E402
+from experiments.analysis import json_blocks  # noqa: E402
 from experiments import seq2seq_rnn, seq2seq_transformer  # noqa: E402
 from nets.seq2seq import cross_attention_weights  # noqa: E402
 from train import checkpoint, data  # noqa: E402
@@ -165,14 +166,7 @@ def speed_markdown(record: dict) -> str:
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
   """The README blocks made from the JSON files these commands wrote (absent: not run yet)."""
-  blocks = {}
-  for name, fmt in (("seq2seq_accuracy", accuracy_markdown), ("seq2seq_speed", speed_markdown)):
-    path = os.path.join(docs, f"{name}.json")
-    blocks[name] = "(not run yet)"
-    if os.path.exists(path):
-      with open(path) as f:
-        blocks[name] = fmt(json.load(f))
-  return blocks
+  return json_blocks(docs, {"seq2seq_accuracy": accuracy_markdown, "seq2seq_speed": speed_markdown})
 
 
 def main(argv=None):
