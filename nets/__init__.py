@@ -9,6 +9,7 @@ import flax.linen as nn
 from nets.layers import check_choice
 from nets.cnn import MLP, ConvNet, ResNet
 from nets.recurrent import RecurrentNet
+from nets.seq2seq import RNNSeq2Seq, TransformerSeq2Seq
 from nets.transformer import TransformerClassifier, TransformerLM
 
 MODELS: dict[str, type[nn.Module]] = {
@@ -18,6 +19,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "rnn": RecurrentNet,
     "transformer": TransformerClassifier,
     "transformer_lm": TransformerLM,
+    "rnn_seq2seq": RNNSeq2Seq,
+    "transformer_seq2seq": TransformerSeq2Seq,
 }
 
 

@@ -1,4 +1,5 @@
-"""Multi-head self-attention with boolean masks, rotary position embeddings and a KV cache.
+"""Multi-head attention (self- or cross-) with boolean masks, rotary position embeddings and a KV
+cache.
 
 Masks are boolean, True where a query may attend to a key, and broadcast to `(B, N, T, S)`
 (batch, heads, queries, keys); flax's `nn.make_causal_mask` and `nn.combine_masks` and our
@@ -52,7 +53,9 @@ def dot_product_weights(q_BTNH, k_BSNH, mask=None) -> jax.Array:
 
 
 class MultiHeadAttention(nn.Module):
-  """Multi-head self-attention: `out = concat_n(softmax(q_n k_n^T / sqrt(H)) v_n) W_o`.
+  """Multi-head attention: `out = concat_n(softmax(q_n k_n^T / sqrt(H)) v_n) W_o`, with q from
+  `x_BTD` and k, v from `kv_BSD` (cross-attention, e.g. a decoder over its encoder's states), or
+  from `x_BTD` too when `kv_BSD` is None (self-attention).
 
   The projections have the param names and shapes of flax's `nn.MultiHeadDotProductAttention`
   (query/key/value kernels `(D, N, H)`, out kernel `(N, H, features)`), so their params load.
@@ -68,7 +71,8 @@ class MultiHeadAttention(nn.Module):
   collection (`cached_key`, `cached_value` `(B, S, N, H)`, `cache_index`), as in flax. A first
   call with `decode=True` under `init` sizes the cache from its input's length S; later calls
   (with `mutable=['cache']`) take the next L >= 1 steps, which attend causally to the cache
-  (keys are cached after their rotation). Nothing checks for writes past the cache's end.
+  (keys are cached after their rotation). Nothing checks for writes past the cache's end. The
+  cache is for self-attention: cross-attention takes all of `kv_BSD` at every call.
   """
   num_heads: int
   features: int
@@ -80,9 +84,11 @@ class MultiHeadAttention(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x_BTD, *, mask=None, causal: bool = False, lengths=None,
+  def __call__(self, x_BTD, kv_BSD=None, *, mask=None, causal: bool = False, lengths=None,
                decode: bool = False, return_weights: bool = False, train: bool = False):
     """`mask` broadcasts to (B, N, T, S); `lengths` (B,) marks keys s >= lengths[b] as padding."""
+    if kv_BSD is not None and (decode or self.rope):
+      raise ValueError("cross-attention (kv_BSD) takes no KV cache (decode) and no rotary positions")
     check_choice("attention kernel", self.kernel, sorted(KERNELS))
     if self.kernel != "xla" and return_weights:
       raise ValueError(f"return_weights needs kernel='xla', not {self.kernel!r}")
@@ -93,7 +99,8 @@ class MultiHeadAttention(nn.Module):
     H = self.head_dim or self.features // self.num_heads
     dense = lambda name: nn.DenseGeneral((self.num_heads, H), use_bias=self.use_bias,
                                          dtype=self.dtype, name=name)
-    q_BTNH, k_BTNH, v_BTNH = dense("query")(x_BTD), dense("key")(x_BTD), dense("value")(x_BTD)
+    kv_BSD = x_BTD if kv_BSD is None else kv_BSD
+    q_BTNH, k_BTNH, v_BTNH = dense("query")(x_BTD), dense("key")(kv_BSD), dense("value")(kv_BSD)
 
     T = x_BTD.shape[1]
     cached = decode and self.has_variable("cache", "cached_key")

@@ -38,17 +38,22 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x_BTD, lengths_B=None):
     D = x_BTD.shape[-1]
-    drop = lambda h: nn.Dropout(self.dropout, deterministic=not self.train)(h)
     h = nn.LayerNorm(dtype=jnp.float32, name="attention_norm")(x_BTD)
     h = MultiHeadAttention(self.num_heads, D, dropout=self.attention_dropout,
                            kernel=self.attention_kernel, rope=self.rope, dtype=self.dtype,
                            name="attention")(h, causal=self.causal, lengths=lengths_B,
                                              decode=self.decode, train=self.train)
-    x_BTD = x_BTD + drop(h)
+    return self.feed_forward(x_BTD + self.drop(h)), None
+
+  def drop(self, h):
+    return nn.Dropout(self.dropout, deterministic=not self.train)(h)
+
+  def feed_forward(self, x_BTD):
+    """x + Dropout(MLP(LN(x)))."""
     h = nn.LayerNorm(dtype=jnp.float32, name="mlp_norm")(x_BTD)
     h = nn.gelu(nn.Dense(self.mlp_dim, dtype=self.dtype, name="mlp_in")(h))
-    h = nn.Dense(D, dtype=self.dtype, name="mlp_out")(h)
-    return x_BTD + drop(h), None
+    h = nn.Dense(x_BTD.shape[-1], dtype=self.dtype, name="mlp_out")(h)
+    return x_BTD + self.drop(h)
 
 
 def sinusoidal(positions_T, features: int) -> jax.Array:
@@ -104,6 +109,18 @@ class Transformer(nn.Module):
     elif self.pos_encoding == "sinusoidal":
       x_BTD = x_BTD + sinusoidal(positions_T, self.features)
     return nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
+
+  def positions(self, T: int, decode: bool) -> jax.Array:
+    """The positions of T new tokens: 0..T-1, or after those already in the KV cache (whose
+    'position' entry counts them) when decoding."""
+    positions_T = jnp.arange(T)
+    if decode:
+      cached = self.has_variable("cache", "position")
+      position = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
+      if cached:
+        positions_T = position.value + positions_T
+        position.value = position.value + T
+    return positions_T
 
   def encode(self, x_BTD, lengths_B=None, *, causal: bool, train: bool, decode: bool = False):
     """The blocks, then the final LayerNorm."""
@@ -204,16 +221,8 @@ class TransformerLM(Transformer):
                        f"({self.vocab_size})")
     if tokens_BT.ndim != 2:
       raise ValueError(f"TransformerLM takes tokens (B, T), got shape {tokens_BT.shape}")
-    T = tokens_BT.shape[1]
-    positions_T = jnp.arange(T)
-    if decode:
-      cached = self.has_variable("cache", "position")
-      position = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
-      if cached:
-        positions_T = position.value + positions_T
-        position.value = position.value + T
     embed = nn.Embed(self.vocab_size, self.features, embedding_init=embed_init, name="embed")
-    x_BTD = self.add_positions(embed(tokens_BT), positions_T, train)
+    x_BTD = self.add_positions(embed(tokens_BT), self.positions(tokens_BT.shape[1], decode), train)
     h_BTD = self.encode(x_BTD, causal=True, train=train, decode=decode)
     # The head runs in the compute dtype too (with GPT-2's vocabulary it is a third of the FLOPs);
     # the logits come back as float32 for the softmax and the loss.

@@ -298,6 +298,9 @@ def chance(config, metric: str) -> float:
   name = config.dataset.name
   if metric == "accuracy" and name.startswith("shapes/"):
     return 1 / 5  # 5 classes, about balanced
+  if metric == "accuracy" and name.startswith("reversal"):
+    n = int(name.split("/l")[1]) // 2  # the shortest source: a symbol guessed right 1 in 10 times,
+    return (0.1 * n + 1) / (n + 1)  # the end token always
   if metric == "accuracy":
     assert name.split("/")[0] in ("mnist1d", "mnist", "cifar10", "digits"), name  # 10 balanced
     return 0.1

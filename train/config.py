@@ -82,7 +82,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 # The direction in which each metric improves; best_mode must agree with it.
-METRIC_MODES = {"accuracy": "max", "loss": "min", "bits": "min"}
+METRIC_MODES = {"accuracy": "max", "loss": "min", "bits": "min", "exact_match": "max"}
 
 
 def model_config(name: str, **overrides) -> ml_collections.ConfigDict:

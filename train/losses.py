@@ -37,18 +37,31 @@ def sequence(logits_BTK, batch, weights_B):
   return sums
 
 
-TASKS = {"classify": classify, "regress": regress, "sequence": sequence}
+def transduce(logits_BTK, batch, weights_B):
+  """`sequence`'s sums (accuracy: per target token), plus exact_match: the fraction of examples
+  whose every target token is the argmax. With teacher forcing that is also greedy decoding's
+  exact match: given the right prefix at every step, greedy decoding writes the target exactly."""
+  sums = sequence(logits_BTK, batch, weights_B)
+  wrong_BT = (jnp.argmax(logits_BTK, -1) != batch["label"]) & (batch["weights"] > 0)
+  sums["exact_correct"] = jnp.sum(~jnp.any(wrong_BT, -1) * weights_B)
+  sums["exact_count"] = jnp.sum(weights_B)
+  return sums
+
+
+TASKS = {"classify": classify, "regress": regress, "sequence": sequence, "seq2seq": transduce}
 METRICS = {"classify": ("loss", "accuracy"), "regress": ("loss",),
-           "sequence": ("loss", "accuracy", "bits")}  # datasets may add more (DatasetSpec)
+           "sequence": ("loss", "accuracy", "bits"),
+           "seq2seq": ("loss", "accuracy", "bits", "exact_match")}  # datasets may add more
+RATIOS = {"recall_accuracy": "recall", "exact_match": "exact"}  # metric: its sums' prefix
 
 
 def finalize(sums: dict, task: str) -> dict:
   """Sums -> means; sequence tasks add bits per token (loss in base 2), e.g. bits per character."""
   sums = dict(sums)
-  recall = {k: sums.pop(k) for k in ("recall_correct", "recall_count") if k in sums}
+  ratios = {metric: (sums.pop(f"{prefix}_correct"), sums.pop(f"{prefix}_count"))
+            for metric, prefix in RATIOS.items() if f"{prefix}_count" in sums}
   means = {k: v / sums["count"] for k, v in sums.items() if k != "count"}
-  if task == "sequence":
+  if task in ("sequence", "seq2seq"):
     means["bits"] = means["loss"] / math.log(2)
-  if recall:
-    means["recall_accuracy"] = recall["recall_correct"] / recall["recall_count"]
+  means.update({metric: correct / count for metric, (correct, count) in ratios.items()})
   return means

@@ -6,11 +6,13 @@ import json
 import os
 
 
-def json_block(docs: str, name: str, markdown) -> dict[str, str]:
-  """{name: markdown(the JSON in docs/<name>.json)}, the usual `readme_blocks()`; "(not run yet)"
-  while the analysis has not written it."""
-  path = os.path.join(docs, f"{name}.json")
-  if not os.path.exists(path):
-    return {name: "(not run yet)"}
-  with open(path) as f:
-    return {name: markdown(json.load(f))}
+def json_blocks(docs: str, formats: dict) -> dict[str, str]:
+  """README blocks {name: fmt(docs/name.json)}, "(not run yet)" where that JSON is absent."""
+  blocks = {}
+  for name, fmt in formats.items():
+    path = os.path.join(docs, f"{name}.json")
+    blocks[name] = "(not run yet)"
+    if os.path.exists(path):
+      with open(path) as f:
+        blocks[name] = fmt(json.load(f))
+  return blocks

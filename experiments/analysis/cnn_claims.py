@@ -19,7 +19,6 @@ experiments/shapes_cnn_pool.py (2-D).
 """
 import argparse
 import glob
-import json
 import os
 
 import jax
@@ -28,6 +27,7 @@ import ml_collections
 import numpy as np
 
 import nets
+from experiments.analysis import json_blocks
 from train import log
 from train.tools import report
 
@@ -223,16 +223,9 @@ def shift_markdown(table: dict, every: int = 2) -> str:
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
   """The README blocks made from the JSON files these commands wrote (absent: not run yet)."""
-  blocks = {}
-  for name, fmt in (("cnn_params", lambda t: params_markdown(t["layers"])),
-                    ("shift_invariance", shift_markdown),
-                    ("translation_2d", translation_markdown)):
-    path = os.path.join(docs, f"{name}.json")
-    blocks[name] = "(not run yet)"
-    if os.path.exists(path):
-      with open(path) as f:
-        blocks[name] = fmt(json.load(f))
-  return blocks
+  return json_blocks(docs, {"cnn_params": lambda t: params_markdown(t["layers"]),
+                            "shift_invariance": shift_markdown,
+                            "translation_2d": translation_markdown})
 
 
 def main(argv=None):

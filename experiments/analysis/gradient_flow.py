@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import nets  # noqa: E402
-from experiments.analysis import json_block  # noqa: E402
+from experiments.analysis import json_blocks  # noqa: E402
 from train import checkpoint, data, log, losses, workdir as run_dir  # noqa: E402
 from train.config import ConfigError  # noqa: E402
 from train.steps import init_variables  # noqa: E402
@@ -106,7 +106,7 @@ def name_radius(r: dict) -> str:
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
   """The README's gradient-flow table, from the JSON `--out docs` wrote."""
-  return json_block(docs, "gradient_flow", table)
+  return json_blocks(docs, {"gradient_flow": table})
 
 
 def table(flows: dict) -> str:

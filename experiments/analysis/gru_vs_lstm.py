@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import adding_problem, copy_memory, mnist1d_rnn
-from experiments.analysis import json_block
+from experiments.analysis import json_blocks
 from nets.recurrent import CELLS, RNNLayer
 from train import log, sweep
 from train.tools import bench
@@ -145,7 +145,7 @@ def ratios(record: dict) -> str:
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
   """The GRU-vs-LSTM table, from the JSON `--out docs` wrote."""
-  return json_block(docs, "gru_vs_lstm", lambda record: markdown(record, docs))
+  return json_blocks(docs, {"gru_vs_lstm": lambda record: markdown(record, docs)})
 
 
 def markdown(record: dict, docs: str) -> str:

@@ -155,7 +155,7 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
   device = jax.devices()[0]
   examples = config.batch_size
   # Sequence tasks predict at every position: tokens = the targets' B x T.
-  tokens = int(np.prod(batch["label"].shape)) if run.task == "sequence" else None
+  tokens = int(np.prod(batch["label"].shape)) if run.task in ("sequence", "seq2seq") else None
   xla_flops = cost(compiled).get("flops")  # of one device's share of the partitioned step
   xla_flops = xla_flops * jax.device_count() if xla_flops else None
   formula = analytic_flops(config, num_params, *batch["label"].shape) if tokens else None

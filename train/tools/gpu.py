@@ -71,6 +71,8 @@ def plan(dry_run: bool) -> list[Item]:
              needs_torch=True),
         Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--lengths", "16", "--tokens", "32",
                                 "--steps", "1"), 300, "bench_seq_len"),
+        Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths", "8",
+                                "--tokens", "16", "--steps", "1"), 300, "bench_seq_len"),
     ]
   return [
       Item("gpu tests", m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py"),
@@ -91,6 +93,9 @@ def plan(dry_run: bool) -> list[Item]:
       Item("torch resnet18 f32", peer("torch_resnet18", "--batch", "512", "--dtype", "float32"),
            60, "bench", needs_torch=True),
       Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--tokens", "16384", "--steps", "3"), 60,
+           "bench_seq_len"),
+      Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths",
+                              "10,25,50,100,200,400", "--tokens", "16384", "--steps", "3"), 60,
            "bench_seq_len"),
   ]
 
@@ -212,7 +217,7 @@ def render_markdown(report: dict) -> str:
                 "|---|---|---|---|---|---|"]
       lines += [f"| {x['cell']} | {x['dtype']} | {x['impl']} | {x['ms']} | "
                 f"{x['tokens_per_s']:,} | {x['time_vs_ours']} |" for x in r["rows"]]
-    if i["name"] == "bench_seq_len" and r:
+    if i["name"] in ("bench_seq_len", "seq2seq_speed") and r:
       models = sorted({x["model"] for x in r["rows"]})
       lines += ["", "Training tokens/s against sequence length:", "",
                 "| T | batch | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]

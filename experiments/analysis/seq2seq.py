@@ -1,0 +1,193 @@
+"""python -m experiments.analysis.seq2seq accuracy|alignments|speed [--runs DIR] [--out DIR]
+
+The lecture's story of attention (14.3.1-14.3.2), measured on sequence reversal:
+  accuracy    test token accuracy and exact match against source length, for the RNN
+              encoder-decoder without attention, with additive and with multiplicative attention,
+              and the Transformer (the runs of experiments/seq2seq_rnn.py and
+              seq2seq_transformer.py under --runs): OUT/seq2seq_accuracy.{json,png}.
+  alignments  the trained models' attention over the source for test examples: the RNN's
+              additive and multiplicative weights and every Transformer head's cross-attention
+              (runs at --length): OUT/seq2seq_alignments.png.
+  speed       training tokens/s against length, the RNN encoder-decoder (its T steps one after
+              another) against the Transformer (all positions at once), at a fixed number of
+              tokens per batch: OUT/seq2seq_speed.json (also an item of `make gpu`).
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import nets  # noqa: E402
+from experiments.analysis import json_blocks  # noqa: E402
+from experiments import seq2seq_rnn, seq2seq_transformer  # noqa: E402
+from nets.seq2seq import cross_attention_weights  # noqa: E402
+from train import checkpoint, data  # noqa: E402
+from train.tools.bench import jax_step, median_ms  # noqa: E402
+
+LENGTHS = (10, 25, 50, 100)
+# name -> (experiment, its runs' folder under a grid point's name, before ",seed=S")
+MODELS = {"RNN, no attention": ("seq2seq_rnn", "attention=none"),
+          "RNN, additive": ("seq2seq_rnn", "attention=additive"),
+          "RNN, multiplicative": ("seq2seq_rnn", "attention=multiplicative"),
+          "Transformer": ("seq2seq_transformer", "")}
+
+
+def run_dir(runs: str, model: str, length: int, seed: int = 0) -> str:
+  experiment, point = MODELS[model]
+  return os.path.join(runs, experiment, ",".join(filter(None, [
+      f"name=reversal-l{length}", point, f"seed={seed}"])))
+
+
+def accuracy(runs: str, out: str) -> dict:
+  rows = []
+  for model in MODELS:
+    for length in LENGTHS:
+      path = os.path.join(run_dir(runs, model, length), "results.json")
+      if os.path.exists(path):
+        with open(path) as f:
+          results = json.load(f)
+        rows.append({"model": model, "length": length, "params": results["num_params"],
+                     **{k: round(results["final"][k], 4) for k in ("accuracy", "exact_match")}})
+  record = {"date": datetime.date.today().isoformat(), "runs": runs, "rows": rows,
+            "command": "python -m experiments.analysis.seq2seq accuracy --runs " + runs}
+  params = {r["model"]: r["params"] for r in rows}
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+  for ax, metric in zip(axes, ("accuracy", "exact_match")):
+    for model in params:
+      points = [(r["length"], r[metric]) for r in rows if r["model"] == model]
+      ax.plot(*zip(*points), marker="o", label=f"{model} ({params[model] / 1e3:.0f}k params)")
+    ax.set(xscale="log", xlabel="maximum source length L (sources of L/2..L symbols)",
+           ylabel=f"test {metric.replace('_', ' ')}", ylim=(0, 1.02))
+    ax.set_xticks(LENGTHS, map(str, LENGTHS))
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
+  fig.suptitle("Reversal, seed 0: the fixed-size state of the RNN without attention is a bottleneck")
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "seq2seq_accuracy.png"), dpi=110)
+  plt.close(fig)
+  with open(os.path.join(out, "seq2seq_accuracy.json"), "w") as f:
+    json.dump(record, f, indent=2)
+  return record
+
+
+def alignments(runs: str, out: str, length: int, examples: int = 2) -> None:
+  """One row per test example: the RNNs' weights, then each Transformer layer's heads."""
+  panels = []  # per example: [(title, weights (T, S))]
+  for model in ("RNN, additive", "RNN, multiplicative", "Transformer"):
+    config, net, variables, _ = checkpoint.load_for_inference(run_dir(runs, model, length))
+    batch = data.Reader(config.dataset, "test")(np.arange(examples))
+    x = jnp.asarray(batch["x"])
+    if model == "Transformer":
+      weights = cross_attention_weights(net, variables["params"], x)  # (layers, B, N, T, S)
+      per_example = [[(f"Transformer layer {i + 1} head {n + 1}", weights[i, b, n])
+                      for i in range(weights.shape[0]) for n in range(weights.shape[2])]
+                     for b in range(examples)]
+    else:
+      weights = net.apply(variables, x, method="alignments")
+      per_example = [[(model, weights[b])] for b in range(examples)]
+    lengths = batch["weights"].sum(1).astype(int)  # target tokens and the end token
+    sources = (batch["x"][:, 0] != 0).sum(1)
+    for b, items in enumerate(per_example):
+      if len(panels) <= b:
+        panels.append([])
+      panels[b] += [(t, np.asarray(w)[:lengths[b], :sources[b]]) for t, w in items]
+  fig, axes = plt.subplots(examples, len(panels[0]), figsize=(2.2 * len(panels[0]), 2.4 * examples),
+                           squeeze=False)
+  for b, row in enumerate(panels):
+    for ax, (title, w) in zip(axes[b], row):
+      ax.imshow(w, cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+      ax.set_title(title, fontsize=7)
+      ax.set_xticks([])
+      ax.set_yticks([])
+    axes[b, 0].set(ylabel=f"example {b}: output step", xlabel="source position")
+  fig.suptitle(f"Attention over the source (reversal, L={length}; test examples; rows: output "
+               "steps, the last one the end token): the anti-diagonal is reversal's alignment",
+               fontsize=9)
+  fig.tight_layout()
+  fig.savefig(os.path.join(out, "seq2seq_alignments.png"), dpi=100)
+  plt.close(fig)
+
+
+def speed(out: str, lengths: list[int], tokens: int, steps: int) -> dict:
+  configs = {"RNN, additive": seq2seq_rnn.get_config().model,
+             "Transformer": seq2seq_transformer.get_config().model}
+  rows = []
+  for length in lengths:
+    batch = max(1, tokens // length)
+    x_B2L = jax.random.randint(jax.random.PRNGKey(0), (batch, 2, length), 3, 13)
+    for name, cfg in configs.items():
+      if "max_len" in cfg:
+        cfg.max_len = max(cfg.max_len, length)
+      ms = median_ms(jax_step(nets.create_model(**cfg), x_B2L), steps)
+      rows.append({"model": name, "length": length, "batch": batch, "ms": round(ms, 2),
+                   "tokens_per_s": round(batch * length / ms * 1e3)})
+      print(f"L={length:4} B={batch:4} {name:14} {ms:9.1f} ms {rows[-1]['tokens_per_s']:>9,} tok/s")
+  record = {"date": datetime.date.today().isoformat(), "device": jax.devices()[0].device_kind,
+            "command": "python -m experiments.analysis.seq2seq " + " ".join(sys.argv[1:]),
+            "rows": rows}
+  with open(os.path.join(out, "seq2seq_speed.json"), "w") as f:
+    json.dump(record, f, indent=2)
+  return record
+
+
+def accuracy_markdown(record: dict) -> str:
+  models = [m for m in MODELS if any(r["model"] == m for r in record["rows"])]
+  lines = [f"`{record['command']}` ({record['date']}); token accuracy / exact match on the test "
+           "split, seed 0:", "",
+           "| L | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+  for length in LENGTHS:
+    by = {r["model"]: r for r in record["rows"] if r["length"] == length}
+    if by:
+      lines.append(f"| {length} | " + " | ".join(
+          f"{by[m]['accuracy']:.3f} / {by[m]['exact_match']:.3f}" if m in by else ""
+          for m in models) + " |")
+  return "\n".join(lines)
+
+
+def speed_markdown(record: dict) -> str:
+  models = list(dict.fromkeys(r["model"] for r in record["rows"]))
+  lines = [f"`{record['command']}` ({record['date']}, {record['device']}); training tokens/s:", "",
+           "| L | batch | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
+  for length in sorted({r["length"] for r in record["rows"]}):
+    by = {r["model"]: r for r in record["rows"] if r["length"] == length}
+    lines.append(f"| {length} | {next(iter(by.values()))['batch']} | "
+                 + " | ".join(f"{by[m]['tokens_per_s']:,}" for m in models) + " |")
+  return "\n".join(lines)
+
+
+def readme_blocks(docs: str = "docs") -> dict[str, str]:
+  """The README blocks made from the JSON files these commands wrote (absent: not run yet)."""
+  return json_blocks(docs, {"seq2seq_accuracy": accuracy_markdown, "seq2seq_speed": speed_markdown})
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("what", choices=["accuracy", "alignments", "speed"])
+  parser.add_argument("--runs", default="runs/reproduce", help="accuracy, alignments")
+  parser.add_argument("--out", default="docs")
+  parser.add_argument("--length", type=int, default=50, help="alignments: the runs' L")
+  parser.add_argument("--lengths", default="10,25,50,100,200", help="speed")
+  parser.add_argument("--tokens", type=int, default=3200, help="speed: tokens per batch")
+  parser.add_argument("--steps", type=int, default=3, help="speed: timed steps (median)")
+  args = parser.parse_args(argv)
+  os.makedirs(args.out, exist_ok=True)
+  if args.what == "accuracy":
+    print(accuracy_markdown(accuracy(args.runs, args.out)))
+  elif args.what == "alignments":
+    alignments(args.runs, args.out, args.length)
+  else:
+    lengths = [int(n) for n in args.lengths.split(",")]
+    print(speed_markdown(speed(args.out, lengths, args.tokens, args.steps)))
+
+
+if __name__ == "__main__":
+  main()
