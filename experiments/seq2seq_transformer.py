@@ -6,7 +6,7 @@ Commands (source length L: 10 | 25 | 50 | 100):
   python -m train --config experiments/seq2seq_transformer.py --workdir runs/seq2seq/tf_l25 \\
       --config.dataset.name=reversal/l25
   python -m train.tools.reproduce experiments/seq2seq_transformer.py   # the whole grid, checked
-Expected (test token accuracy, seed 0, 2026-11-26): 1.000, 0.962, 0.947, 0.887 at L = 10, 25, 50,
+Expected: test token accuracy (seed 0, 2026-11-26) 1.000, 0.962, 0.947, 0.887 at L = 10, 25, 50,
 100 (exact match 0.997, 0.535, 0.228, 0.003). In these 1500 steps it learns the alignment more
 slowly than the RNNs with attention (0.994-1.000), but stays far above the RNN without attention
 (0.664, 0.430, 0.323 at L = 25, 50, 100).

@@ -101,7 +101,8 @@ def test_resnet_eval_is_per_example_and_train_is_not():
 
 
 def test_registry_lists_valid_names():
-  with pytest.raises(ValueError, match="unknown model 'vgg'; valid: convnet, mlp, resnet, rnn, transformer, transformer_lm"):
+  with pytest.raises(ValueError, match="unknown model 'vgg'; valid: convnet, mlp, resnet, rnn, rnn_seq2seq, transformer, "
+                     "transformer_lm, transformer_seq2seq"):
     nets.create_model("vgg")
   assert "features" in nets.model_fields(ConvNet) and "name" not in nets.model_fields(ConvNet)
 

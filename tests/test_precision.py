@@ -76,7 +76,7 @@ def of_the_head(multiplication, head: int | None) -> bool:
   return head is not None and any(shape[-1] == head for shape in multiplication[2])
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "resnet" else n
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("resnet", "transformer") else n
                                   for n in MODELS])  # ResNet-18 compiles for a minute: test-slow
 def test_bfloat16_models_multiply_in_bfloat16(name):
   """The forward pass's jaxpr: with dtype='bfloat16' every matmul and convolution (but a float32

@@ -5,6 +5,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ def random_x(seed, shape, dtype):
   return jax.random.normal(jax.random.PRNGKey(seed), shape).astype(dtype)
 
 
+@pytest.mark.slow  # many compiles: `make test-slow`
 @FEW
 @given(b=st.integers(1, 3), length=st.sampled_from([4, 9]), dtype=DTYPES, seed=st.integers(0, 99),
        model=st.sampled_from(["mlp", "conv_batchnorm", "conv_layernorm_pool"]))
@@ -54,6 +56,7 @@ def test_cnn_shapes_finite_and_examples_independent_in_eval(b, length, dtype, se
   assert_finite(train_out, *jax.tree.leaves(updates))
 
 
+@pytest.mark.slow  # many compiles: `make test-slow`
 @FEW
 @given(data=st.data(), cell=st.sampled_from(["simple", "lstm", "gru"]), reverse=st.booleans(),
        dtype=DTYPES, seed=st.integers(0, 99))

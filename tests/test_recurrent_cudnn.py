@@ -23,7 +23,7 @@ def cudnn_on_cpu(monkeypatch):
   monkeypatch.setattr(recurrent_cudnn, "platform_problem", lambda: None)
 
 
-@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("reverse", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_cudnn_math_on_packed_weights_equals_the_scan(cudnn_on_cpu, reverse):
   """Outputs, final carry and gradients (params, inputs, initial carry) agree, with padding, a
   zero length, a given initial carry and either direction."""
@@ -50,6 +50,7 @@ def test_cudnn_math_on_packed_weights_equals_the_scan(cudnn_on_cpu, reverse):
   np.testing.assert_array_equal(out_cudnn[1][2], carry[0][2])  # length 0: the initial carry
 
 
+@pytest.mark.slow  # a minute on 2 cores: `make test-slow`
 def test_both_backends_share_parameters(cudnn_on_cpu):
   x_BTD = normal(0, (B, T, D))
   net = RecurrentNet(num_outputs=3, features=H, num_layers=2, bidirectional=True,

@@ -206,6 +206,7 @@ def test_reproduce_measures_the_runs_and_checks_the_expected_value(finished_swee
   assert rows[0]["status"].startswith("MISMATCH: stale runs") and "optimizer.lr" in rows[0]["status"]
 
 
+@pytest.mark.slow  # trains a grid: `make test-slow`
 def test_a_relation_between_grid_points_passes_only_by_its_margin(data_dir, tmp_path, capsys):
   """`Beats`: the run that learns beats the one whose learning rate is ~0 on accuracy (higher) and
   on loss (lower); the same runs against a margin they cannot reach are a mismatch."""

@@ -67,6 +67,7 @@ def test_copy_memory_trains_with_per_step_outputs(tiny_rnn, tmp_path):
   assert results["final"]["loss"] < 0.85 * min(first_train_loss(workdir), np.log(10))
 
 
+@pytest.mark.slow  # trains for a minute on 2 cores: `make test-slow`
 def test_char_lm_trains_and_samples(tiny_rnn, tmp_path, capsys):
   workdir = str(tmp_path / "chars")
   config = tiny_rnn("chars_lstm", "python_reference", **{"dataset.seq_len": 16,

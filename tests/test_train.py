@@ -188,6 +188,7 @@ def test_unwritable_workdir_is_one_line(data_dir, tmp_path):
       f"error: cannot write to workdir '{tmp_path / 'file' / 'run'}': Not a directory"]
 
 
+@pytest.mark.slow  # a CLI run (the in-process divergence test stays in make test): make test-slow
 def test_divergence_is_one_line_from_the_cli(data_dir, tmp_path):
   bad = cli(*cli_args(data_dir, tmp_path / "run", "mnist1d_mlp", "--config.num_steps=20",
                       "--config.optimizer.lr=1e30"))

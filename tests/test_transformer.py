@@ -90,7 +90,7 @@ def test_rope_makes_scores_depend_on_relative_position():
   close(jnp.sum(rope(q, jnp.array([0])) * rope(k, jnp.array([0]))), jnp.sum(q * k))
 
 
-@pytest.mark.parametrize("x,pool", [(tokens(0), "cls"), (normal(0, (B, 16, 3)), "mean"),
+@pytest.mark.parametrize("x,pool", [(tokens(0), "cls"), pytest.param(normal(0, (B, 16, 3)), "mean", marks=pytest.mark.slow),
                                     (normal(0, (B, 8, 8, 3)), "cls")],
                          ids=["tokens", "patches_1d", "patches_2d"])
 def test_classifier_output_shapes(x, pool):
@@ -108,6 +108,7 @@ def test_classifier_ignores_padding(pool):
   close(apply(x.at[0, 5:].set(0)), apply(x))
 
 
+@pytest.mark.slow  # a minute on 2 cores: `make test-slow`
 def test_scan_layers_equals_a_python_loop_of_blocks():
   model = TransformerClassifier(num_outputs=3, vocab_size=V, pos_encoding="rotary", **TINY)
   x = tokens(0)
@@ -123,6 +124,7 @@ def test_scan_layers_equals_a_python_loop_of_blocks():
         attention_weights(model, params, x))
 
 
+@pytest.mark.slow  # a minute on 2 cores: `make test-slow`
 def test_remat_gives_the_same_outputs_and_gradients():
   model = TransformerClassifier(num_outputs=3, vocab_size=V, dropout=0.1, attention_dropout=0.1,
                                 **{**TINY, "num_layers": 1})
@@ -182,8 +184,8 @@ def test_attention_weights_of_every_layer(lm):
     attention_weights(model.clone(attention_kernel="dot_product"), params, x)
 
 
-@pytest.mark.parametrize("pos_encoding,scan_layers,kernel", [("rotary", True, "xla"),
-                                                             ("learned", False, "dot_product")])
+@pytest.mark.parametrize("pos_encoding,scan_layers,kernel", [
+    pytest.param("rotary", True, "xla", marks=pytest.mark.slow), ("learned", False, "dot_product")])
 def test_kv_cache_decoding_equals_full_recomputation(pos_encoding, scan_layers, kernel):
   model = TransformerLM(vocab_size=V, num_outputs=V, pos_encoding=pos_encoding,
                         scan_layers=scan_layers, attention_kernel=kernel, **TINY)
