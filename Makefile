@@ -135,6 +135,7 @@ bench: install
 # The GPU machine's image (Python 3.12, jax with CUDA, flax, optax, orbax, torch; no network) lacks
 # some of our dependencies: `make gpu-wheels` downloads them here into .whl/ (about 10 MB), to be
 # carried along; never jax, jaxlib or torch, whose CUDA builds the image has.
+# scikit-learn (and scipy) stay out: only the digits builder imports it, and make gpu does not.
 GPU_WHEELS := tensorflow-datasets array-record dm-tree immutabledict promise simple-parsing \
   docstring-parser tensorflow-metadata googleapis-common-protos termcolor toml ml-collections \
   mnist1d grain portpicker tensorboardX importlib-resources
