@@ -36,6 +36,17 @@ SEED0 = {("none", 10): 0.934, ("none", 25): 0.664, ("none", 50): 0.430, ("none",
 # attention: (tolerance, seeds 1 and 2 at L = 25). Std over seeds 0-2: 0.0025, 0.0010, 0.0007.
 CONFIRMED = {"none": (0.02, "0.664, 0.668"), "additive": (0.02, "1.000, 1.000"),
              "multiplicative": (0.02, "0.997, 0.996")}
+# Test exact match (the whole output sequence right) of the same runs, seed 0. Seeds 1 and 2 at
+# L = 25: none 0.010, 0.020; additive 0.998, 1.000; multiplicative 0.938, 0.932; std over seeds
+# 0-2 0.0085, 0.0145, 0.0114 -> tolerances 3 std (at least 0.02). Without attention it is ~0 from
+# L = 25 on, which a broken model scores too: the relations below say by how much attention wins.
+EXACT_SEED0 = {("none", 10): 0.630, ("none", 25): 0.003, ("none", 50): 0.000, ("none", 100): 0.000,
+               ("additive", 10): 1.000, ("additive", 25): 0.974, ("additive", 50): 0.978,
+               ("additive", 100): 0.826,
+               ("multiplicative", 10): 1.000, ("multiplicative", 25): 0.954,
+               ("multiplicative", 50): 0.887, ("multiplicative", 100): 0.910}
+EXACT_CONFIRMED = {"none": (0.026, "0.010, 0.020"), "additive": (0.044, "0.998, 1.000"),
+                   "multiplicative": (0.034, "0.938, 0.932")}
 
 
 def get_config():
@@ -55,17 +66,23 @@ def get_config():
   return config
 
 
-def entry(length: int, attention: str) -> Expected:
-  tolerance, others = CONFIRMED[attention]
+def entry(length: int, attention: str, metric: str = "accuracy") -> Expected:
+  seed0, confirmations = ((SEED0, CONFIRMED) if metric == "accuracy"
+                          else (EXACT_SEED0, EXACT_CONFIRMED))
+  tolerance, others = confirmations[attention]
   confirmed = (f"confirmed by seeds 1, 2 ({others})" if length == 25
                else "not yet confirmed by another run")
-  return Expected("accuracy", SEED0[attention, length], tolerance,
+  return Expected(metric, seed0[attention, length], tolerance,
                   overrides=point(length, attention),
                   source=f"recorded: seed 0, 2-core CPU, 2026-11-26; {confirmed}")
 
 
 EXPECTED = [
-    *(entry(length, attention) for length in LENGTHS for attention in ATTENTIONS),
+    *(entry(length, attention, metric) for metric in ("accuracy", "exact_match")
+      for length in LENGTHS for attention in ATTENTIONS),
+    *(Beats("exact_match", point(length, attention), point(length, "none"), 0.5, source=(
+        "paper: Bahdanau et al. 2015 (Fig. 2): with attention, long inputs are translated as well "
+        "as short ones")) for length in (25, 50, 100) for attention in ("additive", "multiplicative")),
     # The lecture's claim: without attention, longer inputs lose information; with it, they do not.
     Beats("accuracy", point(10, "none"), point(100, "none"), 0.3, source=(
         "paper: Cho et al. 2014, Bahdanau et al. 2015 (Fig. 2): an encoder-decoder without "

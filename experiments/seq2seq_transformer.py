@@ -29,6 +29,14 @@ EXPECTED = [Expected("accuracy", value, TOLERANCE, overrides={"dataset.name": f"
                          f"confirmed by seeds 1, 2 ({OTHERS})" if length == 25
                          else "not yet confirmed by another run"))
             for length, value in SEED0.items()]
+# Test exact match of the same runs, seed 0: 0.997, 0.535, 0.228, 0.003 at L = 10, 25, 50, 100;
+# seeds 1 and 2 at L = 25: 0.824, 0.736 (std over seeds 0-2 0.148 -> 3 std = 0.44). Only where that
+# band stays clear of a model that learned nothing (exact match ~0): L = 10 and 25.
+EXPECTED += [Expected("exact_match", value, 0.44, overrides={"dataset.name": f"reversal/l{length}"},
+                      source="recorded: seed 0, 2-core CPU, 2026-11-26; " + (
+                          "confirmed by seeds 1, 2 (0.824, 0.736)" if length == 25
+                          else "not yet confirmed by another run"))
+             for length, value in ((10, 0.997), (25, 0.535))]
 # The reduced form: 300 steps at L = 10 (`python -m train --config experiments/seq2seq_transformer.py
 # --workdir runs/quick/seq2seq_transformer --sweep dataset.name=reversal/l10 --sweep seed=0,1
 # --config.num_steps=300 --config.eval_every=100 --config.checkpoint.every=100`); chance is 0.25.

@@ -305,6 +305,8 @@ def chance(config, metric: str) -> float:
   if metric == "accuracy":
     assert name.split("/")[0] in ("mnist1d", "mnist", "cifar10", "digits"), name  # 10 balanced
     return 0.1
+  if metric == "exact_match":
+    return 0.0  # a whole sequence of 5 or more symbols guessed right: at most 1e-5
   if metric == "recall_accuracy":
     return 1 / 8  # a guess among the 8 symbols of the copy task
   if metric == "bits":
