@@ -64,6 +64,10 @@ results: install
 	$(BIN)/python -m train --config experiments/adding_problem.py --workdir runs/reproduce/adding_problem \
 	  --sweep dataset.name=adding_problem/t100 --sweep model.cell=lstm,gru --sweep seed=1,2 >/dev/null
 	$(BIN)/python -m experiments.analysis.gru_vs_lstm --out docs
+	for task in reversal dates; do \
+	  $(BIN)/python -m experiments.analysis.seq2seq accuracy --task $$task --out docs && \
+	  $(BIN)/python -m experiments.analysis.seq2seq alignments --task $$task --length 50 --out docs \
+	  || exit 1; done
 	$(BIN)/python -m train.tools.reproduce --readme
 
 # Every experiment's reduced form: a few minutes on 2 CPU cores.

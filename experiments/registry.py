@@ -110,6 +110,16 @@ class Diverges:
     return value == math.inf or value > self.above
 
 
+def confirmation(value: float, tolerance: float, other: float | None) -> tuple[float, str]:
+  """The tolerance and source text of a seed-0 value given seed 1's (None: not run): the borrowed
+  tolerance, widened to 3 std over the two seeds (3 |a - b| / sqrt 2) where they differ more, so a
+  widened one holds seed 1 by construction (a weak confirmation: two seeds)."""
+  if other is None:
+    return tolerance, "not yet confirmed by another run"
+  spread = round(3 * abs(value - other) / 2 ** 0.5, 3)
+  return max(tolerance, spread), f"seed 1: {other:.3f} (tolerance >= 3 std over seeds 0-1)"
+
+
 @dataclasses.dataclass(frozen=True)
 class Quick:
   """The reduced form of an experiment (`python -m train.tools.reproduce --quick`): `overrides` (fewer

@@ -12,7 +12,7 @@ slowly than the RNNs with attention (0.994-1.000), but stays far above the RNN w
 (0.664, 0.430, 0.323 at L = 25, 50, 100).
 """
 from experiments import seq2seq_rnn
-from experiments.registry import Expected, Quick
+from experiments.registry import Expected, Quick, confirmation
 from train.config import model_config
 
 # Recorded (regression guards of ours): test token accuracy of seed 0, from `python -m train
@@ -31,7 +31,7 @@ SEED1 = {10: 0.999, 50: 0.966, 100: 0.901}
 
 def entry(length: int, value: float) -> Expected:
   tolerance, confirmed = ((TOLERANCE, f"confirmed by seeds 1, 2 ({OTHERS})") if length == 25 else
-                          seq2seq_rnn.confirmation(value, TOLERANCE, SEED1.get(length)))
+                          confirmation(value, TOLERANCE, SEED1.get(length)))
   return Expected("accuracy", value, tolerance, overrides={"dataset.name": f"reversal/l{length}"},
                   source=f"recorded: seed 0, 2-core CPU, 2026-11-26; {confirmed}")
 

@@ -14,11 +14,11 @@ def take(iterator, n):
 
 
 def train_iter(config):
-  return data.train_iterator(config, data.Reader(config.dataset, data.split(config.dataset, "train")))
+  return data.train_iterator(config, data.reader(config.dataset, "train"))
 
 
 def eval_iter(config):
-  return data.eval_batches(config, data.Reader(config.dataset, data.split(config.dataset, "test")))()
+  return data.eval_batches(config, data.reader(config.dataset, "test"))()
 
 
 def test_mnist1d_builder_has_the_paper_sizes(data_dir):

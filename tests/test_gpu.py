@@ -137,7 +137,7 @@ FAMILIES = {  # experiment, and overrides that keep the dry run small
 def train_metrics(config, device, num_steps=3):
   """Loss and gradient norm of the first steps of `config` on `device`, from the same init and
   batches on every device."""
-  reader = data.Reader(config.dataset, data.split(config.dataset, "train"))
+  reader = data.reader(config.dataset, "train")
   batches = data.train_iterator(config, reader)
   model = nets.create_model(**config.model)
   tx, schedule = optim.make_optimizer(config.optimizer, config.num_steps)

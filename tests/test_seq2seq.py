@@ -1,5 +1,8 @@
-"""Encoder-decoders (nets/seq2seq.py), their decoding (nets/decoding.py) and the reversal task."""
+"""Encoder-decoders (nets/seq2seq.py), their decoding (nets/decoding.py), the transduction tasks
+(reversal, dates) and the names the seq2seq analysis reads runs under."""
+import datetime
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +13,9 @@ import pytest
 from nets import decoding
 from nets.attention import MultiHeadAttention
 from nets.seq2seq import ATTENTIONS, RNNSeq2Seq, TransformerSeq2Seq
-from train import losses
+from experiments import dates_rnn, dates_transformer, seq2seq_rnn
+from experiments.analysis import seq2seq as analysis
+from train import losses, sweep
 from train.data import transduction
 from train.steps import create_state, make_train_step
 
@@ -78,6 +83,76 @@ def test_reversal_lengths_vary_within_a_batch():
   assert min(lengths) >= 50 and max(lengths) <= 100 and len(lengths) > 10
   again = list(builder._generate_examples(64, seed=[100, 0]))
   assert all((a["source"] == b["source"]).all() for (_, a), (_, b) in zip(examples, again))
+
+
+def dates_examples(L, count=300, seed=0):
+  builder = transduction.Dates(config=f"l{L}", data_dir="/nonexistent")
+  return [e for _, e in builder._generate_examples(count, seed=[L, seed])]
+
+
+# How people write dates, as strptime reads them: each source date must parse as exactly the date
+# its target says.
+WRITTEN = ("%Y-%m-%d", "%d.%m.%Y", "%m/%d/%Y", "%d %B %Y", "%B %d, %Y", "%d %b %Y", "%b %d, %Y")
+
+
+def parse(text):
+  for fmt in WRITTEN:
+    try:
+      return datetime.datetime.strptime(text, fmt).date()
+    except ValueError:
+      pass
+  raise AssertionError(f"unreadable date {text!r}")
+
+
+def test_dates_targets_are_the_sources_dates_in_iso_basic_form():
+  examples = dates_examples(50)
+  formats_seen, lengths = set(), set()
+  for e in examples:
+    source, target = transduction.decode_chars(e["source"]), transduction.decode_chars(e["target"])
+    lengths.add(len(source))
+    assert 8 <= len(source) <= 50 and len(target) <= len(source)
+    written, iso = source.split("; "), target.split(" ")
+    assert [parse(w).strftime("%Y%m%d") for w in written] == iso
+    for w in written:
+      date = parse(w)
+      month = date.strftime("%B").lower()
+      formats_seen |= {f for f in transduction.DATE_FORMATS if w == f.format(
+          y=date.year, m=date.month, d=date.day, month=month, mon=month[:3])}
+  # Lengths vary, and every way of writing occurs.
+  assert len(lengths) > 15 and formats_seen == set(transduction.DATE_FORMATS)
+  again = dates_examples(50)
+  assert all((a["source"] == b["source"]).all() for a, b in zip(examples, again))
+  assert any((a["source"] != b["source"]).any() for a, b in zip(examples, dates_examples(50, seed=1)))
+
+
+def test_dates_batch():
+  examples = dates_examples(25, count=4)
+  batch = transduction.dates_batch({k: np.stack([e[k] for e in examples]) for k in
+                                    ("source", "target")}, None)
+  assert batch["x"].shape == (4, 2, 26)
+  for b, e in enumerate(examples):
+    target = transduction.decode_chars(e["target"])
+    n = len(target)
+    assert transduction.decode_chars(batch["x"][b, 0]) == transduction.decode_chars(e["source"])
+    assert transduction.decode_chars(batch["label"][b, :n]) == target
+    assert batch["label"][b, n] == EOS and batch["x"][b, 1, 0] == BOS
+    assert transduction.decode_chars(batch["x"][b, 1, 1:n + 1]) == target
+    assert batch["weights"][b].sum() == n + 1
+
+
+def test_the_analysis_reads_the_runs_the_registry_trains():
+  """experiments/analysis/seq2seq.py finds each model's runs by name: the names the sweeps of the
+  experiment files give them."""
+  expected = {("dates", f"RNN, {'no attention' if a == 'none' else a}", 50):
+              ("dates_rnn", dates_rnn.point(50, a)) for a in dates_rnn.ATTENTIONS}
+  expected[("dates", "Transformer", 50)] = ("dates_transformer", dates_transformer.point(50))
+  expected[("reversal", "RNN, multiplicative", 25)] = (
+      "seq2seq_rnn", seq2seq_rnn.point(25, "multiplicative"))
+  expected[("reversal", "RNN, no attention, 96 units", 25)] = (
+      "seq2seq_rnn", seq2seq_rnn.point(25, "none", features=96))
+  for (task, model, length), (experiment, point) in expected.items():
+    assert analysis.run_dir("runs", task, model, length) == os.path.join(
+        "runs", experiment, sweep.member_name({**point, "seed": 0}))
 
 
 # One model in the default tier (`make test`), the others in the slow one.

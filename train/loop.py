@@ -47,12 +47,13 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   sharding.initialize_distributed(config)
   mesh = sharding.make_mesh(config)
   model = nets.create_model(**config.model)
-  splits = {role: data.split(config.dataset, role) for role in data.ROLES}
   readers = {role: data.reader(config.dataset, role) for role in data.ROLES}
   check_model_fits_data(config, readers["train"])
   if config.dataset.test_name:
     data.check_test_name(config.dataset, readers)
-    splits["test"] = f"{config.dataset.test_name}:{splits['test']}"
+  # Each role's split, with its dataset's name where that is not the run's (test_name).
+  splits = {role: r.split if r.dataset == config.dataset.name else f"{r.dataset}:{r.split}"
+            for role, r in readers.items()}
   task = readers["train"].spec.task
   tx, schedule = optim.make_optimizer(
       config.optimizer, config.num_steps,
@@ -197,8 +198,8 @@ def test_last_and_best(run: Setup, manager, state, config, workdir: str) -> tupl
     best_test = evaluate(run.eval_step, best_state, run.eval_batches["test"](), run.task)
   validation = [r for r in log.read_metrics(workdir)
                 if r["split"] == "validation" and r["step"] == best_step]
-  strip = lambda r: {k: v for k, v in r.items() if k not in ("step", "split", "time")}
-  return test, {"step": best_step, "validation": strip(validation[-1]) if validation else {},
+  return test, {"step": best_step,
+                "validation": run_dir.metrics_of(validation[-1], step=False) if validation else {},
                 "test": best_test}
 
 

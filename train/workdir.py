@@ -123,6 +123,11 @@ def read_results(workdir: str) -> dict:
     return json.load(f)
 
 
+def metrics_of(row: dict, step: bool = True) -> dict:
+  """A metrics.jsonl row without its bookkeeping: split, time (and step, unless `step`)."""
+  return {k: v for k, v in row.items() if k not in ("split", "time") and (step or k != "step")}
+
+
 def write_results(workdir, config, splits: dict, test: dict, best: dict, num_params: int,
                   start: int, wall_time_s: float) -> dict:
   """results.json: `final` is the test split at the last step (what the registry checks), `best`
@@ -130,7 +135,6 @@ def write_results(workdir, config, splits: dict, test: dict, best: dict, num_par
   rows = log.read_metrics(workdir)
   validation = [r for r in rows if r["split"] == "validation"]
   speed = [r["examples_per_s"] for r in rows if r["split"] == "train"]
-  strip = lambda r: {k: v for k, v in r.items() if k not in ("split", "time")}
   results = {
       "workdir": os.path.basename(os.path.normpath(workdir)),
       "model": config.model.name,
@@ -138,7 +142,7 @@ def write_results(workdir, config, splits: dict, test: dict, best: dict, num_par
       "seed": config.seed,
       "splits": splits,
       "final": {"step": config.num_steps, **test},
-      "validation": strip(validation[-1]),
+      "validation": metrics_of(validation[-1]),
       "best": best,  # {"step", "validation": {...}, "test": {...}}: by checkpoint.best_metric
       "num_params": int(num_params),
       "num_steps": config.num_steps,

@@ -39,7 +39,7 @@ def main(argv=None):
       raise ConfigError(f"{args.workdir} trained {config.model.name!r}, not a Transformer")
     if model.attention_kernel != "xla":
       model = model.clone(attention_kernel="xla")  # same params; this kernel exposes the weights
-    reader = data.Reader(config.dataset, data.split(config.dataset, "validation"))
+    reader = data.reader(config.dataset, "validation")
     if not 0 <= args.example < len(reader):
       raise ConfigError(f"--example must be in [0, {len(reader)})")
   except ConfigError as e:

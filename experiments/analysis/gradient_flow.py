@@ -60,7 +60,7 @@ def analyse(workdir: str, examples: int) -> dict:
   config, model, trained, step = load(workdir)
   if config.model.name != "rnn":
     raise ConfigError(f"{workdir} trained {config.model.name!r}, not a recurrent net")
-  reader = data.Reader(config.dataset, data.split(config.dataset, "validation"))
+  reader = data.reader(config.dataset, "validation")
   batch = reader(np.arange(min(examples, len(reader))))
   task = reader.spec.task
   initial = init_variables(model, batch["x"][:1], config.seed)

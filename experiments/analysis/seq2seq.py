@@ -1,13 +1,14 @@
-"""python -m experiments.analysis.seq2seq accuracy|alignments|speed [--runs DIR] [--out DIR]
+"""python -m experiments.analysis.seq2seq accuracy|alignments|speed [--task T] [--runs DIR] [--out DIR]
 
-The lecture's story of attention (14.3.1-14.3.2), measured on sequence reversal:
+The lecture's story of attention (14.3.1-14.3.2), measured on the transduction tasks of
+train/data/transduction.py (--task reversal: experiments/seq2seq_*.py; --task dates:
+experiments/dates_*.py):
   accuracy    test token accuracy and exact match against source length, for the RNN
               encoder-decoder without attention, with additive and with multiplicative attention,
-              and the Transformer (the runs of experiments/seq2seq_rnn.py and
-              seq2seq_transformer.py under --runs): OUT/seq2seq_accuracy.{json,png}.
+              and the Transformer (their runs under --runs): OUT/seq2seq[_dates]_accuracy.{json,png}.
   alignments  the trained models' attention over the source for test examples: the RNN's
               additive and multiplicative weights and every Transformer head's cross-attention
-              (runs at --length): OUT/seq2seq_alignments.png.
+              (runs at --length): OUT/seq2seq[_dates]_alignments.png.
   speed       training tokens/s against length, the RNN encoder-decoder (its T steps one after
               another) against the Transformer (all positions at once), at a fixed number of
               tokens per batch: OUT/seq2seq_speed.json (also an item of `make gpu`).
@@ -28,62 +29,83 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import nets  # noqa: E402
 from experiments.analysis import json_blocks  # noqa: E402
-from experiments import seq2seq_rnn, seq2seq_transformer  # noqa: E402
+from experiments import dates_rnn, seq2seq_rnn, seq2seq_transformer  # noqa: E402
 from nets.seq2seq import cross_attention_weights  # noqa: E402
 from train import checkpoint, data  # noqa: E402
+from train.data.transduction import decode_chars  # noqa: E402
 from train.tools.bench import jax_step, median_ms  # noqa: E402
 
-LENGTHS = (10, 25, 50, 100)
-# name -> (experiment, its runs' folder under a grid point's name, before ",seed=S")
-MODELS = {"RNN, no attention": ("seq2seq_rnn", "attention=none"),
-          "RNN, additive": ("seq2seq_rnn", "attention=additive"),
-          "RNN, multiplicative": ("seq2seq_rnn", "attention=multiplicative"),
-          "Transformer": ("seq2seq_transformer", "")}
+# task -> its source lengths, and model -> (experiment, its runs' folder name between the dataset
+# and ",seed=S"), and the files' stem.
+TASKS = {
+    "reversal": ((10, 25, 50, 100), {
+        "RNN, no attention": ("seq2seq_rnn", "attention=none"),
+        "RNN, additive": ("seq2seq_rnn", "attention=additive"),
+        "RNN, multiplicative": ("seq2seq_rnn", "attention=multiplicative"),
+        "Transformer": ("seq2seq_transformer", ""),
+        # The control: no attention, but more parameters than any model above (experiments/seq2seq_rnn.py).
+        "RNN, no attention, 96 units": ("seq2seq_rnn", "attention=none,features=96")}),
+    "dates": ((25, 50, 100), {
+        **{f"RNN, {'no attention' if a == 'none' else a}":
+           ("dates_rnn", f"attention={a},features={dates_rnn.FEATURES[a]}")
+           for a in dates_rnn.ATTENTIONS},
+        "Transformer": ("dates_transformer", "")}),
+}
+TITLES = {"reversal": "Reversal", "dates": "Dates into ISO 8601"}
 
 
-def run_dir(runs: str, model: str, length: int, seed: int = 0) -> str:
-  experiment, point = MODELS[model]
+def stem(task: str) -> str:
+  return "seq2seq" if task == "reversal" else f"seq2seq_{task}"
+
+
+def run_dir(runs: str, task: str, model: str, length: int, seed: int = 0) -> str:
+  experiment, point = TASKS[task][1][model]
   return os.path.join(runs, experiment, ",".join(filter(None, [
-      f"name=reversal-l{length}", point, f"seed={seed}"])))
+      f"name={task}-l{length}", point, f"seed={seed}"])))
 
 
-def accuracy(runs: str, out: str) -> dict:
+def accuracy(runs: str, out: str, task: str = "reversal") -> dict:
+  lengths, models = TASKS[task]
   rows = []
-  for model in MODELS:
-    for length in LENGTHS:
-      path = os.path.join(run_dir(runs, model, length), "results.json")
+  for model in models:
+    for length in lengths:
+      path = os.path.join(run_dir(runs, task, model, length), "results.json")
       if os.path.exists(path):
         with open(path) as f:
           results = json.load(f)
         rows.append({"model": model, "length": length, "params": results["num_params"],
                      **{k: round(results["final"][k], 4) for k in ("accuracy", "exact_match")}})
-  record = {"date": datetime.date.today().isoformat(), "runs": runs, "rows": rows,
-            "command": "python -m experiments.analysis.seq2seq accuracy --runs " + runs}
+  record = {"date": datetime.date.today().isoformat(), "runs": runs, "task": task, "rows": rows,
+            "command": f"python -m experiments.analysis.seq2seq accuracy --task {task} --runs {runs}"}
   params = {r["model"]: r["params"] for r in rows}
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
   for ax, metric in zip(axes, ("accuracy", "exact_match")):
     for model in params:
       points = [(r["length"], r[metric]) for r in rows if r["model"] == model]
       ax.plot(*zip(*points), marker="o", label=f"{model} ({params[model] / 1e3:.0f}k params)")
-    ax.set(xscale="log", xlabel="maximum source length L (sources of L/2..L symbols)",
+    ax.set(xscale="log", xlabel="maximum source length L (sources of L/2..L tokens)",
            ylabel=f"test {metric.replace('_', ' ')}", ylim=(0, 1.02))
-    ax.set_xticks(LENGTHS, map(str, LENGTHS))
+    ax.set_xticks(lengths, map(str, lengths))
+    ax.minorticks_off()
     ax.grid(alpha=0.3)
-  axes[0].legend(fontsize=8)
-  fig.suptitle("Reversal, seed 0: the fixed-size state of the RNN without attention is a bottleneck")
+  axes[0].legend(fontsize=7)
+  fig.suptitle(f"{TITLES[task]}, seed 0: the fixed-size state of the RNN without attention is a "
+               "bottleneck")
   fig.tight_layout()
-  fig.savefig(os.path.join(out, "seq2seq_accuracy.png"), dpi=110)
+  fig.savefig(os.path.join(out, f"{stem(task)}_accuracy.png"), dpi=110)
   plt.close(fig)
-  with open(os.path.join(out, "seq2seq_accuracy.json"), "w") as f:
+  with open(os.path.join(out, f"{stem(task)}_accuracy.json"), "w") as f:
     json.dump(record, f, indent=2)
   return record
 
 
-def alignments(runs: str, out: str, length: int, examples: int = 2) -> None:
-  """One row per test example: the RNNs' weights, then each Transformer layer's heads."""
+def alignments(runs: str, out: str, length: int, task: str = "reversal") -> None:
+  """One row per test example: the RNNs' weights, then each Transformer layer's heads (dates:
+  the characters on the axes)."""
+  examples = 2 if task == "reversal" else 1
   panels = []  # per example: [(title, weights (T, S))]
   for model in ("RNN, additive", "RNN, multiplicative", "Transformer"):
-    config, net, variables, _ = checkpoint.load_for_inference(run_dir(runs, model, length))
+    config, net, variables, _ = checkpoint.load_for_inference(run_dir(runs, task, model, length))
     batch = data.Reader(config.dataset, "test")(np.arange(examples))
     x = jnp.asarray(batch["x"])
     if model == "Transformer":
@@ -100,20 +122,36 @@ def alignments(runs: str, out: str, length: int, examples: int = 2) -> None:
       if len(panels) <= b:
         panels.append([])
       panels[b] += [(t, np.asarray(w)[:lengths[b], :sources[b]]) for t, w in items]
-  fig, axes = plt.subplots(examples, len(panels[0]), figsize=(2.2 * len(panels[0]), 2.4 * examples),
-                           squeeze=False)
+  # Reversal: one row of small panels per example; dates: large ones (their characters on the
+  # axes), 5 a row.
+  size, cols = (2.2, len(panels[0])) if task == "reversal" else (4.4, 5)
+  rows = -(-len(panels[0]) // cols)  # per example
+  fig, axes = plt.subplots(examples * rows, cols, squeeze=False,
+                           figsize=(size * cols, size * 1.1 * examples * rows))
   for b, row in enumerate(panels):
-    for ax, (title, w) in zip(axes[b], row):
+    flat = axes[b * rows:(b + 1) * rows].ravel()
+    for ax in flat[len(row):]:
+      ax.axis("off")
+    for ax, (title, w) in zip(flat, row):
       ax.imshow(w, cmap="viridis", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
       ax.set_title(title, fontsize=7)
       ax.set_xticks([])
       ax.set_yticks([])
-    axes[b, 0].set(ylabel=f"example {b}: output step", xlabel="source position")
-  fig.suptitle(f"Attention over the source (reversal, L={length}; test examples; rows: output "
-               "steps, the last one the end token): the anti-diagonal is reversal's alignment",
-               fontsize=9)
+      if task == "dates":  # the characters: source along x, output (then the end token) along y
+        source, target = batch["x"][b, 0, :w.shape[1]], batch["label"][b, :w.shape[0] - 1]
+        ax.set_xticks(range(w.shape[1]), list(decode_chars(source).replace(" ", "_")), fontsize=4)
+        ax.set_yticks(range(w.shape[0]), [*decode_chars(target).replace(" ", "_"), "end"],
+                      fontsize=4)
+    flat[0].set(ylabel=f"example {b}: output step", xlabel="source position")
+  what = {"reversal": "the anti-diagonal is reversal's alignment",
+          "dates": "each date's digits are read out of order, month names become digits"}[task]
+  if task == "dates":
+    what += f"\n{decode_chars(batch['x'][0, 0])!r} -> {decode_chars(batch['label'][0])!r}"
+  fig.suptitle(f"Attention over the source ({task}, L={length}; test examples; rows: output "
+               f"steps, the last one the end token): {what}", fontsize=9)
   fig.tight_layout()
-  fig.savefig(os.path.join(out, "seq2seq_alignments.png"), dpi=100)
+  fig.savefig(os.path.join(out, f"{stem(task)}_alignments.png"), dpi=100 if task == "reversal"
+              else 150)
   plt.close(fig)
 
 
@@ -140,11 +178,12 @@ def speed(out: str, lengths: list[int], tokens: int, steps: int) -> dict:
 
 
 def accuracy_markdown(record: dict) -> str:
-  models = [m for m in MODELS if any(r["model"] == m for r in record["rows"])]
+  lengths, models = TASKS[record.get("task", "reversal")]
+  models = [m for m in models if any(r["model"] == m for r in record["rows"])]
   lines = [f"`{record['command']}` ({record['date']}); token accuracy / exact match on the test "
            "split, seed 0:", "",
            "| L | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-  for length in LENGTHS:
+  for length in lengths:
     by = {r["model"]: r for r in record["rows"] if r["length"] == length}
     if by:
       lines.append(f"| {length} | " + " | ".join(
@@ -166,12 +205,16 @@ def speed_markdown(record: dict) -> str:
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
   """The README blocks made from the JSON files these commands wrote (absent: not run yet)."""
-  return json_blocks(docs, {"seq2seq_accuracy": accuracy_markdown, "seq2seq_speed": speed_markdown})
+  return json_blocks(docs, {"seq2seq_accuracy": accuracy_markdown,
+                            "seq2seq_dates_accuracy": accuracy_markdown,
+                            "seq2seq_speed": speed_markdown})
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("what", choices=["accuracy", "alignments", "speed"])
+  parser.add_argument("--task", choices=sorted(TASKS), default="reversal",
+                      help="accuracy, alignments")
   parser.add_argument("--runs", default="runs/reproduce", help="accuracy, alignments")
   parser.add_argument("--out", default="docs")
   parser.add_argument("--length", type=int, default=50, help="alignments: the runs' L")
@@ -181,9 +224,9 @@ def main(argv=None):
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   if args.what == "accuracy":
-    print(accuracy_markdown(accuracy(args.runs, args.out)))
+    print(accuracy_markdown(accuracy(args.runs, args.out, args.task)))
   elif args.what == "alignments":
-    alignments(args.runs, args.out, args.length)
+    alignments(args.runs, args.out, args.length, args.task)
   else:
     lengths = [int(n) for n in args.lengths.split(",")]
     print(speed_markdown(speed(args.out, lengths, args.tokens, args.steps)))

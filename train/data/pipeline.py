@@ -141,7 +141,7 @@ class Reader:
   """Batches by index: gathers records (from memory when cached) and turns them into a batch."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, split: str):
-    self.spec = spec_of(cfg.name)
+    self.dataset, self.split, self.spec = cfg.name, split, spec_of(cfg.name)
     if self.spec.text:  # records are windows of seq_len + 1 characters, cut once, kept in memory
       chars = vocabulary(cfg)
       lookup = {c: i for i, c in enumerate(chars)}

@@ -1,11 +1,18 @@
-"""Sequence reversal, a transduction task for encoder-decoders (nets/seq2seq.py) whose alignment
-is non-monotonic: output token i is input token n-1-i. The source's maximum length L is the builder
-config (`reversal/l100`); each source's length is drawn uniformly from L/2..L, so lengths vary
-within a batch.
+"""Transduction tasks for encoder-decoders (nets/seq2seq.py), generated offline. The source's
+maximum length L is the builder config (`reversal/l100`, `dates/l100`); each source's length is
+drawn from L/2..L, so lengths vary within a batch.
 
-Tokens: 0 padding, 1 start (the decoder's first input), 2 end (the target's last token), then
-SYMBOLS symbols. Only the source and its length are stored; `reversal_batch` builds the rest.
+- reversal: output token i is input token n-1-i (an alignment that is non-monotonic everywhere).
+- dates: dates written in 8 human formats ("5 apr 2021", "april 5, 2021", "04/05/2021", ...),
+  joined by "; ", rewritten into ISO 8601's basic form ("20210405"), joined by " ". The alignment
+  is monotonic from date to date and non-monotonic inside each (year first; month names become
+  digits), as between languages whose word order differs.
+
+Tokens: 0 padding, 1 start (the decoder's first input), 2 end (the target's last token), then the
+task's symbols. `seq2seq_batch` turns a source and its target into the model's inputs.
 """
+import calendar
+
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -18,22 +25,39 @@ SYMBOLS = 10
 VOCAB = 3 + SYMBOLS
 
 
-class Reversal(OfflineBuilder):
-  """Sources of L/2..L symbols (padded to L); the target is the source reversed, then the end
-  token."""
+def max_length(cfg) -> int:
+  """'reversal/l100' (or 'reversal/l100:1.0.0') -> 100."""
+  return int(cfg.name.split("/")[1].split(":")[0][1:])
+
+
+def seq2seq_batch(source_BL, target_BL, lengths_B):
+  """x (B, 2, L+1): the source, and the decoder's input [start, target]; label: [target, end];
+  weights: 1 on the target and its end token, 0 on padding. `lengths_B`: the targets' lengths."""
+  B, L = source_BL.shape
+  label_BT = np.concatenate([target_BL, np.zeros((B, 1), np.int32)], 1)
+  label_BT[np.arange(B), lengths_B] = EOS
+  decoder_in_BT = np.concatenate([np.full((B, 1), BOS, np.int32), target_BL], 1)
+  source_BT = np.concatenate([source_BL, np.zeros((B, 1), np.int32)], 1)
+  weights_BT = (np.arange(L + 1) <= lengths_B[:, None]).astype(np.float32)
+  return {"x": np.stack([source_BT, decoder_in_BT], 1).astype(np.int32),
+          "label": label_BT.astype(np.int32), "weights": weights_BT}
+
+
+class TransductionBuilder(OfflineBuilder):
+  """Builder configs `l<L>`; splits generated with seeds (L, split); `FEATURES`: the int32
+  features stored, each of length L (True) or a scalar (False)."""
   VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"l{n}", description=f"sources of {n // 2}-{n} "
-                                             "symbols") for n in LENGTHS]
+  FEATURES: dict[str, bool]
 
   @property
   def max_length(self) -> int:
     return int(self.builder_config.name[1:])
 
   def _info(self):
+    n = self.max_length
     return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
-        "source": tfds.features.Tensor(shape=(self.max_length,), dtype=np.int32),
-        "length": tfds.features.Scalar(dtype=np.int32),
-    }))
+        name: tfds.features.Tensor(shape=(n,), dtype=np.int32) if sequence
+        else tfds.features.Scalar(dtype=np.int32) for name, sequence in self.FEATURES.items()}))
 
   def _split_generators(self, dl_manager):
     del dl_manager  # generated, nothing to download
@@ -41,6 +65,14 @@ class Reversal(OfflineBuilder):
     return {"train": self._generate_examples(NUM_TRAIN, seed=[n, 0]),
             "validation": self._generate_examples(NUM_VALIDATION, seed=[n, 2]),
             "test": self._generate_examples(NUM_TEST, seed=[n, 1])}
+
+
+class Reversal(TransductionBuilder):
+  """Sources of L/2..L symbols (padded to L); the target is the source reversed, then the end
+  token."""
+  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"l{n}", description=f"sources of {n // 2}-{n} "
+                                             "symbols") for n in LENGTHS]
+  FEATURES = {"source": True, "length": False}
 
   def _generate_examples(self, count, seed):
     rng = np.random.default_rng(seed)
@@ -53,26 +85,76 @@ class Reversal(OfflineBuilder):
 
 
 def reversal_batch(records, info):
-  """x (B, 2, L+1): the source, and the decoder's input [start, target]; label: [target, end];
-  weights: 1 on the target and its end token, 0 on padding."""
   del info
   source_BL, lengths_B = records["source"], records["length"]
-  B, L = source_BL.shape
-  steps_L = np.arange(L)
+  steps_L = np.arange(source_BL.shape[1])
   # Position i < n of the target holds source position n-1-i.
-  index_BL = np.clip(lengths_B[:, None] - 1 - steps_L, 0, L - 1)
+  index_BL = np.clip(lengths_B[:, None] - 1 - steps_L, 0, source_BL.shape[1] - 1)
   target_BL = np.where(steps_L < lengths_B[:, None],
                        np.take_along_axis(source_BL, index_BL, axis=1), PAD)
-  label_BT = np.concatenate([target_BL, np.zeros((B, 1), np.int32)], 1)
-  label_BT[np.arange(B), lengths_B] = EOS
-  decoder_in_BT = np.concatenate([np.full((B, 1), BOS, np.int32), target_BL], 1)
-  source_BT = np.concatenate([source_BL, np.zeros((B, 1), np.int32)], 1)
-  weights_BT = (np.arange(L + 1) <= lengths_B[:, None]).astype(np.float32)
-  return {"x": np.stack([source_BT, decoder_in_BT], 1).astype(np.int32),
-          "label": label_BT.astype(np.int32), "weights": weights_BT}
+  return seq2seq_batch(source_BL, target_BL, lengths_B)
+
+
+DATE_LENGTHS = (25, 50, 100, 200)
+DATE_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz ,-./;"
+DATE_VOCAB = 3 + len(DATE_CHARS)
+MONTHS = tuple(calendar.month_name[1:])
+# The first is ISO's extended form; '.' is day-first, '/' month-first, as written in Europe and
+# the US. Shortest 8 characters + "; ", so a target (9 per date) is never longer than its source.
+DATE_FORMATS = ("{y}-{m:02d}-{d:02d}", "{d:02d}.{m:02d}.{y}", "{d}.{m}.{y}", "{m:02d}/{d:02d}/{y}",
+                "{d} {month} {y}", "{month} {d}, {y}", "{d} {mon} {y}", "{mon} {d}, {y}")
+
+
+def encode_chars(text: str, length: int) -> np.ndarray:
+  tokens = [3 + DATE_CHARS.index(c) for c in text]
+  return np.array(tokens + [PAD] * (length - len(tokens)), np.int32)
+
+
+def decode_chars(tokens) -> str:
+  return "".join(DATE_CHARS[t - 3] for t in tokens if t >= 3)
+
+
+def dates_example(rng: np.random.Generator, budget: int) -> tuple[str, str]:
+  """(source, target): random dates in random formats while the source fits in `budget`
+  characters (at least one date; the first date that does not fit ends it)."""
+  written, iso = [], []
+  while True:
+    y, m = int(rng.integers(1950, 2050)), int(rng.integers(1, 13))
+    d = int(rng.integers(1, calendar.monthrange(y, m)[1] + 1))
+    month = MONTHS[m - 1].lower()
+    text = DATE_FORMATS[rng.integers(len(DATE_FORMATS))].format(y=y, m=m, d=d, month=month,
+                                                               mon=month[:3])
+    if len("; ".join([*written, text])) > budget:
+      if written:
+        return "; ".join(written), " ".join(iso)
+      continue
+    written.append(text)
+    iso.append(f"{y}{m:02d}{d:02d}")
+
+
+class Dates(TransductionBuilder):
+  """Sources of at most L/2..L characters (padded to L); targets padded to L."""
+  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"l{n}", description=f"sources of at most "
+                                             f"{n // 2}-{n} characters") for n in DATE_LENGTHS]
+  FEATURES = {"source": True, "target": True}
+
+  def _generate_examples(self, count, seed):
+    rng = np.random.default_rng(seed)
+    n = self.max_length
+    for i in range(count):
+      source, target = dates_example(rng, int(rng.integers(n // 2, n + 1)))
+      yield i, {"source": encode_chars(source, n), "target": encode_chars(target, n)}
+
+
+def dates_batch(records, info):
+  del info
+  target_BL = records["target"]
+  return seq2seq_batch(records["source"], target_BL, np.sum(target_BL != PAD, 1))
 
 
 register("reversal", DatasetSpec(
-    "seq2seq", reversal_batch,
-    lambda cfg: ((2, int(cfg.name.split("/")[1].split(":")[0][1:]) + 1), np.int32),
+    "seq2seq", reversal_batch, lambda cfg: ((2, max_length(cfg) + 1), np.int32),
     ("source", "length"), num_outputs=VOCAB, vocab_size=VOCAB))
+register("dates", DatasetSpec(
+    "seq2seq", dates_batch, lambda cfg: ((2, max_length(cfg) + 1), np.int32),
+    ("source", "target"), num_outputs=DATE_VOCAB, vocab_size=DATE_VOCAB))
