@@ -2,7 +2,7 @@
 8 human formats ("5 apr 2021; 04/05/2021; ...") into ISO 8601's basic form ("20210405 20210405").
 Without attention, with additive and with multiplicative attention; bidirectional GRU encoder, GRU
 decoder. Unlike experiments/seq2seq_rnn.py, the widths differ so that every model, the Transformer
-of experiments/dates_transformer.py included, has 106-110k parameters; the model without
+of experiments/dates_transformer.py included, has 105-110k parameters; the model without
 attention gets the widest state. Same batch, steps and optimiser as the reversal experiments.
 
 Commands (attention: none | additive | multiplicative, with its width FEATURES[attention]; source
@@ -27,11 +27,14 @@ def point(length: int, attention: str) -> dict:
           "model.features": FEATURES[attention]}
 
 
-# Recorded (regression guards of ours): test (token accuracy, exact match) of seed 0, from
-# `python runs/dates/train_grid.py 0 ...` (the members `python -m train.tools.reproduce
-# experiments/dates_rnn.py` trains: `point(L, attention)`, seed 0) on 2026-11-26 (one of 2 CPU
-# cores each, jax 0.10.2); seed 1 (same day, the other core) confirms them: the tolerance is 0.02,
-# widened to 3 std over seeds 0-1 where they differ more (`confirmation`).
+# Recorded (regression guards of ours): test (token accuracy, exact match) of seed 0 on 2026-11-26
+# (one of 2 CPU cores each, jax 0.10.2); seed 1 (same day, the other core) confirms them: the
+# tolerance is 0.02, widened to 3 std over seeds 0-1 where they differ more (`confirmation`).
+# The runs, in the folders `python -m train.tools.reproduce` reads (which trains seed 0 only):
+#   for a in none:84 additive:62 multiplicative:70; do python -m train --config
+#     experiments/dates_rnn.py --workdir runs/reproduce/dates_rnn --sweep
+#     dataset.name=dates/l25,dates/l50,dates/l100 --sweep model.attention=${a%:*} --sweep
+#     model.features=${a#*:} --sweep seed=0,1; done
 SEED0 = {("none", 25): (0.931, 0.741), ("none", 50): (0.523, 0.000), ("none", 100): (0.469, 0.000),
          ("additive", 25): (1.000, 1.000), ("additive", 50): (1.000, 1.000),
          ("additive", 100): (1.000, 1.000),

@@ -38,23 +38,26 @@ from train.tools.bench import jax_step, median_ms  # noqa: E402
 # task -> its source lengths, and model -> (experiment, its runs' folder name between the dataset
 # and ",seed=S"), and the files' stem.
 TASKS = {
-    "reversal": ((10, 25, 50, 100), {
+    "reversal": (seq2seq_rnn.LENGTHS, {
         "RNN, no attention": ("seq2seq_rnn", "attention=none"),
         "RNN, additive": ("seq2seq_rnn", "attention=additive"),
         "RNN, multiplicative": ("seq2seq_rnn", "attention=multiplicative"),
         "Transformer": ("seq2seq_transformer", ""),
         # The control: no attention, but more parameters than any model above (experiments/seq2seq_rnn.py).
         "RNN, no attention, 96 units": ("seq2seq_rnn", "attention=none,features=96")}),
-    "dates": ((25, 50, 100), {
+    "dates": (dates_rnn.LENGTHS, {
         **{f"RNN, {'no attention' if a == 'none' else a}":
            ("dates_rnn", f"attention={a},features={dates_rnn.FEATURES[a]}")
            for a in dates_rnn.ATTENTIONS},
         "Transformer": ("dates_transformer", "")}),
 }
 TITLES = {"reversal": "Reversal", "dates": "Dates into ISO 8601"}
+LENGTH_LABELS = {"reversal": "sources of L/2..L symbols",
+                 "dates": "sources within a budget of L/2..L characters"}
 
 
 def stem(task: str) -> str:
+  """The output files' name: seq2seq_* for reversal (the first task), seq2seq_<task>_* else."""
   return "seq2seq" if task == "reversal" else f"seq2seq_{task}"
 
 
@@ -83,7 +86,7 @@ def accuracy(runs: str, out: str, task: str = "reversal") -> dict:
     for model in params:
       points = [(r["length"], r[metric]) for r in rows if r["model"] == model]
       ax.plot(*zip(*points), marker="o", label=f"{model} ({params[model] / 1e3:.0f}k params)")
-    ax.set(xscale="log", xlabel="maximum source length L (sources of L/2..L tokens)",
+    ax.set(xscale="log", xlabel=f"maximum source length L ({LENGTH_LABELS[task]})",
            ylabel=f"test {metric.replace('_', ' ')}", ylim=(0, 1.02))
     ax.set_xticks(lengths, map(str, lengths))
     ax.minorticks_off()
@@ -147,8 +150,9 @@ def alignments(runs: str, out: str, length: int, task: str = "reversal") -> None
           "dates": "each date's digits are read out of order, month names become digits"}[task]
   if task == "dates":
     what += f"\n{decode_chars(batch['x'][0, 0])!r} -> {decode_chars(batch['label'][0])!r}"
-  fig.suptitle(f"Attention over the source ({task}, L={length}; test examples; rows: output "
-               f"steps, the last one the end token): {what}", fontsize=9)
+  shown = "2 test examples" if examples == 2 else "a test example"
+  fig.suptitle(f"Attention over the source ({task}, L={length}; {shown}; rows: output steps, the "
+               f"last one the end token): {what}", fontsize=9)
   fig.tight_layout()
   fig.savefig(os.path.join(out, f"{stem(task)}_alignments.png"), dpi=100 if task == "reversal"
               else 150)

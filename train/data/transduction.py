@@ -1,6 +1,6 @@
 """Transduction tasks for encoder-decoders (nets/seq2seq.py), generated offline. The source's
-maximum length L is the builder config (`reversal/l100`, `dates/l100`); each source's length is
-drawn from L/2..L, so lengths vary within a batch.
+maximum length L is the builder config (`reversal/l100`, `dates/l100`); source lengths vary within
+a batch (reversal: drawn from L/2..L; dates: as many dates as fit in a budget drawn from L/2..L).
 
 - reversal: output token i is input token n-1-i (an alignment that is non-monotonic everywhere).
 - dates: dates written in 8 human formats ("5 apr 2021", "april 5, 2021", "04/05/2021", ...),
@@ -25,7 +25,7 @@ SYMBOLS = 10
 VOCAB = 3 + SYMBOLS
 
 
-def max_length(cfg) -> int:
+def length_of(cfg) -> int:
   """'reversal/l100' (or 'reversal/l100:1.0.0') -> 100."""
   return int(cfg.name.split("/")[1].split(":")[0][1:])
 
@@ -98,7 +98,8 @@ def reversal_batch(records, info):
 DATE_LENGTHS = (25, 50, 100, 200)
 DATE_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz ,-./;"
 DATE_VOCAB = 3 + len(DATE_CHARS)
-MONTHS = tuple(calendar.month_name[1:])
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+          "october", "november", "december")  # not calendar.month_name, which follows the locale
 # The first is ISO's extended form; '.' is day-first, '/' month-first, as written in Europe and
 # the US. Shortest 8 characters + "; ", so a target (9 per date) is never longer than its source.
 DATE_FORMATS = ("{y}-{m:02d}-{d:02d}", "{d:02d}.{m:02d}.{y}", "{d}.{m}.{y}", "{m:02d}/{d:02d}/{y}",
@@ -121,7 +122,7 @@ def dates_example(rng: np.random.Generator, budget: int) -> tuple[str, str]:
   while True:
     y, m = int(rng.integers(1950, 2050)), int(rng.integers(1, 13))
     d = int(rng.integers(1, calendar.monthrange(y, m)[1] + 1))
-    month = MONTHS[m - 1].lower()
+    month = MONTHS[m - 1]
     text = DATE_FORMATS[rng.integers(len(DATE_FORMATS))].format(y=y, m=m, d=d, month=month,
                                                                mon=month[:3])
     if len("; ".join([*written, text])) > budget:
@@ -133,7 +134,8 @@ def dates_example(rng: np.random.Generator, budget: int) -> tuple[str, str]:
 
 
 class Dates(TransductionBuilder):
-  """Sources of at most L/2..L characters (padded to L); targets padded to L."""
+  """Sources of at most a budget of L/2..L characters (padded to L; the first date that does not
+  fit ends a source, so some are shorter); targets padded to L."""
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"l{n}", description=f"sources of at most "
                                              f"{n // 2}-{n} characters") for n in DATE_LENGTHS]
   FEATURES = {"source": True, "target": True}
@@ -153,8 +155,8 @@ def dates_batch(records, info):
 
 
 register("reversal", DatasetSpec(
-    "seq2seq", reversal_batch, lambda cfg: ((2, max_length(cfg) + 1), np.int32),
+    "seq2seq", reversal_batch, lambda cfg: ((2, length_of(cfg) + 1), np.int32),
     ("source", "length"), num_outputs=VOCAB, vocab_size=VOCAB))
 register("dates", DatasetSpec(
-    "seq2seq", dates_batch, lambda cfg: ((2, max_length(cfg) + 1), np.int32),
+    "seq2seq", dates_batch, lambda cfg: ((2, length_of(cfg) + 1), np.int32),
     ("source", "target"), num_outputs=DATE_VOCAB, vocab_size=DATE_VOCAB))
