@@ -130,8 +130,8 @@ class Quick:
 
 # Where the QUICK values come from (every experiment's reduced form is checked the same way):
 # one earlier run of `python -m train.tools.reproduce --all --quick` (seed 0, one grid point each),
-# confirmed by a clean retrain into an empty runs/quick on 2026-11-26 (3 min 5 s on 2 shared CPU
-# cores; docs/registry/quick_2026-11-26.md): every reduced form matched, the char LMs now on the
-# test split (3.74 and 3.22 bits against 3.9 and 3.4 +- 0.5 set on validation).
+# confirmed by a clean retrain into an empty folder on 2026-11-26 (all 19 in 3 min 13 s on 2 idle
+# CPU cores; docs/registry/quick_2026-11-26.md): every reduced form matched, the char LMs now on
+# the test split (3.74 and 3.22 bits against 3.9 and 3.4 +- 0.5 set on validation).
 QUICK_SOURCE = ("recorded: one quick run (seed 0), confirmed by a clean retrain on 2026-11-26; a "
                 "loose check that it learns")
