@@ -105,11 +105,11 @@ def accuracy(runs: str, out: str, task: str = "reversal") -> dict:
 def alignments(runs: str, out: str, length: int, task: str = "reversal") -> None:
   """One row per test example: the RNNs' weights, then each Transformer layer's heads (dates:
   the characters on the axes)."""
-  examples = 2 if task == "reversal" else 1
+  examples = 2
   panels = []  # per example: [(title, weights (T, S))]
   for model in ("RNN, additive", "RNN, multiplicative", "Transformer"):
     config, net, variables, _ = checkpoint.load_for_inference(run_dir(runs, task, model, length))
-    batch = data.Reader(config.dataset, "test")(np.arange(examples))
+    batch = data.reader(config.dataset, "test")(np.arange(examples))
     x = jnp.asarray(batch["x"])
     if model == "Transformer":
       weights = cross_attention_weights(net, variables["params"], x)  # (layers, B, N, T, S)
@@ -149,9 +149,9 @@ def alignments(runs: str, out: str, length: int, task: str = "reversal") -> None
   what = {"reversal": "the anti-diagonal is reversal's alignment",
           "dates": "each date's digits are read out of order, month names become digits"}[task]
   if task == "dates":
-    what += f"\n{decode_chars(batch['x'][0, 0])!r} -> {decode_chars(batch['label'][0])!r}"
-  shown = "2 test examples" if examples == 2 else "a test example"
-  fig.suptitle(f"Attention over the source ({task}, L={length}; {shown}; rows: output steps, the "
+    what += "".join(f"\nexample {b}: {decode_chars(batch['x'][b, 0])!r} -> "
+                    f"{decode_chars(batch['label'][b])!r}" for b in range(examples))
+  fig.suptitle(f"Attention over the source ({task}, L={length}; 2 test examples; rows: output steps, the "
                f"last one the end token): {what}", fontsize=9)
   fig.tight_layout()
   fig.savefig(os.path.join(out, f"{stem(task)}_alignments.png"), dpi=100 if task == "reversal"
