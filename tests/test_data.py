@@ -56,6 +56,39 @@ def test_iterator_state_restores_the_position(tiny_config):
     np.testing.assert_array_equal(x["x"], y["x"])
 
 
+def test_a_device_resident_split_gives_the_host_pipelines_batches_and_states(tiny_config):
+  """data.device_resident: the same batches (gathered on the device by id) and iterator states,
+  across an epoch boundary, as the host path; off where the split is not cached."""
+  import jax
+
+  from train import sharding
+  config = tiny_config(batch_size=1000)  # 4 batches an epoch
+  reader = data.reader(config.dataset, "train")
+  mesh = sharding.make_mesh(config)
+  batch_sharding = sharding.batch_sharding(mesh)
+  resident = data.device_resident(config, reader, mesh)
+  assert resident is not None and resident["x"].shape == (4000, 40, 1)
+  on_device = data.prefetch_to_device(data.train_iterator(config, reader, ids_only=True),
+                                      batch_sharding, resident)
+  from_host = data.prefetch_to_device(data.train_iterator(config, reader), batch_sharding)
+  for (a, state_a), (b, state_b) in zip(take(on_device, 6), take(from_host, 6)):
+    assert state_a == state_b and a.keys() == b.keys()
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(a), jax.device_get(b))
+  assert data.device_resident(tiny_config(**{"dataset.cache": False}),
+                              data.reader(tiny_config(**{"dataset.cache": False}).dataset,
+                                          "train"), mesh) is None
+  assert data.device_resident(tiny_config(**{"dataset.on_device": False}), reader, mesh) is None
+
+
+@pytest.mark.slow
+def test_a_run_from_a_device_resident_split_is_the_run_from_host_batches(tiny_config, tmp_path):
+  from tests.kill_harness import assert_same_run
+  from train.loop import train_and_evaluate
+  for on_device in (True, False):
+    train_and_evaluate(tiny_config(**{"dataset.on_device": on_device}), str(tmp_path / f"{on_device}"))
+  assert_same_run(str(tmp_path / "True"), str(tmp_path / "False"))
+
+
 def test_cache_and_streaming_give_the_same_batches(tiny_config):
   cached = take(train_iter(tiny_config(batch_size=32)), 2)
   streamed = take(train_iter(tiny_config(batch_size=32, **{"dataset.cache": False})), 2)

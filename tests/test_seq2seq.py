@@ -159,6 +159,7 @@ def test_the_analysis_reads_the_runs_the_registry_trains():
         "runs", experiment, sweep.member_name({**point, "seed": 1}))
 
 
+@pytest.mark.slow
 def test_dates_through_tfds_the_pipeline_and_the_training_loop(tmp_path, monkeypatch):
   """The dates builder prepared by TFDS, read back by the pipeline, trained a few steps by the
   loop: what the unit tests above reach only through `_generate_examples`."""

@@ -258,7 +258,7 @@ def test_grad_accumulation_equals_the_whole_batch(tiny_config):
   states = []
   for accum in (1, 2):
     run = setup(tiny_config("mnist1d_mlp", batch_size=32, grad_accum_steps=accum))
-    batch, _ = next(data.prefetch_to_device(run.train_iter, run.batch_sharding))
+    batch, _ = next(data.prefetch_to_device(run.train_iter, run.batch_sharding, run.train_data))
     state, metrics = run.train_step(run.init(), batch)
     states.append((state.params, state.opt_state, metrics["loss"], metrics["grad_norm"]))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), *states)

@@ -54,6 +54,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.dataset.test_name = ""
   c.dataset.seq_len = 256  # text datasets: characters per training window
   c.dataset.cache = True  # hold the decoded splits in memory (fine up to a few GB)
+  # The cached train split on the devices, batches gathered there, where it fits (up to 1 GiB,
+  # not augmented, one process: data.device_resident); the same batches either way.
+  c.dataset.on_device = True
   c.dataset.augment = False  # random crop + flip, images only
   c.dataset.num_threads = 2  # host threads reading and preprocessing batches
 

@@ -55,10 +55,17 @@ def where(latest_step) -> str:
           "config.optimizer.lr, set config.optimizer.grad_clip_norm, or config.nonfinite='skip'")
 
 
+@jax.jit
+def stack_rows(rows: list[dict]) -> dict:
+  """{metric: its values over the rows}, one compiled call (compiled once per number of rows), not
+  one stack per metric of as many arguments as rows (which cost ~5 ms a sync on a CPU)."""
+  return jax.tree.map(lambda *values: jnp.stack(values), *rows)
+
+
 def fetch(rows: list[dict]) -> list[dict]:
   """The rows' values on the host: each metric's values stacked on the device first, so that a
   host sync copies one array per metric rather than one scalar per step and metric."""
-  stacked = jax.device_get(jax.tree.map(lambda *values: jnp.stack(values), *rows))
+  stacked = jax.device_get(stack_rows(rows))
   return [{k: v[i] for k, v in stacked.items()} for i in range(len(rows))]
 
 

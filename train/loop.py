@@ -30,7 +30,8 @@ class Setup:
   task: str
   mesh: jax.sharding.Mesh
   splits: dict[str, str]  # role (train, validation, test) -> the TFDS split that plays it
-  train_iter: Any  # grain iterator of this process's rows of each global batch
+  train_iter: Any  # grain iterator of this process's rows of each global batch (or their ids)
+  train_data: Any  # the train split on the devices (data.device_resident), or None
   eval_batches: dict[str, Callable]  # validation, test -> (() -> global batches on the mesh)
   batch_sharding: jax.sharding.NamedSharding
   x_example: np.ndarray  # one host-local input, for init and summaries
@@ -55,6 +56,7 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   splits = {role: r.split if r.dataset == config.dataset.name else f"{r.dataset}:{r.split}"
             for role, r in readers.items()}
   task = readers["train"].spec.task
+  train_data = data.device_resident(config, readers["train"], mesh)
   tx, schedule = optim.make_optimizer(
       config.optimizer, config.num_steps,
       max_skips=config.max_nonfinite_skips if config.nonfinite == "skip" else 0)
@@ -70,7 +72,8 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   train_step = make_train_step(model, tx, schedule, task, config.grad_accum_steps)
   return Setup(
       model=model, task=task, mesh=mesh, x_example=x_example, batch_sharding=batch_sharding,
-      splits=splits, train_iter=data.train_iterator(config, readers["train"]),
+      splits=splits, train_data=train_data,
+      train_iter=data.train_iterator(config, readers["train"], ids_only=train_data is not None),
       eval_batches={role: data.eval_batches(config, readers[role], batch_sharding)
                     for role in ("validation", "test")},
       abstract_state=sharding.with_shardings(abstract_state, state_sharding),
@@ -131,7 +134,7 @@ def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:
   logger = log.Logger(workdir, start, config.num_steps, write_files=main)
   t_run = time.time()
   t_sync, steps_since_sync, t_saved = time.time(), 0, time.time()
-  batches = data.prefetch_to_device(train_iter, run.batch_sharding)
+  batches = data.prefetch_to_device(train_iter, run.batch_sharding, run.train_data)
   preemption = faults.Preemption().install()  # SIGTERM/SIGINT: save after this step, then stop
   try:
     for step in range(start + 1, config.num_steps + 1):

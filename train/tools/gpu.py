@@ -97,6 +97,10 @@ def plan(dry_run: bool) -> list[Item]:
       Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths",
                               "10,25,50,100,200,400", "--tokens", "16384", "--steps", "3"), 60,
            "bench_seq_len"),
+      # The loop again with the batches copied from the host each step (no device-resident split).
+      Item("loop mnist1d_cnn, host batches", m(
+          "train.tools.bench", "--config", "experiments/mnist1d_cnn.py", "--loop",
+          "--config.dataset.on_device=False"), 60, "bench"),
   ]
 
 
