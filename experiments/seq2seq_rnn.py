@@ -98,14 +98,16 @@ EXPECTED = [
       for length in LENGTHS for attention in ATTENTIONS),
     *(Beats("exact_match", point(length, attention), point(length, "none"), 0.5, source=(
         "paper: Bahdanau et al. 2015 (Fig. 2): with attention, long inputs are translated as well "
-        "as short ones")) for length in (25, 50, 100) for attention in ("additive", "multiplicative")),
+        "as short ones"))
+      for length in (25, 50, 100) for attention in ("additive", "multiplicative")),
     # The lecture's claim: without attention, longer inputs lose information; with it, they do not.
     Beats("accuracy", point(10, "none"), point(100, "none"), 0.3, source=(
         "paper: Cho et al. 2014, Bahdanau et al. 2015 (Fig. 2): an encoder-decoder without "
         "attention degrades as the inputs grow")),
     *(Beats("accuracy", point(length, attention), point(length, "none"), 0.2, source=(
         "paper: Bahdanau et al. 2015 (Fig. 2): with attention, long inputs are translated as well "
-        "as short ones")) for length in (25, 50, 100) for attention in ("additive", "multiplicative")),
+        "as short ones"))
+      for length in (25, 50, 100) for attention in ("additive", "multiplicative")),
 ]
 # The control: without attention but 96 units wide, 132,365 parameters, more than any model here
 # or in experiments/seq2seq_transformer.py (121,501): the members of `--sweep
@@ -125,7 +127,8 @@ EXPECTED += [
           "without attention degrades as the inputs grow"),
     *(Beats("accuracy", point(length, attention), point(length, "none", features=96), 0.2, source=(
         "paper: Bahdanau et al. 2015 (Fig. 2): with attention, long inputs are translated as well "
-        "as short ones")) for length in (25, 50, 100) for attention in ("additive", "multiplicative")),
+        "as short ones"))
+      for length in (25, 50, 100) for attention in ("additive", "multiplicative")),
 ]
 # The reduced form: 300 steps at L = 10. Seed 0 scored 0.980, seed 1 0.996 (`python -m train ...
 # --workdir runs/quick/seq2seq_rnn --sweep dataset.name=reversal/l10 --sweep

@@ -85,7 +85,8 @@ def test_a_run_from_a_device_resident_split_is_the_run_from_host_batches(tiny_co
   from tests.kill_harness import assert_same_run
   from train.loop import train_and_evaluate
   for on_device in (True, False):
-    train_and_evaluate(tiny_config(**{"dataset.on_device": on_device}), str(tmp_path / f"{on_device}"))
+    train_and_evaluate(tiny_config(**{"dataset.on_device": on_device}),
+                       str(tmp_path / f"{on_device}"))
   assert_same_run(str(tmp_path / "True"), str(tmp_path / "False"))
 
 

@@ -1,11 +1,12 @@
-"""python -m experiments.analysis.seq2seq accuracy|alignments|speed [--task T] [--runs DIR] [--out DIR]
+"""python -m experiments.analysis.seq2seq accuracy|alignments|speed [--task T] [--runs DIR] [--out D]
 
 The lecture's story of attention (14.3.1-14.3.2), measured on the transduction tasks of
 train/data/transduction.py (--task reversal: experiments/seq2seq_*.py; --task dates:
 experiments/dates_*.py):
   accuracy    test token accuracy and exact match against source length, for the RNN
               encoder-decoder without attention, with additive and with multiplicative attention,
-              and the Transformer (their runs under --runs): OUT/seq2seq[_dates]_accuracy.{json,png}.
+              and the Transformer (their runs under --runs):
+              OUT/seq2seq[_dates]_accuracy.{json,png}.
   alignments  the trained models' attention over the source for test examples: the RNN's
               additive and multiplicative weights and every Transformer head's cross-attention
               (runs at --length): OUT/seq2seq[_dates]_alignments.png.
@@ -43,7 +44,8 @@ TASKS = {
         "RNN, additive": ("seq2seq_rnn", "attention=additive"),
         "RNN, multiplicative": ("seq2seq_rnn", "attention=multiplicative"),
         "Transformer": ("seq2seq_transformer", ""),
-        # The control: no attention, but more parameters than any model above (experiments/seq2seq_rnn.py).
+        # The control: no attention, but more parameters than any model above
+        # (experiments/seq2seq_rnn.py).
         "RNN, no attention, 96 units": ("seq2seq_rnn", "attention=none,features=96")}),
     "dates": (dates_rnn.LENGTHS, {
         **{f"RNN, {'no attention' if a == 'none' else a}":
@@ -79,7 +81,8 @@ def accuracy(runs: str, out: str, task: str = "reversal") -> dict:
         rows.append({"model": model, "length": length, "params": results["num_params"],
                      **{k: round(results["final"][k], 4) for k in ("accuracy", "exact_match")}})
   record = {"date": datetime.date.today().isoformat(), "runs": runs, "task": task, "rows": rows,
-            "command": f"python -m experiments.analysis.seq2seq accuracy --task {task} --runs {runs}"}
+            "command": f"python -m experiments.analysis.seq2seq accuracy --task {task} "
+                       f"--runs {runs}"}
   params = {r["model"]: r["params"] for r in rows}
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
   for ax, metric in zip(axes, ("accuracy", "exact_match")):
@@ -151,8 +154,8 @@ def alignments(runs: str, out: str, length: int, task: str = "reversal") -> None
   if task == "dates":
     what += "".join(f"\nexample {b}: {decode_chars(batch['x'][b, 0])!r} -> "
                     f"{decode_chars(batch['label'][b])!r}" for b in range(examples))
-  fig.suptitle(f"Attention over the source ({task}, L={length}; 2 test examples; rows: output steps, the "
-               f"last one the end token): {what}", fontsize=9)
+  fig.suptitle(f"Attention over the source ({task}, L={length}; 2 test examples; rows: output "
+               f"steps, the last one the end token): {what}", fontsize=9)
   fig.tight_layout()
   fig.savefig(os.path.join(out, f"{stem(task)}_alignments.png"), dpi=100 if task == "reversal"
               else 150)
