@@ -33,6 +33,7 @@ from experiments.analysis import json_blocks  # noqa: E402
 from experiments import dates_rnn, seq2seq_rnn, seq2seq_transformer  # noqa: E402
 from nets.seq2seq import cross_attention_weights  # noqa: E402
 from train import checkpoint, data  # noqa: E402
+from train.config import ConfigError, fail, one_line  # noqa: E402
 from train.data.transduction import decode_chars  # noqa: E402
 from train.tools.bench import jax_step, median_ms  # noqa: E402
 
@@ -80,6 +81,9 @@ def accuracy(runs: str, out: str, task: str = "reversal") -> dict:
           results = json.load(f)
         rows.append({"model": model, "length": length, "params": results["num_params"],
                      **{k: round(results["final"][k], 4) for k in ("accuracy", "exact_match")}})
+  if not rows:
+    raise ConfigError(f"no finished {task} runs under {runs}: the analysis reads the registry's "
+                      f"names, e.g. {run_dir(runs, task, 'RNN, additive', lengths[1])}")
   record = {"date": datetime.date.today().isoformat(), "runs": runs, "task": task, "rows": rows,
             "command": f"python -m experiments.analysis.seq2seq accuracy --task {task} "
                        f"--runs {runs}"}
@@ -157,8 +161,9 @@ def alignments(runs: str, out: str, length: int, task: str = "reversal") -> None
   fig.suptitle(f"Attention over the source ({task}, L={length}; 2 test examples; rows: output "
                f"steps, the last one the end token): {what}", fontsize=9)
   fig.tight_layout()
-  fig.savefig(os.path.join(out, f"{stem(task)}_alignments.png"), dpi=100 if task == "reversal"
-              else 150)
+  path = os.path.join(out, f"{stem(task)}_alignments.png")
+  fig.savefig(path, dpi=100 if task == "reversal" else 150)
+  print(f"wrote {path}")
   plt.close(fig)
 
 
@@ -230,11 +235,14 @@ def main(argv=None):
   parser.add_argument("--steps", type=int, default=3, help="speed: timed steps (median)")
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
-  if args.what == "accuracy":
-    print(accuracy_markdown(accuracy(args.runs, args.out, args.task)))
-  elif args.what == "alignments":
-    alignments(args.runs, args.out, args.length, args.task)
-  else:
+  try:
+    if args.what == "accuracy":
+      print(accuracy_markdown(accuracy(args.runs, args.out, args.task)))
+    elif args.what == "alignments":
+      alignments(args.runs, args.out, args.length, args.task)
+  except ConfigError as e:  # no runs where --runs says, or not the ones alignments needs
+    fail(one_line(e))
+  if args.what == "speed":
     lengths = [int(n) for n in args.lengths.split(",")]
     print(speed_markdown(speed(args.out, lengths, args.tokens, args.steps)))
 
