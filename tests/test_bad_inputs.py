@@ -34,6 +34,7 @@ def test_a_finished_run_is_not_extended(finished_run, tmp_path, overrides, diffe
                         f"--config.init_from={tmp_path / 'run'}")
 
 
+@pytest.mark.slow
 def test_init_from_continues_a_finished_run_in_a_new_workdir(finished_run, tiny_config, tmp_path,
                                                              capsys):
   """Its parameters, not its optimizer state, step or schedule; a bad init_from is one line."""

@@ -73,6 +73,7 @@ def test_peaks_by_device_kind(device_kind, peak):
   assert bench.peak_tflops(device_kind) == peak
 
 
+@pytest.mark.slow
 def test_bench_cli_on_mock_data_of_a_dataset_not_prepared_here(tmp_path):
   """The MNIST CNN on MNIST's shapes, from TFDS mock data: no download needed."""
   out = subprocess.run(

@@ -47,6 +47,7 @@ def injected(data_dir, workdir, *fault, timeout=120):
   return proc, time.time() - t
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_the_checkpoints_ends_the_run_and_the_same_command_resumes(
     data_dir, tmp_path):
   """ENOSPC from step 15 on: the save in flight or the next one fails; exit 74 within seconds,
