@@ -120,6 +120,15 @@ def confirmation(value: float, tolerance: float, other: float | None) -> tuple[f
   return max(tolerance, spread), f"seed 1: {other:.3f} (tolerance >= 3 std over seeds 0-1)"
 
 
+def confirmed_by_seed1(metric: str, value: float, other: float, tolerance: float,
+                       overrides: dict) -> Expected:
+  """The entry of a seed-0 value of 2026-11-26's 2-core CPU runs, confirmed by seed 1's `other`
+  (`confirmation`)."""
+  tolerance, confirmed = confirmation(value, tolerance, other)
+  return Expected(metric, value, tolerance, overrides=overrides,
+                  source=f"recorded: seed 0, 2-core CPU, 2026-11-26; {confirmed}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Quick:
   """The reduced form of an experiment (`python -m train.tools.reproduce --quick`): `overrides` (fewer

@@ -10,7 +10,7 @@ Expected: test token accuracy (seed 0, 2026-11-26): without attention the accura
 sources grow, 0.934, 0.664, 0.430, 0.323 at L = 10, 25, 50, 100 (the final state is a bottleneck);
 with additive attention 1.000, 0.998, 0.999, 0.994, with multiplicative 1.000, 0.998, 0.997, 0.999.
 """
-from experiments.registry import Beats, Expected, Quick, confirmation
+from experiments.registry import Beats, Expected, Quick, confirmation, confirmed_by_seed1
 from train.config import base_config, model_config
 
 LENGTHS = (10, 25, 50, 100)
@@ -116,10 +116,8 @@ EXPECTED = [
 # accuracy of seeds 0 and 1:
 CONTROL = {25: (0.741, 0.729), 50: (0.498, 0.498), 100: (0.350, 0.355)}
 EXPECTED += [
-    *(Expected("accuracy", seed0, tolerance, overrides=point(length, "none", features=96),
-               source=f"recorded: seed 0, 2-core CPU, 2026-11-26; {confirmed}")
-      for length, (seed0, seed1) in CONTROL.items()
-      for tolerance, confirmed in [confirmation(seed0, 0.02, seed1)]),
+    *(confirmed_by_seed1("accuracy", seed0, seed1, 0.02, point(length, "none", features=96))
+      for length, (seed0, seed1) in CONTROL.items()),
     # More parameters do not remove the bottleneck: it still degrades, and still loses to
     # attention with fewer parameters (104,589 and 86,541).
     Beats("accuracy", point(25, "none", features=96), point(100, "none", features=96), 0.3,

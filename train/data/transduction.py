@@ -154,9 +154,12 @@ def dates_batch(records, info):
   return seq2seq_batch(records["source"], target_BL, np.sum(target_BL != PAD, 1))
 
 
-register("reversal", DatasetSpec(
-    "seq2seq", reversal_batch, lambda cfg: ((2, length_of(cfg) + 1), np.int32),
-    ("source", "length"), num_outputs=VOCAB, vocab_size=VOCAB))
-register("dates", DatasetSpec(
-    "seq2seq", dates_batch, lambda cfg: ((2, length_of(cfg) + 1), np.int32),
-    ("source", "target"), num_outputs=DATE_VOCAB, vocab_size=DATE_VOCAB))
+def seq2seq_input(cfg):
+  """The model input of `reversal/lL` or `dates/lL`: (source, decoder input) x (L + 1) tokens."""
+  return (2, length_of(cfg) + 1), np.int32
+
+
+register("reversal", DatasetSpec("seq2seq", reversal_batch, seq2seq_input, ("source", "length"),
+                                 num_outputs=VOCAB, vocab_size=VOCAB))
+register("dates", DatasetSpec("seq2seq", dates_batch, seq2seq_input, ("source", "target"),
+                              num_outputs=DATE_VOCAB, vocab_size=DATE_VOCAB))
