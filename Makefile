@@ -13,7 +13,7 @@ PAPER_EXPERIMENTS := mnist1d_logreg mnist1d_mlp mnist1d_cnn_paper mnist1d_cnn
 RNN_CELLS := simple lstm gru
 RNN_LENGTHS := 100 200 400
 
-.PHONY: install run test test-slow test-py312 gpu gpu-wheels results quick paper rnn transformer bench clean
+.PHONY: install run test test-slow test-py312 test-torch gpu gpu-wheels gpu-rehearsal results quick paper rnn transformer bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -48,6 +48,19 @@ test-py312: $(VENV312)/.installed
 	$(VENV312)/bin/python -c "import jax, flax; print('jax', jax.__version__, 'flax', flax.__version__)"
 	$(VENV312)/bin/python -m pytest -n 2 -m "not slow" tests
 	$(VENV312)/bin/python -m pytest -n 2 -m slow tests/test_nets.py  # what newer jax prints differently
+
+# The PyTorch peers (experiments/peers/) and the torch items of `make gpu`'s dry run, in a venv of
+# their own (torch is not a dependency). torch==2.13.0 is the CPU build pip takes from this
+# machine's disk; elsewhere, TORCH='torch --index-url https://download.pytorch.org/whl/cpu'.
+TORCH     ?= torch==2.13.0
+VENVTORCH ?= .venv-torch
+$(VENVTORCH)/.installed: pyproject.toml
+	test -x $(VENVTORCH)/bin/python || $(PY) -m venv $(VENVTORCH)
+	$(VENVTORCH)/bin/python -m pip install -q -e '.[test]' $(TORCH)
+	touch $@
+
+test-torch: $(VENVTORCH)/.installed
+	$(VENVTORCH)/bin/python -m pytest -n 2 tests/test_peers.py tests/test_gpu_tool.py
 
 # The README's results section: every experiment's full reproduction (finished runs are skipped;
 # exit status 1 on a mismatch), the CNN-claims plots, then the generated tables.
@@ -156,6 +169,8 @@ gpu-wheels:
 # On the GPU machine, from the repository root with .whl/ carried along: installs the wheels beside
 # the image's packages (jax, jaxlib and torch untouched), then the GPU tests and every benchmark,
 # about 8 minutes on one H100 (train/tools/gpu.py). The report lands in GPU_OUT ($$OUT if set).
+# GPU_ARGS="--items 'bench_seq_len,seq2seq_speed'" runs only those items (what a first call ran out
+# of time for).
 GPU_PY   ?= python3
 GPU_SITE ?= /tmp/site
 GPU_OUT  ?= $(if $(OUT),$(OUT),runs/gpu)
@@ -164,7 +179,20 @@ gpu:
 	  echo "error: .whl/ holds jax, jaxlib or torch; the image's own CUDA builds must stay" >&2; exit 2; fi
 	$(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 	  --target $(GPU_SITE) .whl/*.whl
-	PYTHONPATH=$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m train.tools.gpu --out $(GPU_OUT)
+	PYTHONPATH=$(GPU_SITE)$${PYTHONPATH:+:$$PYTHONPATH} $(GPU_PY) -m train.tools.gpu --out $(GPU_OUT) \
+	  $(GPU_ARGS)
+
+# `make gpu`'s dry run in a stand-in for the GPU image, before a GPU is lent: a Python 3.12 venv
+# holding only the packages of the image that our code and the carried wheels need (the device
+# tool's KINDS.md lists the image's; its CPU jax), the wheels installed as on the GPU machine.
+GPU_IMAGE_PACKAGES := jax==0.11.2 jaxlib==0.11.2 flax==0.12.10 optax orbax-checkpoint numpy \
+  absl-py etils protobuf psutil pyarrow requests tqdm wrapt six matplotlib pytest pytest-xdist \
+  hypothesis scipy scikit-learn cloudpickle fsspec zipp typing_extensions packaging
+gpu-rehearsal: gpu-wheels
+	test -x .venv-gpu/bin/python || $(PY312) -m venv .venv-gpu
+	.venv-gpu/bin/python -m pip install -q $(GPU_IMAGE_PACKAGES)
+	$(MAKE) gpu GPU_PY=.venv-gpu/bin/python GPU_SITE=/tmp/gpu-rehearsal-site GPU_OUT=runs/gpu-rehearsal \
+	  GPU_ARGS=--dry-run
 
 clean:
 	rm -rf runs

@@ -162,3 +162,13 @@ def test_out_of_memory_in_the_first_step_is_one_line_with_the_sizes(tiny_config,
                      r"config.batch_size"):
     train_and_evaluate(tiny_config("mnist1d_mlp"), str(tmp_path / "run"))
   assert not os.listdir(tmp_path / "run" / "checkpoints")
+
+
+def test_a_model_that_does_not_fit_the_data_fails_before_the_data_is_generated(tiny_config,
+                                                                               tmp_path):
+  """The dates task's vocabulary is known from its spec: no 20,000 examples generated first."""
+  config = tiny_config("dates_rnn", **{"model.vocab_size": 7,
+                                       "dataset.data_dir": str(tmp_path / "tfds")})
+  with pytest.raises(ConfigError, match=r"^config.model.vocab_size=7 but 'dates/l50' needs \d+$"):
+    train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "tfds").exists() and not (tmp_path / "run").exists()

@@ -225,7 +225,6 @@ def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, mo
   `train.tools.bench`, tested there): FLOPs from XLA match the matmul count 2 G H (D + H) within
   the elementwise ops, the test metrics come from the runs of each grid point, and the README
   block shows both."""
-  from experiments import adding_problem
   from experiments.analysis import gru_vs_lstm
   from train import sweep
   point = {"dataset.name": "adding_problem/t100", "model.cell": "gru"}

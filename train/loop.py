@@ -48,8 +48,10 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   sharding.initialize_distributed(config)
   mesh = sharding.make_mesh(config)
   model = nets.create_model(**config.model)
+  spec = data.spec_of(config.dataset.name)
+  check_model_fits_data(config, spec, spec.num_outputs or None)  # before any data is generated
   readers = {role: data.reader(config.dataset, role) for role in data.ROLES}
-  check_model_fits_data(config, readers["train"])
+  check_model_fits_data(config, spec, readers["train"].num_outputs)
   if config.dataset.test_name:
     data.check_test_name(config.dataset, readers)
   # Each role's split, with its dataset's name where that is not the run's (test_name).
@@ -218,18 +220,20 @@ def print_summary(run: Setup, config, workdir: str, start: int, num_params: int)
         f"(mesh {dict(run.mesh.shape)})")
 
 
-def check_model_fits_data(config: ml_collections.ConfigDict, reader: data.Reader) -> None:
+def check_model_fits_data(config: ml_collections.ConfigDict, spec: data.DatasetSpec,
+                          num_outputs: int | None) -> None:
   """The best-checkpoint metric must be one the task has; the model's output size and input
   vocabulary must be the dataset's (for text, at least the dataset's: a vocabulary padded to a
-  multiple of 64, as GPT-2's 50257 -> 50304, runs faster)."""
-  metrics = reader.spec.metrics
+  multiple of 64, as GPT-2's 50257 -> 50304, runs faster). `num_outputs` None: not known yet (a
+  text's vocabulary or a label's classes, read from the data), checked again once it is."""
+  metrics = spec.metrics
   if config.checkpoint.best_metric not in metrics:
     raise ConfigError(f"config.checkpoint.best_metric={config.checkpoint.best_metric!r} is not a "
                       f"metric of {config.dataset.name!r}; valid: {', '.join(metrics)}")
-  wanted = {"num_outputs": reader.num_outputs, "vocab_size": reader.vocab_size}
+  wanted = {"num_outputs": num_outputs, "vocab_size": num_outputs if spec.text else spec.vocab_size}
   for field, value in wanted.items():
-    if field not in config.model or config.model[field] == value:
+    if value is None or field not in config.model or config.model[field] == value:
       continue
-    if not (reader.spec.text and config.model[field] > value):
+    if not (spec.text and config.model[field] > value):
       raise ConfigError(f"config.model.{field}={config.model[field]} but {config.dataset.name!r} "
-                        f"needs {value}{' (or more)' if reader.spec.text else ''}")
+                        f"needs {value}{' (or more)' if spec.text else ''}")

@@ -13,8 +13,6 @@ full: batch 64, T 256, input 512, hidden 1024 (the issue's sizes, for a GPU); sm
 256 (for a CPU); tiny: 8, 16, 32, 64 (for tests).
 """
 import argparse
-import datetime
-import json
 import os
 import sys
 
@@ -24,7 +22,7 @@ import jax.numpy as jnp
 
 from nets import recurrent_cudnn
 from nets.recurrent import RNNLayer
-from train.tools.bench import jax_step, median_ms
+from train.tools.bench import jax_step, median_ms, write_rows
 
 SIZES = {"full": dict(batch=64, length=256, inputs=512, hidden=1024),
          "small": dict(batch=16, length=64, inputs=128, hidden=256),  # a CPU-sized run
@@ -76,6 +74,9 @@ def main(argv=None):
   except ImportError:
     have_torch = False
 
+  command = "python -m experiments.analysis.bench_rnn " + " ".join(
+      sys.argv[1:] if argv is None else argv)
+  path = os.path.join(args.out, "bench_rnn.json")
   rows = []
   for dtype_name in args.dtypes.split(","):
     dtype = jnp.dtype(dtype_name)
@@ -88,22 +89,17 @@ def main(argv=None):
       impls["flax stock"] = jax_step(flax_stock(cell, size["hidden"], dtype), x)
       if have_torch:
         impls["torch"] = torch_step(cell, size, dtype_name)
-      times = {name: median_ms(run, args.steps) for name, run in impls.items()}
-      for name, ms in times.items():
+      times = {}
+      for name, run in impls.items():  # "ours (scan)" first: the others' yardstick
+        times[name] = ms = median_ms(run, args.steps)
         rows.append({"cell": cell, "dtype": dtype_name, "impl": name, "ms": round(ms, 3),
                      "tokens_per_s": round(tokens / ms * 1e3),
                      "time_vs_ours": round(ms / times["ours (scan)"], 2)})
         print(f"{cell:4} {dtype_name:8} {name:12} {ms:9.2f} ms  {tokens / ms * 1e3:12,.0f} tok/s")
+        record = write_rows(path, command, rows, size=size, torch=have_torch)
 
-  device = jax.devices()[0].device_kind
-  record = {"date": datetime.date.today().isoformat(), "device": device, "size": size,
-            "command": "python -m experiments.analysis.bench_rnn " + " ".join(sys.argv[1:] if argv is None else argv),
-            "torch": have_torch, "rows": rows}
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "bench_rnn.json"), "w") as f:
-    json.dump(record, f, indent=2)
   with open(os.path.join(args.out, "bench_rnn.md"), "a") as f:
-    f.write(f"\n{record['date']}, {device}, `{record['command']}`, sizes {size}\n\n")
+    f.write(f"\n{record['date']}, {record['device']}, `{command}`, sizes {size}\n\n")
     f.write("| cell | dtype | impl | ms/step | tokens/s | its time / ours |\n|---|---|---|---|---|---|\n")
     for r in rows:
       f.write(f"| {r['cell']} | {r['dtype']} | {r['impl']} | {r['ms']} | {r['tokens_per_s']:,} | "

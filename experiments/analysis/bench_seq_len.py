@@ -7,8 +7,6 @@ An LSTM must take its T steps one after another; attention handles all positions
 cost that grows with T^2. Writes OUT/bench_seq_len.{json,png,md} with the device and date.
 """
 import argparse
-import datetime
-import json
 import os
 import sys
 
@@ -20,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import nets  # noqa: E402
 from experiments import chars_lstm, chars_transformer  # noqa: E402
-from train.tools.bench import jax_step, median_ms  # noqa: E402
+from train.tools.bench import jax_step, median_ms, write_rows  # noqa: E402
 
 EXPERIMENTS = {"transformer": chars_transformer, "lstm": chars_lstm}
 
@@ -40,6 +38,8 @@ def main(argv=None):
   parser.add_argument("--out", default="runs/bench_seq_len")
   args = parser.parse_args(argv)
   lengths = [int(t) for t in args.lengths.split(",")]
+  command = "python -m experiments.analysis.bench_seq_len " + " ".join(
+      sys.argv[1:] if argv is None else argv)
   rows = []
   for length in lengths:
     batch = max(1, args.tokens // length)
@@ -52,28 +52,22 @@ def main(argv=None):
                    "tokens_per_s": round(batch * length / ms * 1e3),
                    "params": sum(p.size for p in jax.tree.leaves(params))})
       print(f"T={length:5} B={batch:4} {name:12} {ms:10.1f} ms {rows[-1]['tokens_per_s']:>10,} tok/s")
+      record = write_rows(os.path.join(args.out, "bench_seq_len.json"), command, rows)
 
-  device = jax.devices()[0].device_kind
-  record = {"date": datetime.date.today().isoformat(), "device": device,
-            "command": "python -m experiments.analysis.bench_seq_len " + " ".join(sys.argv[1:] if argv is None else argv),
-            "rows": rows}
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "bench_seq_len.json"), "w") as f:
-    json.dump(record, f, indent=2)
   fig, ax = plt.subplots(figsize=(6, 4))
   for name in EXPERIMENTS:
     points = [(r["length"], r["tokens_per_s"]) for r in rows if r["model"] == name]
     params = next(r["params"] for r in rows if r["model"] == name)
     ax.plot(*zip(*points), marker="o", label=f"{name} LM ({params / 1e3:.0f}k params)")
   ax.set(xscale="log", yscale="log", xlabel="sequence length T",
-         ylabel="training tokens/s", title=f"{args.tokens} tokens per batch, {device}")
+         ylabel="training tokens/s", title=f"{args.tokens} tokens per batch, {record['device']}")
   ax.grid(alpha=0.3)
   ax.legend()
   fig.tight_layout()
   fig.savefig(os.path.join(args.out, "bench_seq_len.png"), dpi=110)
   plt.close(fig)
   with open(os.path.join(args.out, "bench_seq_len.md"), "w") as f:
-    f.write(f"{record['date']}, {device}, `{record['command']}`\n\n")
+    f.write(f"{record['date']}, {record['device']}, `{command}`\n\n")
     f.write("| T | batch | " + " | ".join(f"{n} tokens/s" for n in EXPERIMENTS) + " |\n")
     f.write("|---|---|" + "---|" * len(EXPERIMENTS) + "\n")
     for length in lengths:

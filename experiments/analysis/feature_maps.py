@@ -16,7 +16,6 @@ import json
 import os
 import sys
 
-import jax
 import matplotlib
 import numpy as np
 

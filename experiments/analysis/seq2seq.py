@@ -35,7 +35,7 @@ from nets.seq2seq import cross_attention_weights  # noqa: E402
 from train import checkpoint, data  # noqa: E402
 from train.config import ConfigError, fail, one_line  # noqa: E402
 from train.data.transduction import decode_chars  # noqa: E402
-from train.tools.bench import jax_step, median_ms  # noqa: E402
+from train.tools.bench import jax_step, median_ms, write_rows  # noqa: E402
 
 # task -> its source lengths, and model -> (experiment, its runs' folder name between the dataset
 # and ",seed=S"), and the files' stem.
@@ -170,6 +170,7 @@ def alignments(runs: str, out: str, length: int, task: str = "reversal") -> None
 def speed(out: str, lengths: list[int], tokens: int, steps: int) -> dict:
   configs = {"RNN, additive": seq2seq_rnn.get_config().model,
              "Transformer": seq2seq_transformer.get_config().model}
+  command = "python -m experiments.analysis.seq2seq " + " ".join(sys.argv[1:])
   rows = []
   for length in lengths:
     batch = max(1, tokens // length)
@@ -181,11 +182,7 @@ def speed(out: str, lengths: list[int], tokens: int, steps: int) -> dict:
       rows.append({"model": name, "length": length, "batch": batch, "ms": round(ms, 2),
                    "tokens_per_s": round(batch * length / ms * 1e3)})
       print(f"L={length:4} B={batch:4} {name:14} {ms:9.1f} ms {rows[-1]['tokens_per_s']:>9,} tok/s")
-  record = {"date": datetime.date.today().isoformat(), "device": jax.devices()[0].device_kind,
-            "command": "python -m experiments.analysis.seq2seq " + " ".join(sys.argv[1:]),
-            "rows": rows}
-  with open(os.path.join(out, "seq2seq_speed.json"), "w") as f:
-    json.dump(record, f, indent=2)
+      record = write_rows(os.path.join(out, "seq2seq_speed.json"), command, rows)
   return record
 
 

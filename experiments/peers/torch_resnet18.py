@@ -2,21 +2,19 @@
 as `nets/cnn.py` (CIFAR stem: 3x3 conv, no max-pool; basic blocks with a zero-initialised last
 BatchNorm scale and 1x1 projection shortcuts; global average pool), on 32x32x3 images and 10
 classes, channels-last, bf16 autocast (or float32), SGD with Nesterov momentum 0.9 and weight
-decay 5e-4 on the kernels only (fused on CUDA), `torch.compile` of the whole step.
+decay 5e-4 on the kernels only (fused on CUDA, eager), `torch.compile` of the model and loss.
 
   python -m experiments.peers.torch_resnet18 [--batch 512] [--dtype bfloat16|float32]
       [--width 64] [--steps 20] [--no-compile] [--out runs/bench]
 
-Times the step each one synchronised (median) and back to back (one sync at the end, mean), on
-one random batch kept on the device (as `train.tools.bench` does with its own pipeline's batch), and
-appends a row to OUT/bench.md in `train.tools.bench`'s format. FLOPs are torch's count of one step's
+Times the step as `train.tools.bench` times ours (experiments/peers/timing.py), on one random
+batch kept on the device (as `train.tools.bench` does with its own pipeline's batch), and appends
+a row to OUT/bench.md in `train.tools.bench`'s format. FLOPs are torch's count of one step's
 convolutions and matmuls (`FlopCounterMode`).
 """
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +22,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from experiments import cifar10_resnet18
-from train.tools.bench import peak_tflops, record
+from experiments.peers import timing
+from train.tools.bench import record
 
 STAGES = (2, 2, 2, 2)
 
@@ -81,7 +80,7 @@ def main():
   parser.add_argument("--no-compile", dest="compile", action="store_false")
   parser.add_argument("--out", default="runs/bench")
   args = parser.parse_args()
-  device = "cuda" if torch.cuda.is_available() else "cpu"
+  device = timing.device()
   torch.backends.cuda.matmul.allow_tf32 = True  # as jax's default float32 matmuls on a GPU
   torch.backends.cudnn.benchmark = True
   model = ResNet18(width=args.width).to(device, memory_format=torch.channels_last)
@@ -95,52 +94,27 @@ def main():
   x = torch.randn(args.batch, 3, 32, 32, device=device).to(memory_format=torch.channels_last)
   y = torch.randint(0, 10, (args.batch,), device=device)
 
-  def train_step():
+  def forward_loss(x, y):
     with torch.autocast(device, dtype=torch.bfloat16, enabled=args.dtype == "bfloat16"):
-      loss = F.cross_entropy(model(x).float(), y)
+      return F.cross_entropy(model(x).float(), y)
+
+  loss_fn = torch.compile(forward_loss) if args.compile else forward_loss
+
+  def train_step():
+    loss = loss_fn(x, y)
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
     return loss
 
   with FlopCounterMode(display=False) as counter:
-    train_step()  # also the first step of the eager model
-  flops = counter.get_total_flops()
-  step = torch.compile(train_step) if args.compile else train_step
-  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-  t = time.perf_counter()
-  step(), sync()
-  compile_s = time.perf_counter() - t
-  step(), sync()
-  times = []
-  for _ in range(args.steps):
-    t = time.perf_counter()
-    step().item()  # .item() waits for the step, as jax.block_until_ready does
-    times.append(time.perf_counter() - t)
-  t = time.perf_counter()
-  for _ in range(args.steps):
-    loss = step()
-  loss.item()
-  back_to_back_ms = (time.perf_counter() - t) / args.steps * 1e3
-  step_ms = statistics.median(times) * 1e3
-
-  kind = torch.cuda.get_device_name() if device == "cuda" else "cpu"
-  best_ms = min(step_ms, back_to_back_ms)
-  tflops = flops / best_ms / 1e9
-  peak = peak_tflops(kind)
-  result = {
-      "model": "torch resnet18" + (" (torch.compile)" if args.compile else ""),
-      "params": num_params, "batch": args.batch, "tokens_per_step": None, "devices": 1,
-      "device": kind, "dtype": "bfloat16 autocast" if args.dtype == "bfloat16" else "float32",
-      "step_ms": round(step_ms, 3), "back_to_back_ms": round(back_to_back_ms, 3),
-      "examples_per_s": round(args.batch / best_ms * 1e3, 1), "tokens_per_s": None,
-      "compile_s": round(compile_s, 2),
-      "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 3) if device == "cuda"
-                        else None,
-      "torch_flops_per_step": flops, "tflops_per_s": float(f"{tflops:.3g}"),
-      "peak_tflops": peak, "mfu": round(tflops / peak, 4) if peak else None,
-      "torch": torch.__version__,
-  }
+    forward_loss(x, y).backward()  # eager: the count of one step's convolutions and matmuls
+  opt.zero_grad(set_to_none=True)
+  times = timing.time_step(train_step, args.steps)
+  name = "torch resnet18" + (" (torch.compile)" if args.compile else "")
+  dtype = "bfloat16 autocast" if args.dtype == "bfloat16" else "float32"
+  result = timing.row(name, num_params, args.batch, dtype, times, counter.get_total_flops())
+  result["torch_flops_per_step"] = counter.get_total_flops()
   record(result, "torch_resnet18", "python -m experiments.peers.torch_resnet18 "
          + " ".join(sys.argv[1:]), args.out)
   print(json.dumps(result, indent=2))

@@ -6,28 +6,18 @@ Only the random part of each example is stored; the batch functions below build 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from train.data.spec import DatasetSpec, OfflineBuilder, register
+from train.data.spec import DatasetSpec, LengthBuilder, register, variant_length
 
 LENGTHS = (10, 50, 100, 200, 400)  # 10 and 50 keep tests and smoke runs small
 NUM_TRAIN, NUM_VALIDATION, NUM_TEST = 20_000, 2_000, 2_000
 COPY_SYMBOLS, COPY_ALPHABET = 10, 8  # remember 10 symbols drawn from 1..8; 0 = blank, 9 = "go"
 
 
-class _LengthBuilder(OfflineBuilder):
+class _LengthBuilder(LengthBuilder):
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {"1.1.0": "A validation split (seed [T, 2]); train and test unchanged."}
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=f"t{t}", description=f"T = {t}") for t in LENGTHS]
-
-  @property
-  def length(self) -> int:
-    return int(self.builder_config.name[1:])
-
-  def _split_generators(self, dl_manager):
-    del dl_manager  # generated, nothing to download
-    # Distinct seeds per split and length: the splits are independent draws.
-    return {"train": self._generate_examples(NUM_TRAIN, seed=[self.length, 0]),
-            "validation": self._generate_examples(NUM_VALIDATION, seed=[self.length, 2]),
-            "test": self._generate_examples(NUM_TEST, seed=[self.length, 1])}
+  SPLIT_SIZES = (NUM_TRAIN, NUM_VALIDATION, NUM_TEST)
 
 
 class AddingProblem(_LengthBuilder):
@@ -71,10 +61,6 @@ class CopyMemory(_LengthBuilder):
       yield i, {"symbols": symbols[i].astype(np.int32)}
 
 
-def length_of(cfg) -> int:
-  return int(cfg.name.split("/")[1].split(":")[0][1:])  # "adding_problem/t100" -> 100
-
-
 def adding_batch(records, info):
   """x_BT2: the values and a 0/1 channel marking the two to add."""
   del info
@@ -89,7 +75,7 @@ def copy_batch(records, info):
   the 10 outputs that must reproduce the symbols, where recall_accuracy is measured."""
   symbols_BS = records["symbols"]
   b, s = symbols_BS.shape
-  t = int(info.config_name[1:])  # the builder config: t100 -> T = 100
+  t = variant_length(info.config_name)  # the builder config: t100 -> T = 100
   x_BL = np.zeros((b, t + 2 * s), np.int32)
   x_BL[:, :s] = symbols_BS
   x_BL[:, s + t - 1] = COPY_ALPHABET + 1  # "go": reproduce the symbols from here on
@@ -102,9 +88,10 @@ def copy_batch(records, info):
 
 
 register("adding_problem", DatasetSpec(
-    "regress", adding_batch, lambda cfg: ((length_of(cfg), 2), np.float32),
+    "regress", adding_batch, lambda cfg: ((variant_length(cfg.name), 2), np.float32),
     ("values", "markers", "target"), num_outputs=1))
 register("copy_memory", DatasetSpec(
-    "sequence", copy_batch, lambda cfg: ((length_of(cfg) + 2 * COPY_SYMBOLS,), np.int32),
+    "sequence", copy_batch,
+    lambda cfg: ((variant_length(cfg.name) + 2 * COPY_SYMBOLS,), np.int32),
     ("symbols",), num_outputs=COPY_ALPHABET + 2, vocab_size=COPY_ALPHABET + 2,
     extra_metrics=("recall_accuracy",)))

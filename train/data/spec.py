@@ -61,3 +61,27 @@ class OfflineBuilder(tfds.core.GeneratorBasedBuilder):
 
   def _log_download_done(self) -> None:
     print(f"Generated {self.name} in {self.data_dir}.")
+
+
+def variant_length(name: str) -> int:
+  """The length a builder config names: 't100' or 'adding_problem/t100' -> 100, 'dates/l50:1.0.0'
+  -> 50."""
+  return int(name.split("/")[-1].split(":")[0][1:])
+
+
+class LengthBuilder(OfflineBuilder):
+  """A generated task whose builder configs are lengths (`t100`, `l50`: `self.length`). Each split
+  is an independent draw, `_generate_examples(count, seed=[length, k])` with k = 0 for train,
+  2 for validation, 1 for test (validation came after the other two)."""
+  SPLIT_SIZES: tuple[int, int, int]  # train, validation, test
+
+  @property
+  def length(self) -> int:
+    return variant_length(self.builder_config.name)
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # generated, nothing to download
+    (train, validation, test), n = self.SPLIT_SIZES, self.length
+    return {"train": self._generate_examples(train, seed=[n, 0]),
+            "validation": self._generate_examples(validation, seed=[n, 2]),
+            "test": self._generate_examples(test, seed=[n, 1])}

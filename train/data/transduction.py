@@ -16,18 +16,13 @@ import calendar
 import numpy as np
 import tensorflow_datasets as tfds
 
-from train.data.spec import DatasetSpec, OfflineBuilder, register
+from train.data.spec import DatasetSpec, LengthBuilder, register, variant_length
 
 LENGTHS = (10, 25, 50, 100, 200)
 NUM_TRAIN, NUM_VALIDATION, NUM_TEST = 20_000, 1_000, 1_000
 PAD, BOS, EOS = 0, 1, 2
 SYMBOLS = 10
 VOCAB = 3 + SYMBOLS
-
-
-def length_of(cfg) -> int:
-  """'reversal/l100' (or 'reversal/l100:1.0.0') -> 100."""
-  return int(cfg.name.split("/")[1].split(":")[0][1:])
 
 
 def seq2seq_batch(source_BL, target_BL, lengths_B):
@@ -43,28 +38,18 @@ def seq2seq_batch(source_BL, target_BL, lengths_B):
           "label": label_BT.astype(np.int32), "weights": weights_BT}
 
 
-class TransductionBuilder(OfflineBuilder):
-  """Builder configs `l<L>`; splits generated with seeds (L, split); `FEATURES`: the int32
+class TransductionBuilder(LengthBuilder):
+  """Builder configs `l<L>` (`self.length`: the sources' maximum length L); `FEATURES`: the int32
   features stored, each of length L (True) or a scalar (False)."""
   VERSION = tfds.core.Version("1.0.0")
+  SPLIT_SIZES = (NUM_TRAIN, NUM_VALIDATION, NUM_TEST)
   FEATURES: dict[str, bool]
 
-  @property
-  def max_length(self) -> int:
-    return int(self.builder_config.name[1:])
-
   def _info(self):
-    n = self.max_length
+    n = self.length
     return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
         name: tfds.features.Tensor(shape=(n,), dtype=np.int32) if sequence
         else tfds.features.Scalar(dtype=np.int32) for name, sequence in self.FEATURES.items()}))
-
-  def _split_generators(self, dl_manager):
-    del dl_manager  # generated, nothing to download
-    n = self.max_length
-    return {"train": self._generate_examples(NUM_TRAIN, seed=[n, 0]),
-            "validation": self._generate_examples(NUM_VALIDATION, seed=[n, 2]),
-            "test": self._generate_examples(NUM_TEST, seed=[n, 1])}
 
 
 class Reversal(TransductionBuilder):
@@ -76,7 +61,7 @@ class Reversal(TransductionBuilder):
 
   def _generate_examples(self, count, seed):
     rng = np.random.default_rng(seed)
-    n = self.max_length
+    n = self.length
     lengths = rng.integers(n // 2, n + 1, count)
     symbols = rng.integers(3, VOCAB, (count, n))
     for i in range(count):
@@ -142,7 +127,7 @@ class Dates(TransductionBuilder):
 
   def _generate_examples(self, count, seed):
     rng = np.random.default_rng(seed)
-    n = self.max_length
+    n = self.length
     for i in range(count):
       source, target = dates_example(rng, int(rng.integers(n // 2, n + 1)))
       yield i, {"source": encode_chars(source, n), "target": encode_chars(target, n)}
@@ -156,7 +141,7 @@ def dates_batch(records, info):
 
 def seq2seq_input(cfg):
   """The model input of `reversal/lL` or `dates/lL`: (source, decoder input) x (L + 1) tokens."""
-  return (2, length_of(cfg) + 1), np.int32
+  return (2, variant_length(cfg.name) + 1), np.int32
 
 
 register("reversal", DatasetSpec("seq2seq", reversal_batch, seq2seq_input, ("source", "length"),

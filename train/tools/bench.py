@@ -217,6 +217,19 @@ def loop_rate(config, back_to_back_ms: float) -> dict:
           "loop_share": round(rate * back_to_back_ms / 1e3 / config.batch_size, 3)}
 
 
+def write_rows(path: str, command: str, rows: list[dict], **fields) -> dict:
+  """Writes {date, device, command, **fields, rows} to the JSON file `path`, atomically. The
+  sweeps (bench_rnn, bench_seq_len, seq2seq speed) call it after each row they measure, so that a
+  run cut off (`make gpu`'s timeouts) keeps what it measured."""
+  record = {"date": datetime.date.today().isoformat(), "device": jax.devices()[0].device_kind,
+            "command": command, **fields, "rows": rows}
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(record, f, indent=2)
+  os.replace(path + ".tmp", path)
+  return record
+
+
 def record(result: dict, experiment: str, command: str, out: str) -> None:
   result = {"experiment": experiment, "date": datetime.date.today().isoformat(),
             "command": command, **result}

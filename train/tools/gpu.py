@@ -1,15 +1,18 @@
-"""python -m train.tools.gpu --out DIR [--dry-run] [--budget_s 480] | --readme REPORT.json
+"""python -m train.tools.gpu --out DIR [--dry-run] [--budget_s 480] [--items A,B]
+   | --readme REPORT.json [MORE.json ...]
 
 Everything a GPU has to show, in one command (`make gpu`): the `gpu` test tier, then every
 benchmark of the speed tables, most valuable first, each in its own process with its own timeout
 (cut to what is left of `--budget_s`). Each result is added to DIR/gpu.json and DIR/gpu.md as soon
 as it is measured, with the device, versions, date and command, so a run cut off still leaves what
-it measured; DIR/gpu.log holds every command's output. This process never initialises jax (its
+it measured; DIR/gpu.log holds every command's output. `--items` runs only the named items (a
+second call for what the first one's budget cut off). This process never initialises jax (its
 items get the whole GPU); the wheels the image lacks are installed before it (`make gpu`).
 
 `--dry-run` runs the same plan at tiny sizes on whatever jax finds (the CPU suite does, so the
-plan cannot rot). `--readme REPORT.json` rewrites docs/speed.md's block between
-`<!-- gpu:report begin -->` and `<!-- gpu:report end -->` from a report (render_markdown).
+plan cannot rot). `--readme REPORT.json [MORE.json ...]` rewrites docs/speed.md's
+block between `<!-- gpu:report begin -->` and `<!-- gpu:report end -->` from the reports, merged
+(render_markdown).
 """
 import argparse
 import dataclasses
@@ -44,7 +47,7 @@ class Item:
 
 def plan(dry_run: bool) -> list[Item]:
   """The items, most valuable first. Full sizes are the issue's; the dry run keeps one variant of
-  each group at tiny sizes (and no GPT-2 peer: torch's GPT-2 has no tiny size)."""
+  each group at tiny sizes."""
   m = lambda module, *args: [PY, "-m", module, *args]
   peer = lambda name, *args: m(f"experiments.peers.{name}", *args)
   gpt2 = "experiments/gpt2_small.py"
@@ -66,9 +69,11 @@ def plan(dry_run: bool) -> list[Item]:
         Item("resnet18 bf16", m("train.tools.bench", *resnet, "--steps", "1",
                                 "--config.batch_size=2", "--config.model.width=4",
                                 "--config.model.dtype=bfloat16"), 300, "bench"),
+        Item("torch gpt2", peer("torch_gpt2", "--steps", "1", "--batch", "1", "--seq_len", "16",
+                                "--num_layers", "1", "--features", "64", "--num_heads", "2"),
+             300, "bench", needs_torch=True),
         Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "2", "--width", "4",
-                                         "--steps", "1", "--no-compile"), 300, "bench",
-             needs_torch=True),
+                                         "--steps", "1"), 300, "bench", needs_torch=True),
         Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--lengths", "16", "--tokens", "32",
                                 "--steps", "1"), 300, "bench_seq_len"),
         Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths", "8",
@@ -101,7 +106,23 @@ def plan(dry_run: bool) -> list[Item]:
       Item("loop mnist1d_cnn, host batches", m(
           "train.tools.bench", "--config", "experiments/mnist1d_cnn.py", "--loop",
           "--config.dataset.on_device=False"), 60, "bench"),
+      Item("resnet18 bf16 remat", m("train.tools.bench", *resnet, "--config.batch_size=512",
+                                    "--config.model.dtype=bfloat16", "--config.model.remat=True"),
+           45, "bench"),
   ]
+
+
+def select(items: list[Item], names: str | None) -> list[Item]:
+  """The items named in `names` (comma-separated, in the plan's order), or all of them: a second
+  call on a warm machine runs what the first one's budget cut off."""
+  if not names:
+    return items
+  wanted = [n.strip() for n in names.split(",")]
+  unknown = [n for n in wanted if n not in {i.name for i in items}]
+  if unknown:
+    sys.exit(f"error: --items: no item {', '.join(map(repr, unknown))}; the plan's items: "
+             f"{', '.join(i.name for i in items)}")
+  return [i for i in items if i.name in wanted]
 
 
 def have(module: str) -> bool:
@@ -184,6 +205,57 @@ def fmt(v, spec: str = "") -> str:
   return "" if v is None else format(v, spec)
 
 
+def targets(report: dict) -> list[dict]:
+  """The issues' speed targets, read off the report. A comparison's `ratio` is our time over the
+  peer's (met where <= its bound); a level's (GPT-2's MFU, the loop's share of the step rate) is
+  the value itself (met where >= its bound); `met` is None where something was not measured."""
+  results = {i["name"]: i.get("result") for i in report["items"]}
+  rnn = (results.get("bench_rnn") or {}).get("rows", [])
+
+  def rnn_ms(cell, impls, dtype=None):  # the fastest row: (ms, which)
+    times = [(r["ms"], f"{r['impl']}, {r['dtype']}") for r in rnn if r["cell"] == cell
+             and impls(r["impl"]) and dtype in (None, r["dtype"])]
+    return min(times) if times else (None, "")
+
+  def bench(name, key):
+    r = results.get(name)
+    return r.get(key) if isinstance(r, dict) else None
+
+  def per_unit(name, key):  # a rate as a time per unit (lower is better), and its item
+    rate = bench(name, key)
+    return (1 / rate, name) if rate else (None, "")
+
+  ours = lambda impl: impl.startswith("ours")
+  gpt2 = min((per_unit(f"gpt2 {k}", "tokens_per_s") for k in ("cudnn", "xla", "dot_product")),
+             key=lambda t: t[0] or float("inf"))
+  comparisons = [
+      ("LSTM step <= torch's bf16 autocast", rnn_ms("lstm", ours),
+       rnn_ms("lstm", lambda i: i == "torch", "bfloat16"), 1.0),
+      ("GRU step <= torch's fastest", rnn_ms("gru", ours), rnn_ms("gru", lambda i: i == "torch"),
+       1.0),
+      *[(f"{cell.upper()} step <= 0.8 x flax's stock cell", rnn_ms(cell, ours),
+         rnn_ms(cell, lambda i: i == "flax stock"), 0.8) for cell in ("lstm", "gru")],
+      ("GPT-2 small tokens/s >= torch.compile's", gpt2, per_unit("torch gpt2", "tokens_per_s"),
+       1.0),
+      ("ResNet-18 bf16 examples/s >= 2 x torch's", per_unit("resnet18 bf16", "examples_per_s"),
+       per_unit("torch resnet18 bf16", "examples_per_s"), 0.5),
+      ("ResNet-18 f32 examples/s >= torch's", per_unit("resnet18 f32", "examples_per_s"),
+       per_unit("torch resnet18 f32", "examples_per_s"), 1.0),
+  ]
+  out = []
+  for target, (a, a_name), (b, b_name), bound in comparisons:
+    ratio = round(a / b, 3) if a and b else None
+    out.append({"target": target, "ours": a_name, "peer": b_name, "ratio": ratio,
+                "met": None if ratio is None else ratio <= bound})
+  levels = [("GPT-2 small MFU >= 50%", gpt2[1], bench(gpt2[1], "mfu"), 0.5),
+            ("full run's loop >= 90% of the back-to-back step rate", "loop mnist1d_cnn",
+             bench("loop mnist1d_cnn", "loop_share"), 0.9)]
+  out += [{"target": target, "ours": name, "peer": "", "ratio": value,
+           "met": None if value is None else value >= bound}
+          for target, name, value, bound in levels]
+  return out
+
+
 def render_markdown(report: dict) -> str:
   """The report as Markdown: environment, then a table per kind of item."""
   env = report["environment"]
@@ -200,6 +272,11 @@ def render_markdown(report: dict) -> str:
       lines += ["", f"GPU tests: {len(r['passed'])} passed, {len(r['failed'])} failed, "
                     f"{len(r['skipped'])} skipped." + (f" Failed: {', '.join(r['failed'])}."
                                                        if r["failed"] else "")]
+  verdict = {True: "met", False: "not met", None: "not measured"}
+  lines += ["", "Targets (ratio: our time over the peer's; for MFU and the loop, the value):", "",
+            "| target | ours | peer | ratio | verdict |", "|---|---|---|---|---|"]
+  lines += [f"| {t['target']} | {t['ours']} | {t['peer']} | {fmt(t['ratio'])} | "
+            f"{verdict[t['met']]} |" for t in targets(report)]
   bench = [(i["name"], i["result"]) for i in items if isinstance(i.get("result"), dict)
            and "step_ms" in i["result"]]
   if bench:
@@ -242,9 +319,24 @@ def write_report(report: dict, out: str) -> None:
     os.replace(tmp, os.path.join(out, name))
 
 
-def rewrite_readme(report_path: str, readme: str = os.path.join(REPO, "docs", "speed.md")) -> None:
-  with open(report_path) as f:
-    report = json.load(f)
+def merge(reports: list[dict]) -> dict:
+  """One report from a first call and the calls that ran what it was cut off from (`--items`): an
+  item measured again replaces the earlier entry; the environment is the first call's."""
+  items = {}
+  for report in reports:
+    for item in report["items"]:
+      if item["name"] not in items or not item["status"].startswith(("not run", "skipped")):
+        items[item["name"]] = item
+  return {**reports[0], "command": " ; ".join(r["command"] for r in reports),
+          "items": list(items.values())}
+
+
+def rewrite_readme(report_paths: list[str],
+                   readme: str = os.path.join(REPO, "docs", "speed.md")) -> None:
+  reports = []
+  for path in report_paths:
+    with open(path) as f:
+      reports.append(json.load(f))
   with open(readme) as f:
     text = f.read()
   begin, end = README_BLOCK
@@ -253,7 +345,7 @@ def rewrite_readme(report_path: str, readme: str = os.path.join(REPO, "docs", "s
   head, rest = text.split(begin, 1)
   _, tail = rest.split(end, 1)
   with open(readme, "w") as f:
-    f.write(f"{head}{begin}\n{render_markdown(report)}{end}{tail}")
+    f.write(f"{head}{begin}\n{render_markdown(merge(reports))}{end}{tail}")
 
 
 def main(argv=None):
@@ -261,13 +353,16 @@ def main(argv=None):
   parser.add_argument("--out", help="where gpu.json, gpu.md and gpu.log go")
   parser.add_argument("--dry-run", action="store_true", help="tiny sizes, any device")
   parser.add_argument("--budget_s", type=float, default=480, help="for all items together")
-  parser.add_argument("--readme", metavar="REPORT.json", help="rewrite docs/speed.md's GPU block")
+  parser.add_argument("--items", help="only these items (comma-separated names)")
+  parser.add_argument("--readme", metavar="REPORT.json", nargs="+",
+                      help="rewrite docs/speed.md's GPU block from these reports (merged)")
   args = parser.parse_args(argv)
   if args.readme:
     rewrite_readme(args.readme)
     return
   if not args.out:
     parser.error("--out is required")
+  items = select(plan(args.dry_run), args.items)
   deadline = time.perf_counter() + args.budget_s
   os.makedirs(args.out, exist_ok=True)
   command = "python -m train.tools.gpu " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -277,7 +372,7 @@ def main(argv=None):
   torch = have("torch")
   work = tempfile.mkdtemp(prefix="gpu_items_")
   with open(os.path.join(args.out, "gpu.log"), "w") as log:
-    for item in plan(args.dry_run):
+    for item in items:
       left = deadline - time.perf_counter()
       if item.needs_torch and not torch:
         entry = {"name": item.name, "command": shown(item), "status": "skipped: no torch"}

@@ -22,7 +22,6 @@ import datetime
 import glob
 import importlib
 import importlib.util
-import json
 import os
 import pkgutil
 import re
