@@ -169,8 +169,8 @@ gpu-wheels:
 # On the GPU machine, from the repository root with .whl/ carried along: installs the wheels beside
 # the image's packages (jax, jaxlib and torch untouched), then the GPU tests and every benchmark,
 # about 8 minutes on one H100 (train/tools/gpu.py). The report lands in GPU_OUT ($$OUT if set).
-# GPU_ARGS="--items 'bench_seq_len,seq2seq_speed'" runs only those items (what a first call ran out
-# of time for).
+# GPU_ARGS="--budget_s 150 --items 'resnet18 f32,torch resnet18 f32'" runs only those items (what
+# a first call ran out of time for), within 150 s.
 GPU_PY   ?= python3
 GPU_SITE ?= /tmp/site
 GPU_OUT  ?= $(if $(OUT),$(OUT),runs/gpu)

@@ -22,7 +22,7 @@ def test_dry_run_measures_every_item_and_renders_the_report(tmp_path):
   if jax.default_backend() != "gpu":
     assert items["gpu tests"]["result"]["passed"] == []  # every gpu test skips on a CPU
   assert items["gpt2 xla"]["result"]["step_ms"] > 0
-  assert ("torch" in {r["impl"] for r in items["bench_rnn"]["result"]["rows"]}) == torch
+  assert ("torch" in {r["impl"] for r in items["bench_rnn lstm"]["result"]["rows"]}) == torch
   if torch:
     assert items["torch gpt2"]["result"]["params"] == items["gpt2 xla"]["result"]["params"]
   loop = items["loop mnist1d_cnn"]["result"]
@@ -51,34 +51,49 @@ def test_readme_block_is_rewritten_from_a_report(tmp_path):
 
 
 def test_targets_compare_our_best_with_the_peer_and_say_what_was_not_measured():
-  rnn = [{"cell": c, "dtype": d, "impl": i, "ms": ms} for c, d, i, ms in [
-      ("lstm", "float32", "ours (scan)", 9.0), ("lstm", "float32", "ours (cudnn)", 4.0),
-      ("lstm", "bfloat16", "ours (scan)", 6.0), ("lstm", "bfloat16", "torch", 5.0),
-      ("lstm", "float32", "torch", 3.0), ("lstm", "float32", "flax stock", 8.0),
-      ("gru", "float32", "ours (scan)", 7.0), ("gru", "bfloat16", "torch", 6.0),
-      ("gru", "float32", "flax stock", 7.5)]]
-  bench = lambda **r: {"status": "ok", "result": r}
-  items = {"bench_rnn": {"result": {"rows": rnn}},
+  rnn = lambda *rows: {"status": "ok", "result": {"size": {}, "rows": [
+      {"cell": c, "dtype": d, "impl": i, "ms": ms, "tokens_per_s": 1, "time_vs_ours": 1}
+      for c, d, i, ms in rows]}}
+  bench = lambda status="ok", **r: {"status": status, "result": r}
+  items = {"bench_rnn lstm": rnn(
+               ("lstm", "float32", "ours (scan)", 9.0), ("lstm", "float32", "ours (cudnn)", 4.0),
+               ("lstm", "bfloat16", "ours (scan)", 6.0), ("lstm", "bfloat16", "torch", 5.0),
+               ("lstm", "float32", "torch", 3.0), ("lstm", "float32", "flax stock", 8.0)),
+           "bench_rnn gru": {**rnn(("gru", "float32", "ours (scan)", 7.0),
+                                   ("gru", "bfloat16", "torch", 6.0),
+                                   ("gru", "float32", "flax stock", 7.5)),
+                             "status": "timed out after 50 s"},
            "gpt2 xla": bench(tokens_per_s=100), "gpt2 cudnn": bench(tokens_per_s=200, mfu=0.45),
            "torch gpt2": bench(tokens_per_s=160), "resnet18 bf16": bench(examples_per_s=10),
            "torch resnet18 bf16": bench(examples_per_s=20),
+           "resnet18 f32": bench(examples_per_s=10), "torch resnet18 f32": bench("exit status 1"),
            "loop mnist1d_cnn": bench(loop_share=0.93)}
-  report = {"items": [{"name": k, **v} for k, v in items.items()]}
-  got = {t["target"]: (t["ours"], t["peer"], t["ratio"], t["met"]) for t in gpu.targets(report)}
+  report = {"items": [{"name": k, "command": "", **v} for k, v in items.items()]}
+  got = {t["target"]: (t["ours"], t["peer"], t["ratio"], t["bound"], t["met"], t["partial"])
+         for t in gpu.targets(report)}
   assert got == {
-      "LSTM step <= torch's bf16 autocast": ("ours (cudnn), float32", "torch, bfloat16", 0.8, True),
-      "GRU step <= torch's fastest": ("ours (scan), float32", "torch, bfloat16", 1.167, False),
+      "LSTM step <= torch's bf16 autocast": ("ours (cudnn), float32", "torch, bfloat16", 0.8,
+                                             "<= 1.0", True, False),
+      "GRU step <= torch's fastest": ("ours (scan), float32", "torch, bfloat16", 1.167, "<= 1.0",
+                                      False, True),
       "LSTM step <= 0.8 x flax's stock cell": ("ours (cudnn), float32", "flax stock, float32",
-                                               0.5, True),
+                                               0.5, "<= 0.8", True, False),
       "GRU step <= 0.8 x flax's stock cell": ("ours (scan), float32", "flax stock, float32",
-                                              0.933, False),
-      "GPT-2 small tokens/s >= torch.compile's": ("gpt2 cudnn", "torch gpt2", 0.8, True),
+                                              0.933, "<= 0.8", False, True),
+      "GPT-2 small tokens/s >= torch.compile's": ("gpt2 cudnn", "torch gpt2", 0.8, "<= 1.0", True,
+                                                  False),
       "ResNet-18 bf16 examples/s >= 2 x torch's": ("resnet18 bf16", "torch resnet18 bf16", 2.0,
-                                                   False),
-      "ResNet-18 f32 examples/s >= torch's": ("", "", None, None),
-      "GPT-2 small MFU >= 50%": ("gpt2 cudnn", "", 0.45, False),
-      "full run's loop >= 90% of the back-to-back step rate": ("loop mnist1d_cnn", "", 0.93, True),
+                                                   "<= 0.5", False, False),
+      "ResNet-18 f32 examples/s >= torch's": ("resnet18 f32", "", None, "<= 1.0", None, False),
+      "GPT-2 small MFU >= 50%": ("gpt2 cudnn", "", 0.45, ">= 0.5", False, False),
+      "full run's loop >= 90% of the back-to-back step rate": ("loop mnist1d_cnn", "", 0.93,
+                                                               ">= 0.9", True, False),
   }
+  markdown = gpu.render_markdown({"command": "c", "dry_run": False, "items": report["items"],
+                                  "environment": {"date": "d", "device": "1 x H100",
+                                                  "python": "3.12", "versions": {}}})
+  assert ("| GRU step <= torch's fastest | ours (scan), float32 | torch, bfloat16 | 1.167 | <= 1.0 "
+          "| not met (an item behind it timed out: rows missing) |") in markdown
 
 
 def test_an_item_cut_off_by_its_timeout_keeps_the_rows_it_wrote(tmp_path):
@@ -95,17 +110,20 @@ def test_an_item_cut_off_by_its_timeout_keeps_the_rows_it_wrote(tmp_path):
 
 def test_a_second_call_runs_the_named_items_and_its_report_merges_with_the_first():
   plan = gpu.plan(dry_run=False)
-  assert [i.name for i in gpu.select(plan, "seq2seq_speed, bench_rnn")] == ["bench_rnn",
-                                                                             "seq2seq_speed"]
-  assert gpu.select(plan, None) == plan
+  assert [i.name for i in gpu.select(plan, "seq2seq_speed, loop mnist1d_cnn host batches")] == [
+      "seq2seq_speed", "loop mnist1d_cnn host batches"]
+  assert all("," not in i.name for i in plan) and gpu.select(plan, None) == plan
   with pytest.raises(SystemExit, match=r"^error: --items: no item 'bench_rnm'; the plan's items: "
-                                       r"gpu tests, bench_rnn, "):
-    gpu.select(plan, "bench_rnn,bench_rnm")
+                                       r"gpu tests, bench_rnn lstm, "):
+    gpu.select(plan, "bench_rnn lstm,bench_rnm")
   entry = lambda name, status: {"name": name, "status": status}
-  first = {"command": "a", "environment": {"device": "1 x H100"},
+  first = {"command": "a", "environment": {"device": "1 x H100", "date": "d1"},
            "items": [entry("x", "ok"), entry("y", "not run: out of time"), entry("z", "ok")]}
-  second = {"command": "b", "environment": {"device": "other"},
+  second = {"command": "b", "environment": {"device": "1 x H100", "date": "d2"},
             "items": [entry("y", "ok"), entry("z", "not run: out of time")]}
   merged = gpu.merge([first, second])
-  assert merged["command"] == "a ; b" and merged["environment"] == {"device": "1 x H100"}
+  assert merged["command"] == "a ; b" and merged["environment"] == first["environment"]
   assert merged["items"] == [entry("x", "ok"), entry("y", "ok"), entry("z", "ok")]
+  with pytest.raises(SystemExit, match=r"^error: --readme: the reports come from different "
+                                       r"devices \(1 x H100, 1 x H200\)"):
+    gpu.merge([first, {**second, "environment": {"device": "1 x H200"}}])

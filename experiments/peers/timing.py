@@ -14,13 +14,15 @@ def device() -> str:
 
 def time_step(step, steps: int) -> dict:
   """`step()` returns a loss tensor. Its first call (eager warm-up or `torch.compile`'s
-  compilation) is `compile_s`; after one more warm-up, the median of `steps` synchronised calls
+  compilation) is `compile_s`; after one more warm-up call, the median of `steps` synchronised calls
   (`.item()` waits for the step, as `jax.block_until_ready` does) and the mean of at least `steps`
   calls for at least 2 s back to back with one sync at the end, as ours."""
   t = time.perf_counter()
   step().item()
   compile_s = time.perf_counter() - t
-  step().item()  # a second compilation where the first call created the optimiser's state
+  step().item()
+  if torch.cuda.is_available():
+    torch.cuda.reset_peak_memory_stats()  # the timed steps' peak, not the eager or compiling one's
   times = []
   for _ in range(steps):
     t = time.perf_counter()

@@ -3,11 +3,12 @@
 
 Everything a GPU has to show, in one command (`make gpu`): the `gpu` test tier, then every
 benchmark of the speed tables, most valuable first, each in its own process with its own timeout
-(cut to what is left of `--budget_s`). Each result is added to DIR/gpu.json and DIR/gpu.md as soon
-as it is measured, with the device, versions, date and command, so a run cut off still leaves what
-it measured; DIR/gpu.log holds every command's output. `--items` runs only the named items (a
-second call for what the first one's budget cut off). This process never initialises jax (its
-items get the whole GPU); the wheels the image lacks are installed before it (`make gpu`).
+(an item is not started with less of `--budget_s` left than its timeout). Each result is added to
+DIR/gpu.json and DIR/gpu.md as soon as it is measured, with the device, versions, date and
+command, so a run cut off still leaves what it measured; DIR/gpu.log holds every command's
+output. `--items` runs only the named items (a second call for what the first one's budget cut
+off). This process never initialises jax (its items get the whole GPU); the wheels the image lacks
+are installed before it (`make gpu`).
 
 `--dry-run` runs the same plan at tiny sizes on whatever jax finds (the CPU suite does, so the
 plan cannot rot). `--readme REPORT.json [MORE.json ...]` rewrites docs/speed.md's
@@ -46,69 +47,74 @@ class Item:
 
 
 def plan(dry_run: bool) -> list[Item]:
-  """The items, most valuable first. Full sizes are the issue's; the dry run keeps one variant of
-  each group at tiny sizes."""
+  """The items, most valuable first: the tests, then one measurement behind each target (the
+  recurrent layers, GPT-2 with cuDNN attention and its peer, ResNet-18 in bfloat16 and its peer,
+  the loop), then the rest. A timeout is an item's allowance: an item is not started with less
+  time left (`main`). Full sizes are the issue's; the dry run keeps one variant of each group at
+  tiny sizes."""
   m = lambda module, *args: [PY, "-m", module, *args]
   peer = lambda name, *args: m(f"experiments.peers.{name}", *args)
   gpt2 = "experiments/gpt2_small.py"
   resnet = ["--config", "experiments/cifar10_resnet18.py", "--mock_data"]
+  loop = ["--config", "experiments/mnist1d_cnn.py", "--loop"]
+  tests = m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py")
   if dry_run:
     tiny_gpt2 = ["--steps", "1", "--config.batch_size=1", "--config.dataset.seq_len=16",
                  "--config.model.num_layers=1", "--config.model.features=64",
                  "--config.model.num_heads=2"]
     return [
-        Item("gpu tests", m("pytest", "-m", "gpu", "-p", "no:xdist", "-q",
-                            "tests/test_gpu.py"), 300, "tests"),
-        Item("bench_rnn", m("experiments.analysis.bench_rnn", "--size", "tiny", "--steps", "1",
-                            "--dtypes", "float32", "--cells", "lstm"), 300, "bench_rnn"),
+        Item("gpu tests", tests, 300, "tests"),
+        Item("bench_rnn lstm", m("experiments.analysis.bench_rnn", "--size", "tiny", "--steps",
+                                 "1", "--dtypes", "float32", "--cells", "lstm"), 300, "bench_rnn"),
         Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), 300, "bench"),
-        Item("loop mnist1d_cnn", m("train.tools.bench", "--config", "experiments/mnist1d_cnn.py",
-                                   "--steps", "1", "--loop", "--config.num_steps=30",
-                                   "--config.log_every=10", "--config.eval_every=10",
-                                   "--config.optimizer.warmup_steps=5"), 300, "bench"),
-        Item("resnet18 bf16", m("train.tools.bench", *resnet, "--steps", "1",
-                                "--config.batch_size=2", "--config.model.width=4",
-                                "--config.model.dtype=bfloat16"), 300, "bench"),
         Item("torch gpt2", peer("torch_gpt2", "--steps", "1", "--batch", "1", "--seq_len", "16",
                                 "--num_layers", "1", "--features", "64", "--num_heads", "2"),
              300, "bench", needs_torch=True),
+        Item("resnet18 bf16", m("train.tools.bench", *resnet, "--steps", "1",
+                                "--config.batch_size=2", "--config.model.width=4",
+                                "--config.model.dtype=bfloat16"), 300, "bench"),
         Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "2", "--width", "4",
                                          "--steps", "1"), 300, "bench", needs_torch=True),
-        Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--lengths", "16", "--tokens", "32",
-                                "--steps", "1"), 300, "bench_seq_len"),
+        Item("loop mnist1d_cnn", m("train.tools.bench", *loop, "--steps", "1",
+                                   "--config.num_steps=30", "--config.log_every=10",
+                                   "--config.eval_every=10", "--config.optimizer.warmup_steps=5"),
+             300, "bench"),
+        Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--lengths", "16",
+                                "--tokens", "32", "--steps", "1"), 300, "bench_seq_len"),
         Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths", "8",
                                 "--tokens", "16", "--steps", "1"), 300, "bench_seq_len"),
     ]
+  rnn = lambda cell: m("experiments.analysis.bench_rnn", "--size", "full", "--steps", "10",
+                       "--cells", cell)
+  gpt2_kernel = lambda kernel: m("train.tools.bench", "--config", gpt2, "--steps", "10",
+                                 f"--config.model.attention_kernel={kernel}")
+  resnet_dtype = lambda dtype, *more: m("train.tools.bench", *resnet, "--config.batch_size=512",
+                                        f"--config.model.dtype={dtype}", *more)
   return [
-      Item("gpu tests", m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py"),
-           200, "tests"),
-      Item("bench_rnn", m("experiments.analysis.bench_rnn", "--size", "full", "--steps", "10"), 100, "bench_rnn"),
-      Item("loop mnist1d_cnn", m("train.tools.bench", "--config", "experiments/mnist1d_cnn.py",
-                                 "--loop"), 90, "bench"),
-      *[Item(f"gpt2 {kernel}", m("train.tools.bench", "--config", gpt2, "--steps", "10",
-                                 f"--config.model.attention_kernel={kernel}"), 60, "bench")
-        for kernel in ("cudnn", "xla", "dot_product")],
-      Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 90, "bench", needs_torch=True),
-      Item("resnet18 bf16", m("train.tools.bench", *resnet, "--config.batch_size=512",
-                              "--config.model.dtype=bfloat16"), 45, "bench"),
-      Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 75, "bench",
+      Item("gpu tests", tests, 180, "tests"),
+      Item("bench_rnn lstm", rnn("lstm"), 60, "bench_rnn"),
+      Item("bench_rnn gru", rnn("gru"), 50, "bench_rnn"),
+      Item("gpt2 cudnn", gpt2_kernel("cudnn"), 60, "bench"),
+      Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 150, "bench", needs_torch=True),
+      Item("resnet18 bf16", resnet_dtype("bfloat16"), 45, "bench"),
+      Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 90, "bench",
            needs_torch=True),
-      Item("resnet18 f32", m("train.tools.bench", *resnet, "--config.batch_size=512",
-                             "--config.model.dtype=float32"), 45, "bench"),
+      Item("loop mnist1d_cnn", m("train.tools.bench", *loop), 90, "bench"),
+      Item("gpt2 xla", gpt2_kernel("xla"), 60, "bench"),
+      Item("gpt2 dot_product", gpt2_kernel("dot_product"), 60, "bench"),
+      Item("resnet18 f32", resnet_dtype("float32"), 45, "bench"),
       Item("torch resnet18 f32", peer("torch_resnet18", "--batch", "512", "--dtype", "float32"),
-           60, "bench", needs_torch=True),
-      Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--tokens", "16384", "--steps", "3"), 60,
-           "bench_seq_len"),
+           90, "bench", needs_torch=True),
+      Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--tokens", "16384",
+                              "--steps", "3"), 60, "bench_seq_len"),
       Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths",
                               "10,25,50,100,200,400", "--tokens", "16384", "--steps", "3"), 60,
            "bench_seq_len"),
       # The loop again with the batches copied from the host each step (no device-resident split).
-      Item("loop mnist1d_cnn, host batches", m(
-          "train.tools.bench", "--config", "experiments/mnist1d_cnn.py", "--loop",
-          "--config.dataset.on_device=False"), 60, "bench"),
-      Item("resnet18 bf16 remat", m("train.tools.bench", *resnet, "--config.batch_size=512",
-                                    "--config.model.dtype=bfloat16", "--config.model.remat=True"),
-           45, "bench"),
+      Item("loop mnist1d_cnn host batches", m("train.tools.bench", *loop,
+                                              "--config.dataset.on_device=False"), 60, "bench"),
+      Item("resnet18 bf16 remat", resnet_dtype("bfloat16", "--config.model.remat=True"), 45,
+           "bench"),
   ]
 
 
@@ -207,23 +213,25 @@ def fmt(v, spec: str = "") -> str:
 
 def targets(report: dict) -> list[dict]:
   """The issues' speed targets, read off the report. A comparison's `ratio` is our time over the
-  peer's (met where <= its bound); a level's (GPT-2's MFU, the loop's share of the step rate) is
-  the value itself (met where >= its bound); `met` is None where something was not measured."""
-  results = {i["name"]: i.get("result") for i in report["items"]}
-  rnn = (results.get("bench_rnn") or {}).get("rows", [])
+  peer's, met where <= its `bound`; a level's (GPT-2's MFU, the loop's share of the step rate) is
+  the value itself, met where >= its bound. `met` is None where something was not measured;
+  `partial` says that an item behind it did not finish (a timeout: some rows missing)."""
+  items = {i["name"]: i for i in report["items"]}
+  result = lambda name: (items.get(name) or {}).get("result")
 
-  def rnn_ms(cell, impls, dtype=None):  # the fastest row: (ms, which)
-    times = [(r["ms"], f"{r['impl']}, {r['dtype']}") for r in rnn if r["cell"] == cell
+  def rnn_ms(cell, impls, dtype=None):  # the fastest row: (ms, which, source items)
+    rows = (result(f"bench_rnn {cell}") or {}).get("rows", [])
+    times = [(r["ms"], f"{r['impl']}, {r['dtype']}") for r in rows if r["cell"] == cell
              and impls(r["impl"]) and dtype in (None, r["dtype"])]
-    return min(times) if times else (None, "")
+    return (*min(times), [f"bench_rnn {cell}"]) if times else (None, "", [])
 
-  def bench(name, key):
-    r = results.get(name)
+  def value(name, key):
+    r = result(name)
     return r.get(key) if isinstance(r, dict) else None
 
-  def per_unit(name, key):  # a rate as a time per unit (lower is better), and its item
-    rate = bench(name, key)
-    return (1 / rate, name) if rate else (None, "")
+  def per_unit(name, key):  # a rate as a time per unit (lower is better)
+    rate = value(name, key)
+    return (1 / rate, name, [name]) if rate else (None, "", [])
 
   ours = lambda impl: impl.startswith("ours")
   gpt2 = min((per_unit(f"gpt2 {k}", "tokens_per_s") for k in ("cudnn", "xla", "dot_product")),
@@ -242,17 +250,19 @@ def targets(report: dict) -> list[dict]:
       ("ResNet-18 f32 examples/s >= torch's", per_unit("resnet18 f32", "examples_per_s"),
        per_unit("torch resnet18 f32", "examples_per_s"), 1.0),
   ]
+  partial = lambda sources: any(items[n]["status"] != "ok" for n in sources)
   out = []
-  for target, (a, a_name), (b, b_name), bound in comparisons:
+  for target, (a, a_name, a_from), (b, b_name, b_from), bound in comparisons:
     ratio = round(a / b, 3) if a and b else None
     out.append({"target": target, "ours": a_name, "peer": b_name, "ratio": ratio,
-                "met": None if ratio is None else ratio <= bound})
-  levels = [("GPT-2 small MFU >= 50%", gpt2[1], bench(gpt2[1], "mfu"), 0.5),
+                "bound": f"<= {bound}", "met": None if ratio is None else ratio <= bound,
+                "partial": partial(a_from + b_from)})
+  levels = [("GPT-2 small MFU >= 50%", gpt2[1], value(gpt2[1], "mfu"), 0.5),
             ("full run's loop >= 90% of the back-to-back step rate", "loop mnist1d_cnn",
-             bench("loop mnist1d_cnn", "loop_share"), 0.9)]
-  out += [{"target": target, "ours": name, "peer": "", "ratio": value,
-           "met": None if value is None else value >= bound}
-          for target, name, value, bound in levels]
+             value("loop mnist1d_cnn", "loop_share"), 0.9)]
+  out += [{"target": target, "ours": name, "peer": "", "ratio": v, "bound": f">= {bound}",
+           "met": None if v is None else v >= bound, "partial": v is not None and partial([name])}
+          for target, name, v, bound in levels]
   return out
 
 
@@ -272,11 +282,12 @@ def render_markdown(report: dict) -> str:
       lines += ["", f"GPU tests: {len(r['passed'])} passed, {len(r['failed'])} failed, "
                     f"{len(r['skipped'])} skipped." + (f" Failed: {', '.join(r['failed'])}."
                                                        if r["failed"] else "")]
-  verdict = {True: "met", False: "not met", None: "not measured"}
+  verdict = lambda t: ({True: "met", False: "not met", None: "not measured"}[t["met"]]
+                       + (" (an item behind it timed out: rows missing)" if t["partial"] else ""))
   lines += ["", "Targets (ratio: our time over the peer's; for MFU and the loop, the value):", "",
-            "| target | ours | peer | ratio | verdict |", "|---|---|---|---|---|"]
-  lines += [f"| {t['target']} | {t['ours']} | {t['peer']} | {fmt(t['ratio'])} | "
-            f"{verdict[t['met']]} |" for t in targets(report)]
+            "| target | ours | peer | ratio | bound | verdict |", "|---|---|---|---|---|---|"]
+  lines += [f"| {t['target']} | {t['ours']} | {t['peer']} | {fmt(t['ratio'])} | {t['bound']} | "
+            f"{verdict(t)} |" for t in targets(report)]
   bench = [(i["name"], i["result"]) for i in items if isinstance(i.get("result"), dict)
            and "step_ms" in i["result"]]
   if bench:
@@ -292,8 +303,8 @@ def render_markdown(report: dict) -> str:
               for name, r in bench]
   for i in items:
     r = i.get("result")
-    if i["name"] == "bench_rnn" and r:
-      lines += ["", f"Recurrent layers, sizes {r['size']}:", "",
+    if i["name"].startswith("bench_rnn") and r:
+      lines += ["", f"Recurrent layers ({i['name']}), sizes {r['size']}:", "",
                 "| cell | dtype | impl | ms/step | tokens/s | its time / ours (scan) |",
                 "|---|---|---|---|---|---|"]
       lines += [f"| {x['cell']} | {x['dtype']} | {x['impl']} | {x['ms']} | "
@@ -320,8 +331,13 @@ def write_report(report: dict, out: str) -> None:
 
 
 def merge(reports: list[dict]) -> dict:
-  """One report from a first call and the calls that ran what it was cut off from (`--items`): an
-  item measured again replaces the earlier entry; the environment is the first call's."""
+  """One report from a first call and the calls that ran what it was cut off from (`--items`), all
+  on the same kind of device: an item measured again replaces the earlier entry; the environment
+  (date, versions) is the first call's."""
+  devices = {r["environment"]["device"] for r in reports}
+  if len(devices) > 1:
+    sys.exit(f"error: --readme: the reports come from different devices "
+             f"({', '.join(sorted(devices))}); rerun the items on one kind")
   items = {}
   for report in reports:
     for item in report["items"]:
@@ -376,10 +392,10 @@ def main(argv=None):
       left = deadline - time.perf_counter()
       if item.needs_torch and not torch:
         entry = {"name": item.name, "command": shown(item), "status": "skipped: no torch"}
-      elif left < 10:
+      elif left < item.timeout_s:  # a later, shorter item may still fit
         entry = {"name": item.name, "command": shown(item), "status": "not run: out of time"}
       else:
-        entry = run_item(item, min(item.timeout_s, left), work, log)
+        entry = run_item(item, item.timeout_s, work, log)
       report["items"].append(entry)
       write_report(report, args.out)
       print(f"{entry['name']:22} {entry['status']}", flush=True)
