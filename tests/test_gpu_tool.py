@@ -98,14 +98,14 @@ def test_targets_compare_our_best_with_the_peer_and_say_what_was_not_measured():
 
 def test_an_item_cut_off_by_its_timeout_keeps_the_rows_it_wrote(tmp_path):
   """The sweeps write their JSON after every row (train.tools.bench.write_rows): what a timeout
-  leaves is read into the report."""
-  code = ("import sys; from train.tools.bench import write_rows; "
-          "write_rows(sys.argv[-1] + '/sweep.json', 'cmd', [{'ms': 1.0}]); "
-          "import time; time.sleep(60)")
+  leaves is read into the report. (The item stands for one: it wrote a row, then hangs.)"""
+  code = ("import json, sys, time; "
+          "json.dump({'rows': [{'ms': 1.0}]}, open(sys.argv[-1] + '/sweep.json', 'w')); "
+          "time.sleep(60)")
   item = gpu.Item("sweep", [gpu.PY, "-c", code], 60, "bench_rnn")
   with open(tmp_path / "log", "w") as log:
-    entry = gpu.run_item(item, 10, str(tmp_path), log)
-  assert entry["status"] == "timed out after 10 s" and entry["result"]["rows"] == [{"ms": 1.0}]
+    entry = gpu.run_item(item, 5, str(tmp_path), log)
+  assert entry["status"] == "timed out after 5 s" and entry["result"]["rows"] == [{"ms": 1.0}]
 
 
 def test_a_second_call_runs_the_named_items_and_its_report_merges_with_the_first():
@@ -127,3 +127,16 @@ def test_a_second_call_runs_the_named_items_and_its_report_merges_with_the_first
   with pytest.raises(SystemExit, match=r"^error: --readme: the reports come from different "
                                        r"devices \(1 x H100, 1 x H200\)"):
     gpu.merge([first, {**second, "environment": {"device": "1 x H200"}}])
+
+
+def test_a_test_tier_cut_off_by_its_timeout_reports_the_tests_it_ran(tmp_path):
+  """Interrupted (Ctrl-C), pytest writes the JUnit XML of what it ran before the slow test."""
+  (tmp_path / "test_tier.py").write_text(
+      "import time\n\ndef test_quick():\n  pass\n\ndef test_slow():\n  time.sleep(60)\n")
+  item = gpu.Item("tier", [gpu.PY, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
+                           "-q", str(tmp_path / "test_tier.py")], 60, "tests")
+  work = tmp_path / "work"
+  with open(tmp_path / "log", "w") as log:
+    entry = gpu.run_item(item, 8, str(work), log)
+  assert entry["status"] == "timed out after 8 s" and entry["seconds"] < 8 + gpu.INTERRUPT_GRACE_S
+  assert entry["result"]["passed"] == ["test_quick"]

@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PY = sys.executable
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "torch")
 README_BLOCK = ("<!-- gpu:report begin -->", "<!-- gpu:report end -->")
+INTERRUPT_GRACE_S = 10
 
 
 @dataclasses.dataclass
@@ -162,6 +164,8 @@ def read_result(item: Item, out: str, junit: str):
     suite = suite if suite.tag == "testsuite" else suite[0]
     cases = {"passed": [], "failed": [], "skipped": []}
     for case in suite.iter("testcase"):
+      if case.get("name") is None:  # the test that Ctrl-C interrupted
+        continue
       status = ("failed" if case.find("failure") is not None or case.find("error") is not None
                 else "skipped" if case.find("skipped") is not None else "passed")
       cases[status].append(case.get("name"))
@@ -189,11 +193,20 @@ def run_item(item: Item, timeout_s: float, work: str, log) -> dict:
   log.write(f"\n===== {item.name}: {command} (timeout {timeout_s:.0f} s)\n")
   log.flush()
   start = time.perf_counter()
+  proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
   try:
-    proc = subprocess.run(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                          timeout=timeout_s, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    status = "ok" if proc.returncode == 0 else f"exit status {proc.returncode}"
+    returncode = proc.wait(timeout=timeout_s)
+    status = "ok" if returncode == 0 else f"exit status {returncode}"
   except subprocess.TimeoutExpired:
+    # Ctrl-C first: pytest then writes the JUnit XML of the tests it ran (the sweeps have written
+    # their rows already); killed if it does not stop within INTERRUPT_GRACE_S.
+    proc.send_signal(signal.SIGINT)
+    try:
+      proc.wait(timeout=INTERRUPT_GRACE_S)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
     status = f"timed out after {timeout_s:.0f} s"
   entry["seconds"] = round(time.perf_counter() - start, 1)
   try:
