@@ -2,6 +2,8 @@
 (the PyTorch items too, where torch is installed: `make test-torch`)."""
 import importlib.util
 import json
+import os
+import time
 
 import jax
 import pytest
@@ -99,13 +101,24 @@ def test_targets_compare_our_best_with_the_peer_and_say_what_was_not_measured():
 def test_an_item_cut_off_by_its_timeout_keeps_the_rows_it_wrote(tmp_path):
   """The sweeps write their JSON after every row (train.tools.bench.write_rows): what a timeout
   leaves is read into the report. (The item stands for one: it wrote a row, then hangs.)"""
-  code = ("import json, sys, time; "
+  code = ("import json, subprocess, sys, time; "
           "json.dump({'rows': [{'ms': 1.0}]}, open(sys.argv[-1] + '/sweep.json', 'w')); "
+          "child = subprocess.Popen(['sleep', '120']); "
+          "open(sys.argv[-1] + '/child.pid', 'w').write(str(child.pid)); "
           "time.sleep(60)")
   item = gpu.Item("sweep", [gpu.PY, "-c", code], 60, "bench_rnn")
   with open(tmp_path / "log", "w") as log:
     entry = gpu.run_item(item, 5, str(tmp_path), log)
   assert entry["status"] == "timed out after 5 s" and entry["result"]["rows"] == [{"ms": 1.0}]
+  child = int((tmp_path / "sweep" / "child.pid").read_text())  # the item's own child: gone too
+  for _ in range(50):
+    try:
+      os.kill(child, 0)
+    except ProcessLookupError:
+      break
+    time.sleep(0.1)
+  else:
+    pytest.fail(f"the item's child {child} outlived it")
 
 
 def test_a_second_call_runs_the_named_items_and_its_report_merges_with_the_first():

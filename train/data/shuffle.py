@@ -65,9 +65,10 @@ def index_shuffle(index, max_index: int, seed: int, rounds: int = 4) -> np.ndarr
   return out
 
 
-# Up to this block domain (2^2w indices), `epoch_permutation` walks the cycles through tables of
-# the whole domain (4 bytes an index): 64 MiB each at most.
-TABLE_MAX_DOMAIN = 1 << 24
+# `epoch_permutation` walks the cycles through tables of the cipher's domain when that is the
+# smallest one, 2^16 (n <= 2^16: the walks are long when n is small); for larger n, where the
+# domain is at most 4n and the walks short, the walk on the indices still out of range is faster.
+TABLE_MAX_DOMAIN = 1 << 16
 
 
 def epoch_permutation(n: int, seed: int) -> np.ndarray:

@@ -3,12 +3,12 @@
 
 Everything a GPU has to show, in one command (`make gpu`): the `gpu` test tier, then every
 benchmark of the speed tables, most valuable first, each in its own process with its own timeout
-(an item is not started with less of `--budget_s` left than its timeout). Each result is added to
-DIR/gpu.json and DIR/gpu.md as soon as it is measured, with the device, versions, date and
-command, so a run cut off still leaves what it measured; DIR/gpu.log holds every command's
-output. `--items` runs only the named items (a second call for what the first one's budget cut
-off). This process never initialises jax (its items get the whole GPU); the wheels the image lacks
-are installed before it (`make gpu`).
+(an item is not started with less of `--budget_s` left than its timeout and 10 s to stop; one past
+its timeout is interrupted, then killed). Each result is added to DIR/gpu.json and DIR/gpu.md as
+soon as it is measured, with the device, versions, date and command, so a run cut off still
+leaves what it measured; DIR/gpu.log holds every command's output. `--items` runs only the named
+items (a second call for what the first one's budget cut off). This process never initialises jax
+(its items get the whole GPU); the wheels the image lacks are installed before it (`make gpu`).
 
 `--dry-run` runs the same plan at tiny sizes on whatever jax finds (the CPU suite does, so the
 plan cannot rot). `--readme REPORT.json [MORE.json ...]` rewrites docs/speed.md's
@@ -35,6 +35,7 @@ PY = sys.executable
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "torch")
 README_BLOCK = ("<!-- gpu:report begin -->", "<!-- gpu:report end -->")
 INTERRUPT_GRACE_S = 10
+DRY_S = 120  # the dry run's timeout per item (each takes seconds to half a minute on 2 cores)
 
 
 @dataclasses.dataclass
@@ -65,26 +66,27 @@ def plan(dry_run: bool) -> list[Item]:
                  "--config.model.num_layers=1", "--config.model.features=64",
                  "--config.model.num_heads=2"]
     return [
-        Item("gpu tests", tests, 300, "tests"),
+        Item("gpu tests", tests, DRY_S, "tests"),
         Item("bench_rnn lstm", m("experiments.analysis.bench_rnn", "--size", "tiny", "--steps",
-                                 "1", "--dtypes", "float32", "--cells", "lstm"), 300, "bench_rnn"),
-        Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), 300, "bench"),
+                                 "1", "--dtypes", "float32", "--cells", "lstm"), DRY_S,
+             "bench_rnn"),
+        Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), DRY_S, "bench"),
         Item("torch gpt2", peer("torch_gpt2", "--steps", "1", "--batch", "1", "--seq_len", "16",
                                 "--num_layers", "1", "--features", "64", "--num_heads", "2"),
-             300, "bench", needs_torch=True),
+             DRY_S, "bench", needs_torch=True),
         Item("resnet18 bf16", m("train.tools.bench", *resnet, "--steps", "1",
                                 "--config.batch_size=2", "--config.model.width=4",
-                                "--config.model.dtype=bfloat16"), 300, "bench"),
+                                "--config.model.dtype=bfloat16"), DRY_S, "bench"),
         Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "2", "--width", "4",
-                                         "--steps", "1"), 300, "bench", needs_torch=True),
+                                         "--steps", "1"), DRY_S, "bench", needs_torch=True),
         Item("loop mnist1d_cnn", m("train.tools.bench", *loop, "--steps", "1",
                                    "--config.num_steps=30", "--config.log_every=10",
                                    "--config.eval_every=10", "--config.optimizer.warmup_steps=5"),
-             300, "bench"),
+             DRY_S, "bench"),
         Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--lengths", "16",
-                                "--tokens", "32", "--steps", "1"), 300, "bench_seq_len"),
+                                "--tokens", "32", "--steps", "1"), DRY_S, "bench_seq_len"),
         Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths", "8",
-                                "--tokens", "16", "--steps", "1"), 300, "bench_seq_len"),
+                                "--tokens", "16", "--steps", "1"), DRY_S, "bench_seq_len"),
     ]
   rnn = lambda cell: m("experiments.analysis.bench_rnn", "--size", "full", "--steps", "10",
                        "--cells", cell)
@@ -193,25 +195,33 @@ def run_item(item: Item, timeout_s: float, work: str, log) -> dict:
   log.write(f"\n===== {item.name}: {command} (timeout {timeout_s:.0f} s)\n")
   log.flush()
   start = time.perf_counter()
+  # Its own process group, so that the signals below reach the processes it starts too (pytest's
+  # CPU resume, torch's compile workers).
   proc = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
   try:
     returncode = proc.wait(timeout=timeout_s)
     status = "ok" if returncode == 0 else f"exit status {returncode}"
   except subprocess.TimeoutExpired:
     # Ctrl-C first: pytest then writes the JUnit XML of the tests it ran (the sweeps have written
     # their rows already); killed if it does not stop within INTERRUPT_GRACE_S.
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     try:
       proc.wait(timeout=INTERRUPT_GRACE_S)
     except subprocess.TimeoutExpired:
-      proc.kill()
-      proc.wait()
+      pass
     status = f"timed out after {timeout_s:.0f} s"
+  finally:  # nothing of the item outlives it, whatever stopped it (this process's Ctrl-C too)
+    try:
+      os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
+    proc.wait()
   entry["seconds"] = round(time.perf_counter() - start, 1)
   try:
     entry["result"] = read_result(item, out, junit)
-  except (OSError, ValueError, IndexError) as e:  # nothing written, or half of it
+  except (OSError, ValueError, IndexError, SyntaxError) as e:  # nothing written, or half of it
+    # (a half-written JUnit XML raises xml.etree's ParseError, a SyntaxError)
     entry["result"] = None
     status += "" if status != "ok" else f"; unreadable output ({type(e).__name__})"
   if item.kind == "tests" and entry["result"] and entry["result"]["failed"] and status == "ok":
@@ -392,6 +402,9 @@ def main(argv=None):
   if not args.out:
     parser.error("--out is required")
   items = select(plan(args.dry_run), args.items)
+  if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell:
+    # the items would inherit the ignored Ctrl-C that stops them at their timeout
+    signal.signal(signal.SIGINT, signal.default_int_handler)
   deadline = time.perf_counter() + args.budget_s
   os.makedirs(args.out, exist_ok=True)
   command = "python -m train.tools.gpu " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -405,7 +418,7 @@ def main(argv=None):
       left = deadline - time.perf_counter()
       if item.needs_torch and not torch:
         entry = {"name": item.name, "command": shown(item), "status": "skipped: no torch"}
-      elif left < item.timeout_s:  # a later, shorter item may still fit
+      elif left < item.timeout_s + INTERRUPT_GRACE_S:  # a later, shorter item may still fit
         entry = {"name": item.name, "command": shown(item), "status": "not run: out of time"}
       else:
         entry = run_item(item, item.timeout_s, work, log)
