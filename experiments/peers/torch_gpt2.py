@@ -78,8 +78,11 @@ def main():
   model = GPT(m.vocab_size, m.num_layers, m.num_heads, m.features, m.max_len).to(device)
   num_params = sum(p.numel() for p in model.parameters())
   opt_cfg = config.optimizer
-  opt = torch.optim.AdamW(model.parameters(), lr=opt_cfg.lr, betas=(opt_cfg.b1, opt_cfg.b2),
-                          weight_decay=opt_cfg.weight_decay, fused=device == "cuda")
+  decay = [p for p in model.parameters() if p.ndim > 1]  # as train.optim.decay_mask
+  no_decay = [p for p in model.parameters() if p.ndim <= 1]
+  opt = torch.optim.AdamW([{"params": decay, "weight_decay": opt_cfg.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}], lr=opt_cfg.lr,
+                          betas=(opt_cfg.b1, opt_cfg.b2), fused=device == "cuda")
   tokens = torch.randint(0, m.vocab_size, (args.batch, args.seq_len + 1), device=device)
   x, y = tokens[:, :-1], tokens[:, 1:]
 
