@@ -98,6 +98,7 @@ def test_targets_compare_our_best_with_the_peer_and_say_what_was_not_measured():
           "| not met (an item behind it timed out: rows missing) |") in markdown
 
 
+@pytest.mark.slow  # waits for a timeout
 def test_an_item_cut_off_by_its_timeout_keeps_the_rows_it_wrote(tmp_path):
   """The sweeps write their JSON after every row (train.tools.bench.write_rows): what a timeout
   leaves is read into the report. (The item stands for one: it wrote a row, then hangs.)"""
@@ -142,6 +143,7 @@ def test_a_second_call_runs_the_named_items_and_its_report_merges_with_the_first
     gpu.merge([first, {**second, "environment": {"device": "1 x H200"}}])
 
 
+@pytest.mark.slow  # waits for a timeout
 def test_a_test_tier_cut_off_by_its_timeout_reports_the_tests_it_ran(tmp_path):
   """Interrupted (Ctrl-C), pytest writes the JUnit XML of what it ran before the slow test."""
   (tmp_path / "test_tier.py").write_text(
