@@ -107,7 +107,7 @@ def test_an_item_cut_off_by_its_timeout_keeps_the_rows_it_wrote(tmp_path):
           "child = subprocess.Popen(['sleep', '120']); "
           "open(sys.argv[-1] + '/child.pid', 'w').write(str(child.pid)); "
           "time.sleep(60)")
-  item = gpu.Item("sweep", [gpu.PY, "-c", code], 60, "bench_rnn")
+  item = gpu.Item("sweep", [gpu.PY, "-c", code], 60)
   with open(tmp_path / "log", "w") as log:
     entry = gpu.run_item(item, 5, str(tmp_path), log)
   assert entry["status"] == "timed out after 5 s" and entry["result"]["rows"] == [{"ms": 1.0}]
@@ -149,7 +149,7 @@ def test_a_test_tier_cut_off_by_its_timeout_reports_the_tests_it_ran(tmp_path):
   (tmp_path / "test_tier.py").write_text(
       "import time\n\ndef test_quick():\n  pass\n\ndef test_slow():\n  time.sleep(60)\n")
   item = gpu.Item("tier", [gpu.PY, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
-                           "-q", str(tmp_path / "test_tier.py")], 60, "tests")
+                           "-q", str(tmp_path / "test_tier.py")], 60, tests=True)
   work = tmp_path / "work"
   with open(tmp_path / "log", "w") as log:
     entry = gpu.run_item(item, 8, str(work), log)

@@ -40,12 +40,12 @@ DRY_S = 120  # the dry run's timeout per item (each takes seconds to half a minu
 
 @dataclasses.dataclass
 class Item:
-  """One command of the plan. `kind` says how its output is read: 'tests' (a JUnit XML),
-  'bench' (train.tools.bench's or a peer's OUT/*.json), 'bench_rnn', 'bench_seq_len'."""
+  """One command of the plan. Its output: a JUnit XML where `tests`, else the JSON files it writes
+  under the `--out` folder it is given (train.tools.bench's, a peer's, a sweep's)."""
   name: str
   argv: list[str]
   timeout_s: int
-  kind: str
+  tests: bool = False
   needs_torch: bool = False
 
 
@@ -60,33 +60,32 @@ def plan(dry_run: bool) -> list[Item]:
   gpt2 = "experiments/gpt2_small.py"
   resnet = ["--config", "experiments/cifar10_resnet18.py", "--mock_data"]
   loop = ["--config", "experiments/mnist1d_cnn.py", "--loop"]
-  tests = m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py")
+  tier = m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py")
   if dry_run:
     tiny_gpt2 = ["--steps", "1", "--config.batch_size=1", "--config.dataset.seq_len=16",
                  "--config.model.num_layers=1", "--config.model.features=64",
                  "--config.model.num_heads=2"]
     return [
-        Item("gpu tests", tests, DRY_S, "tests"),
+        Item("gpu tests", tier, DRY_S, tests=True),
         Item("bench_rnn lstm", m("experiments.analysis.bench_rnn", "--size", "tiny", "--steps",
-                                 "1", "--dtypes", "float32", "--cells", "lstm"), DRY_S,
-             "bench_rnn"),
-        Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), DRY_S, "bench"),
+                                 "1", "--dtypes", "float32", "--cells", "lstm"), DRY_S),
+        Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), DRY_S),
         Item("torch gpt2", peer("torch_gpt2", "--steps", "1", "--batch", "1", "--seq_len", "16",
                                 "--num_layers", "1", "--features", "64", "--num_heads", "2"),
-             DRY_S, "bench", needs_torch=True),
+             DRY_S, needs_torch=True),
         Item("resnet18 bf16", m("train.tools.bench", *resnet, "--steps", "1",
                                 "--config.batch_size=2", "--config.model.width=4",
-                                "--config.model.dtype=bfloat16"), DRY_S, "bench"),
+                                "--config.model.dtype=bfloat16"), DRY_S),
         Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "2", "--width", "4",
-                                         "--steps", "1"), DRY_S, "bench", needs_torch=True),
+                                         "--steps", "1"), DRY_S, needs_torch=True),
         Item("loop mnist1d_cnn", m("train.tools.bench", *loop, "--steps", "1",
                                    "--config.num_steps=30", "--config.log_every=10",
                                    "--config.eval_every=10", "--config.optimizer.warmup_steps=5"),
-             DRY_S, "bench"),
+             DRY_S),
         Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--lengths", "16",
-                                "--tokens", "32", "--steps", "1"), DRY_S, "bench_seq_len"),
+                                "--tokens", "32", "--steps", "1"), DRY_S),
         Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths", "8",
-                                "--tokens", "16", "--steps", "1"), DRY_S, "bench_seq_len"),
+                                "--tokens", "16", "--steps", "1"), DRY_S),
     ]
   rnn = lambda cell: m("experiments.analysis.bench_rnn", "--size", "full", "--steps", "10",
                        "--cells", cell)
@@ -95,30 +94,28 @@ def plan(dry_run: bool) -> list[Item]:
   resnet_dtype = lambda dtype, *more: m("train.tools.bench", *resnet, "--config.batch_size=512",
                                         f"--config.model.dtype={dtype}", *more)
   return [
-      Item("gpu tests", tests, 180, "tests"),
-      Item("bench_rnn lstm", rnn("lstm"), 60, "bench_rnn"),
-      Item("bench_rnn gru", rnn("gru"), 50, "bench_rnn"),
-      Item("gpt2 cudnn", gpt2_kernel("cudnn"), 60, "bench"),
-      Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 150, "bench", needs_torch=True),
-      Item("resnet18 bf16", resnet_dtype("bfloat16"), 45, "bench"),
-      Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 90, "bench",
+      Item("gpu tests", tier, 180, tests=True),
+      Item("bench_rnn lstm", rnn("lstm"), 60),
+      Item("bench_rnn gru", rnn("gru"), 50),
+      Item("gpt2 cudnn", gpt2_kernel("cudnn"), 60),
+      Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 150, needs_torch=True),
+      Item("resnet18 bf16", resnet_dtype("bfloat16"), 45),
+      Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 90,
            needs_torch=True),
-      Item("loop mnist1d_cnn", m("train.tools.bench", *loop), 90, "bench"),
-      Item("gpt2 xla", gpt2_kernel("xla"), 60, "bench"),
-      Item("gpt2 dot_product", gpt2_kernel("dot_product"), 60, "bench"),
-      Item("resnet18 f32", resnet_dtype("float32"), 45, "bench"),
+      Item("loop mnist1d_cnn", m("train.tools.bench", *loop), 90),
+      Item("gpt2 xla", gpt2_kernel("xla"), 60),
+      Item("gpt2 dot_product", gpt2_kernel("dot_product"), 60),
+      Item("resnet18 f32", resnet_dtype("float32"), 45),
       Item("torch resnet18 f32", peer("torch_resnet18", "--batch", "512", "--dtype", "float32"),
-           90, "bench", needs_torch=True),
+           90, needs_torch=True),
       Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--tokens", "16384",
-                              "--steps", "3"), 60, "bench_seq_len"),
+                              "--steps", "3"), 60),
       Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths",
-                              "10,25,50,100,200,400", "--tokens", "16384", "--steps", "3"), 60,
-           "bench_seq_len"),
+                              "10,25,50,100,200,400", "--tokens", "16384", "--steps", "3"), 60),
       # The loop again with the batches copied from the host each step (no device-resident split).
       Item("loop mnist1d_cnn host batches", m("train.tools.bench", *loop,
-                                              "--config.dataset.on_device=False"), 60, "bench"),
-      Item("resnet18 bf16 remat", resnet_dtype("bfloat16", "--config.model.remat=True"), 45,
-           "bench"),
+                                              "--config.dataset.on_device=False"), 60),
+      Item("resnet18 bf16 remat", resnet_dtype("bfloat16", "--config.model.remat=True"), 45),
   ]
 
 
@@ -159,7 +156,7 @@ def environment() -> dict:
 
 def read_result(item: Item, out: str, junit: str):
   """The item's own output, as JSON-able data."""
-  if item.kind == "tests":
+  if item.tests:
     import xml.etree.ElementTree as ET  # noqa: PLC0415
 
     suite = ET.parse(junit).getroot()
@@ -189,7 +186,7 @@ def run_item(item: Item, timeout_s: float, work: str, log) -> dict:
   out = os.path.join(work, item.name.replace(" ", "_"))
   os.makedirs(out)
   junit = os.path.join(out, "junit.xml")
-  argv = item.argv + ([f"--junitxml={junit}"] if item.kind == "tests" else ["--out", out])
+  argv = item.argv + ([f"--junitxml={junit}"] if item.tests else ["--out", out])
   command = shown(item)
   entry = {"name": item.name, "command": command, "timeout_s": round(timeout_s)}
   log.write(f"\n===== {item.name}: {command} (timeout {timeout_s:.0f} s)\n")
@@ -224,7 +221,7 @@ def run_item(item: Item, timeout_s: float, work: str, log) -> dict:
     # (a half-written JUnit XML raises xml.etree's ParseError, a SyntaxError)
     entry["result"] = None
     status += "" if status != "ok" else f"; unreadable output ({type(e).__name__})"
-  if item.kind == "tests" and entry["result"] and entry["result"]["failed"] and status == "ok":
+  if item.tests and entry["result"] and entry["result"]["failed"] and status == "ok":
     status = "failures"
   entry["status"] = status
   return entry
