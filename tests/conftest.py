@@ -1,9 +1,46 @@
 """Shared fixtures: a prepared MNIST-1D in a temporary TFDS data dir, and tiny configs; the `gpu`
-tier skipped, with the reason, where jax has no GPU."""
+tier skipped, with the reason, where jax has no GPU; `--live-report`, for runs that may be cut
+off."""
 import importlib
+import time
 
 import jax
 import pytest
+
+
+def pytest_addoption(parser):
+  parser.addoption("--live-report", action="store_true",
+                   help="write each test's outcome and time, and each failure's whole report, "
+                        "the moment the test ends (make gpu: a run cut off never reaches the "
+                        "summary)")
+
+
+def pytest_configure(config):
+  if config.getoption("live_report"):
+    config.pluginmanager.register(LiveReport(config), "live_report")
+
+
+class LiveReport:
+  def __init__(self, config):
+    self.config, self.started = config, {}
+
+  def pytest_runtest_logstart(self, nodeid):
+    self.started[nodeid] = time.perf_counter()
+
+  def pytest_runtest_logreport(self, report):
+    if not (report.failed or report.skipped or report.when == "call"):
+      return  # a passed setup or teardown
+    writer = self.config.pluginmanager.get_plugin("terminalreporter")
+    seconds = time.perf_counter() - self.started.get(report.nodeid, time.perf_counter())
+    outcome = "skipped" if report.skipped else "FAILED" if report.failed else "passed"
+    if writer._tw.width_of_current_line:  # after pytest's progress dots
+      writer.write_line("")
+    writer.write_line(f"[live] {outcome} {report.nodeid} ({report.when}, {seconds:.1f} s)")
+    if report.failed:
+      writer.write_line(report.longreprtext)
+      for title, content in report.sections:  # the test's captured output
+        writer.write_sep("-", title)
+        writer.write_line(content)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -39,6 +39,19 @@ def test_the_lm_flop_formula_agrees_with_xla(tiny_config):
   assert 0.9 < ratio < 1.1, ratio
 
 
+def test_the_xla_count_includes_the_convolutions(tiny_config):
+  """The count is of the step as lowered, before XLA's rewrites, so on a GPU it still holds the
+  convolutions that the compiled program hands to cuDNN. Here: at least the 3 convolutions' 2 FLOPs
+  per multiply-add, forward and backward (the first layer's input gradient aside)."""
+  config = tiny_config("mnist1d_cnn", batch_size=32, eval_batch_size=200)
+  assert (tuple(config.model.features), config.model.kernel_size, config.model.strides,
+          config.model.padding) == ((64, 64, 64), 5, 2, 1)
+  macs = [19 * 5 * 1 * 64, 9 * 5 * 64 * 64, 4 * 5 * 64 * 64]  # lengths 40 -> 19 -> 9 -> 4
+  per_example = 2 * (3 * sum(macs) - macs[0])
+  result = bench.bench(config, steps=1)
+  assert result["xla_flops_per_step"] >= 0.95 * per_example * 32, result["xla_flops_per_step"]
+
+
 def test_no_tflops_from_xla_for_a_program_with_a_loop(tiny_config):
   """An RNN scans over time: XLA counts the loop body once, so no TFLOP/s are derived from it."""
   config = tiny_config("mnist1d_rnn", batch_size=32, eval_batch_size=200)

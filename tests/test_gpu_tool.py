@@ -3,6 +3,8 @@
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -43,13 +45,17 @@ def test_readme_block_is_rewritten_from_a_report(tmp_path):
             "items": [{"name": "gpu tests", "command": "pytest", "status": "ok", "seconds": 1.0,
                        "result": {"passed": ["a"], "failed": [], "skipped": []}}]}
   (tmp_path / "gpu.json").write_text(json.dumps(report))
-  readme = tmp_path / "README.md"
+  speed, readme = tmp_path / "speed.md", tmp_path / "README.md"
   begin, end = gpu.README_BLOCK
-  readme.write_text(f"intro\n{begin}\nold\n{end}\noutro\n")
-  gpu.rewrite_readme([str(tmp_path / "gpu.json")], str(readme))
-  text = readme.read_text()
+  speed.write_text(f"intro\n{begin}\nold\n{end}\noutro\n")
+  readme.write_text("{}\nold\n{}\n".format(*gpu.TARGETS_BLOCK))
+  gpu.rewrite_readme([str(tmp_path / "gpu.json")], str(speed), str(readme))
+  text = speed.read_text()
   assert text.startswith("intro\n") and text.endswith(f"{end}\noutro\n") and "old" not in text
-  assert "GPU tests: 1 passed, 0 failed, 0 skipped." in text
+  verdicts = readme.read_text()
+  assert "on 2026-11-26, 1 x H100" in verdicts and "| target |" in verdicts
+  assert "old" not in verdicts and "| target |" in text
+  assert "gpu tests: 1 passed, 0 failed, 0 skipped." in text
 
 
 def test_targets_compare_our_best_with_the_peer_and_say_what_was_not_measured():
@@ -155,3 +161,28 @@ def test_a_test_tier_cut_off_by_its_timeout_reports_the_tests_it_ran(tmp_path):
     entry = gpu.run_item(item, 8, str(work), log)
   assert entry["status"] == "timed out after 8 s" and entry["seconds"] < 8 + gpu.INTERRUPT_GRACE_S
   assert entry["result"]["passed"] == ["test_quick"]
+
+
+def test_a_cut_off_test_run_leaves_its_outcomes_and_failures_in_the_log(tmp_path):
+  """pytest --live-report (tests/conftest.py) writes each outcome, and a failure's whole report
+  with its captured output, as the test ends; with no JUnit XML (a run cut off by its timeout),
+  the item's outcomes are read from those lines."""
+  (tmp_path / "conftest.py").write_text(
+      "from tests.conftest import pytest_addoption, pytest_configure  # noqa: F401\n")
+  (tmp_path / "test_demo.py").write_text(
+      "import sys, pytest\n"
+      "def test_ok(): pass\n"
+      "def test_bad():\n"
+      "  print('from the subprocess', file=sys.stderr)\n"
+      "  assert 1 == 2\n"
+      "@pytest.mark.skip(reason='x')\n"
+      "def test_skipped(): pass\n")
+  proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider",
+                         "-q", "--live-report", "--rootdir", str(tmp_path),
+                         str(tmp_path / "test_demo.py")],
+                        cwd=gpu.REPO, capture_output=True, text=True, timeout=120)
+  log = proc.stdout
+  assert "[live] FAILED " in log and "from the subprocess" in log.split("[live] skipped")[0]
+  item = gpu.Item("gpu tests", [], 1, tests=True)
+  assert gpu.read_result(item, str(tmp_path), str(tmp_path / "missing.xml"), log) == {
+      "passed": ["test_ok"], "failed": ["test_bad"], "skipped": ["test_skipped"]}

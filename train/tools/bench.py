@@ -6,8 +6,11 @@ one batch from its own pipeline kept on the devices, so data loading is not time
   - step time, each step synchronised (median) and back to back (one sync at the end, mean);
   - examples/s and, for sequence tasks, tokens/s; compile time; peak device memory (GPU/TPU) and
     XLA's memory estimate of the compiled step;
-  - FLOPs per step from XLA's cost analysis, and analytically where known (Transformer LM:
-    6N + 12·L·d·T per token, N the parameters without the position table), with TFLOP/s and MFU
+  - FLOPs per step from XLA's cost analysis of the step as lowered (before XLA's rewrites: once
+    compiled for a GPU, the matrix products and convolutions handed to cuBLAS and cuDNN are
+    custom calls, which the compiled program's count leaves out), and analytically where known
+    (Transformer LM: 6N + 12·L·d·T per token, N the parameters without the position table), with
+    TFLOP/s and MFU
     (not from XLA's count when the program has a loop, e.g. an RNN's scan over time: XLA counts a
     loop body once)
     against the devices' dense bf16 peak (`PEAK_TFLOPS` per chip, times the number of devices;
@@ -84,7 +87,8 @@ def median_ms(step, steps: int) -> float:
 
 def jax_step(module: nn.Module, x_BTD, lr=1e-3):
   """A jitted SGD step of `module` on mean(outputs**2); returns a no-argument callable."""
-  params = module.init(jax.random.PRNGKey(0), x_BTD)["params"]
+  # Jitted: on a GPU, init op by op compiles and launches each small op on its own (seconds).
+  params = jax.jit(module.init)(jax.random.PRNGKey(0), x_BTD)["params"]
 
   def loss(params, x_BTD):
     out = module.apply({"params": params}, x_BTD)
@@ -116,8 +120,9 @@ def analytic_flops(config, num_params: int, batch_size: int, seq_len: int) -> fl
   return per_token * batch_size * seq_len
 
 
-def cost(compiled) -> dict:
-  analysis = compiled.cost_analysis()
+def cost(program) -> dict:
+  """XLA's cost analysis of a jax Lowered or Compiled program, as one dict."""
+  analysis = program.cost_analysis()
   if isinstance(analysis, list):  # older jax: one dict per program
     analysis = analysis[0] if analysis else {}
   return analysis or {}
@@ -133,7 +138,8 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
   num_params = sum(p.size for p in jax.tree.leaves(state.params))
 
   t = time.perf_counter()
-  compiled = run.train_step.lower(state, batch).compile()
+  lowered = run.train_step.lower(state, batch)
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - t
   box = {"state": state}
 
@@ -158,8 +164,7 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
   examples = config.batch_size
   # Sequence tasks predict at every position: tokens = the targets' B x T.
   tokens = int(np.prod(batch["label"].shape)) if run.task in ("sequence", "seq2seq") else None
-  xla_flops = cost(compiled).get("flops")  # of one device's share of the partitioned step
-  xla_flops = xla_flops * jax.device_count() if xla_flops else None
+  xla_flops = cost(lowered).get("flops")  # the whole step's, not yet partitioned over devices
   formula = analytic_flops(config, num_params, *batch["label"].shape) if tokens else None
   # XLA counts a loop body once (a scan over time steps, layers or micro-batches), so its count
   # of a program with a loop is too low to derive TFLOP/s from.

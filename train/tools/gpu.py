@@ -13,7 +13,7 @@ items (a second call for what the first one's budget cut off). This process neve
 `--dry-run` runs the same plan at tiny sizes on whatever jax finds (the CPU suite does, so the
 plan cannot rot). `--readme REPORT.json [MORE.json ...]` rewrites docs/speed.md's
 block between `<!-- gpu:report begin -->` and `<!-- gpu:report end -->` from the reports, merged
-(render_markdown).
+(render_markdown), and README.md's `<!-- gpu:targets ... -->` block: the targets' verdicts.
 """
 import argparse
 import dataclasses
@@ -23,6 +23,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -33,7 +34,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PY = sys.executable
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "torch")
-README_BLOCK = ("<!-- gpu:report begin -->", "<!-- gpu:report end -->")
+README_BLOCK = ("<!-- gpu:report begin -->", "<!-- gpu:report end -->")  # in docs/speed.md
+TARGETS_BLOCK = ("<!-- gpu:targets begin -->", "<!-- gpu:targets end -->")  # in README.md
 INTERRUPT_GRACE_S = 10
 DRY_S = 120  # the dry run's timeout per item (each takes seconds to half a minute on 2 cores)
 
@@ -60,13 +62,17 @@ def plan(dry_run: bool) -> list[Item]:
   gpt2 = "experiments/gpt2_small.py"
   resnet = ["--config", "experiments/cifar10_resnet18.py", "--mock_data"]
   loop = ["--config", "experiments/mnist1d_cnn.py", "--loop"]
-  tier = m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "tests/test_gpu.py")
+  # --live-report: each outcome (a failure's whole report too) is in gpu.log the moment it is
+  # known, and read from there where a timeout leaves no JUnit XML (read_result).
+  tier = lambda *k: m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "--live-report", *k,
+                      "tests/test_gpu.py")
+  full_run = "default_experiment"  # the tier's slowest test: an item of its own
   if dry_run:
     tiny_gpt2 = ["--steps", "1", "--config.batch_size=1", "--config.dataset.seq_len=16",
                  "--config.model.num_layers=1", "--config.model.features=64",
                  "--config.model.num_heads=2"]
     return [
-        Item("gpu tests", tier, DRY_S, tests=True),
+        Item("gpu tests", tier(), DRY_S, tests=True),
         Item("bench_rnn lstm", m("experiments.analysis.bench_rnn", "--size", "tiny", "--steps",
                                  "1", "--dtypes", "float32", "--cells", "lstm"), DRY_S),
         Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), DRY_S),
@@ -93,29 +99,32 @@ def plan(dry_run: bool) -> list[Item]:
                                  f"--config.model.attention_kernel={kernel}")
   resnet_dtype = lambda dtype, *more: m("train.tools.bench", *resnet, "--config.batch_size=512",
                                         f"--config.model.dtype={dtype}", *more)
+  # Timeouts: about 1.3 x what each item took on one H200 on 2026-11-27 (docs/speed.md), where
+  # it finished; the tier, which did not finish in 180 s, and the sweeps cut off then, more.
   return [
-      Item("gpu tests", tier, 180, tests=True),
-      Item("bench_rnn lstm", rnn("lstm"), 60),
-      Item("bench_rnn gru", rnn("gru"), 50),
-      Item("gpt2 cudnn", gpt2_kernel("cudnn"), 60),
-      Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 150, needs_torch=True),
-      Item("resnet18 bf16", resnet_dtype("bfloat16"), 45),
-      Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 90,
+      Item("gpu tests", tier("-k", f"not {full_run}"), 240, tests=True),
+      Item("bench_rnn lstm", rnn("lstm"), 75),
+      Item("bench_rnn gru", rnn("gru"), 60),
+      Item("gpt2 cudnn", gpt2_kernel("cudnn"), 45),
+      Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 75, needs_torch=True),
+      Item("resnet18 bf16", resnet_dtype("bfloat16"), 60),
+      Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 75,
            needs_torch=True),
-      Item("loop mnist1d_cnn", m("train.tools.bench", *loop), 90),
-      Item("gpt2 xla", gpt2_kernel("xla"), 60),
-      Item("gpt2 dot_product", gpt2_kernel("dot_product"), 60),
+      Item("loop mnist1d_cnn", m("train.tools.bench", *loop), 60),
+      Item("gpu full run", tier("-k", full_run), 90, tests=True),
+      Item("gpt2 xla", gpt2_kernel("xla"), 40),
+      Item("gpt2 dot_product", gpt2_kernel("dot_product"), 40),
       Item("resnet18 f32", resnet_dtype("float32"), 45),
       Item("torch resnet18 f32", peer("torch_resnet18", "--batch", "512", "--dtype", "float32"),
-           90, needs_torch=True),
+           65, needs_torch=True),
       Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--tokens", "16384",
-                              "--steps", "3"), 60),
+                              "--steps", "3"), 150),
       Item("seq2seq_speed", m("experiments.analysis.seq2seq", "speed", "--lengths",
-                              "10,25,50,100,200,400", "--tokens", "16384", "--steps", "3"), 60),
+                              "10,25,50,100,200,400", "--tokens", "16384", "--steps", "3"), 120),
       # The loop again with the batches copied from the host each step (no device-resident split).
       Item("loop mnist1d_cnn host batches", m("train.tools.bench", *loop,
                                               "--config.dataset.on_device=False"), 60),
-      Item("resnet18 bf16 remat", resnet_dtype("bfloat16", "--config.model.remat=True"), 45),
+      Item("resnet18 bf16 remat", resnet_dtype("bfloat16", "--config.model.remat=True"), 55),
   ]
 
 
@@ -154,11 +163,23 @@ def environment() -> dict:
           "backend": backend or None}
 
 
-def read_result(item: Item, out: str, junit: str):
-  """The item's own output, as JSON-able data."""
+def live_results(log_text: str) -> dict:
+  """The tests' outcomes from the `[live]` lines of pytest's `--live-report` (tests/conftest.py):
+  what a run cut off before pytest's summary leaves."""
+  cases = {"passed": [], "failed": [], "skipped": []}
+  for outcome, nodeid in re.findall(r"^\[live\] (passed|FAILED|skipped) (\S+)", log_text, re.M):
+    cases[outcome.lower()].append(nodeid.split("::", 1)[-1])
+  return cases
+
+
+def read_result(item: Item, out: str, junit: str, log_text: str = ""):
+  """The item's own output, as JSON-able data; for tests cut off before their JUnit XML, the
+  outcomes in `log_text` (the item's part of gpu.log)."""
   if item.tests:
     import xml.etree.ElementTree as ET  # noqa: PLC0415
 
+    if not os.path.exists(junit) and "[live] " in log_text:
+      return live_results(log_text)
     suite = ET.parse(junit).getroot()
     suite = suite if suite.tag == "testsuite" else suite[0]
     cases = {"passed": [], "failed": [], "skipped": []}
@@ -191,6 +212,7 @@ def run_item(item: Item, timeout_s: float, work: str, log) -> dict:
   entry = {"name": item.name, "command": command, "timeout_s": round(timeout_s)}
   log.write(f"\n===== {item.name}: {command} (timeout {timeout_s:.0f} s)\n")
   log.flush()
+  log_start = log.tell()
   start = time.perf_counter()
   # Its own process group, so that the signals below reach the processes it starts too (pytest's
   # CPU resume, torch's compile workers).
@@ -216,7 +238,10 @@ def run_item(item: Item, timeout_s: float, work: str, log) -> dict:
     proc.wait()
   entry["seconds"] = round(time.perf_counter() - start, 1)
   try:
-    entry["result"] = read_result(item, out, junit)
+    log.flush()
+    with open(log.name, errors="replace") as f:
+      f.seek(log_start)
+      entry["result"] = read_result(item, out, junit, f.read())
   except (OSError, ValueError, IndexError, SyntaxError) as e:  # nothing written, or half of it
     # (a half-written JUnit XML raises xml.etree's ParseError, a SyntaxError)
     entry["result"] = None
@@ -297,17 +322,12 @@ def render_markdown(report: dict) -> str:
   lines += [f"| {i['name']} | {i['status']} | {fmt(i.get('seconds'))} | `{i['command']}` |"
             for i in items]
   for i in items:
-    if i["name"] == "gpu tests" and i.get("result"):
-      r = i["result"]
-      lines += ["", f"GPU tests: {len(r['passed'])} passed, {len(r['failed'])} failed, "
+    r = i.get("result")
+    if isinstance(r, dict) and "passed" in r:  # a test item's
+      lines += ["", f"{i['name']}: {len(r['passed'])} passed, {len(r['failed'])} failed, "
                     f"{len(r['skipped'])} skipped." + (f" Failed: {', '.join(r['failed'])}."
                                                        if r["failed"] else "")]
-  verdict = lambda t: ({True: "met", False: "not met", None: "not measured"}[t["met"]]
-                       + (" (an item behind it timed out: rows missing)" if t["partial"] else ""))
-  lines += ["", "Targets (ratio: our time over the peer's; for MFU and the loop, the value):", "",
-            "| target | ours | peer | ratio | bound | verdict |", "|---|---|---|---|---|---|"]
-  lines += [f"| {t['target']} | {t['ours']} | {t['peer']} | {fmt(t['ratio'])} | {t['bound']} | "
-            f"{verdict(t)} |" for t in targets(report)]
+  lines += ["", *render_targets(report)]
   bench = [(i["name"], i["result"]) for i in items if isinstance(i.get("result"), dict)
            and "step_ms" in i["result"]]
   if bench:
@@ -341,6 +361,16 @@ def render_markdown(report: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def render_targets(report: dict) -> list[str]:
+  """The targets' table (`targets`), as Markdown lines."""
+  verdict = lambda t: ({True: "met", False: "not met", None: "not measured"}[t["met"]]
+                       + (" (an item behind it timed out: rows missing)" if t["partial"] else ""))
+  return ["Targets (ratio: our time over the peer's; for MFU and the loop, the value):", "",
+          "| target | ours | peer | ratio | bound | verdict |", "|---|---|---|---|---|---|",
+          *[f"| {t['target']} | {t['ours']} | {t['peer']} | {fmt(t['ratio'])} | {t['bound']} | "
+            f"{verdict(t)} |" for t in targets(report)]]
+
+
 def write_report(report: dict, out: str) -> None:
   for name, text in [("gpu.json", json.dumps(report, indent=2)),
                      ("gpu.md", render_markdown(report))]:
@@ -367,21 +397,32 @@ def merge(reports: list[dict]) -> dict:
           "items": list(items.values())}
 
 
-def rewrite_readme(report_paths: list[str],
-                   readme: str = os.path.join(REPO, "docs", "speed.md")) -> None:
+def replace_block(path: str, block: tuple[str, str], content: str) -> None:
+  """`path` with the text between the `block` markers replaced by `content`."""
+  with open(path) as f:
+    text = f.read()
+  begin, end = block
+  if begin not in text or end not in text:
+    sys.exit(f"error: {path} has no {begin} ... {end} block")
+  head, rest = text.split(begin, 1)
+  _, tail = rest.split(end, 1)
+  with open(path, "w") as f:
+    f.write(f"{head}{begin}\n{content}{end}{tail}")
+
+
+def rewrite_readme(report_paths: list[str], speed: str = os.path.join(REPO, "docs", "speed.md"),
+                   readme: str = os.path.join(REPO, "README.md")) -> None:
+  """docs/speed.md's GPU block: the whole report; README.md's: the targets' verdicts."""
   reports = []
   for path in report_paths:
     with open(path) as f:
       reports.append(json.load(f))
-  with open(readme) as f:
-    text = f.read()
-  begin, end = README_BLOCK
-  if begin not in text or end not in text:
-    sys.exit(f"error: {readme} has no {begin} ... {end} block")
-  head, rest = text.split(begin, 1)
-  _, tail = rest.split(end, 1)
-  with open(readme, "w") as f:
-    f.write(f"{head}{begin}\n{render_markdown(merge(reports))}{end}{tail}")
+  report = merge(reports)
+  replace_block(speed, README_BLOCK, render_markdown(report))
+  env = report["environment"]
+  replace_block(readme, TARGETS_BLOCK, "\n".join([
+      f"`make gpu` on {env['date']}, {env['device']} (every table, the commands and versions: "
+      "[docs/speed.md](docs/speed.md#on-a-gpu)).", "", *render_targets(report)]) + "\n")
 
 
 def main(argv=None):
