@@ -38,20 +38,31 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x_BTD, lengths_B=None):
     D = x_BTD.shape[-1]
-    h = nn.LayerNorm(dtype=jnp.float32, name="attention_norm")(x_BTD)
+    h = self.norm("attention_norm", x_BTD)
     h = MultiHeadAttention(self.num_heads, D, dropout=self.attention_dropout,
                            kernel=self.attention_kernel, rope=self.rope, dtype=self.dtype,
                            name="attention")(h, causal=self.causal, lengths=lengths_B,
                                              decode=self.decode, train=self.train)
     return self.feed_forward(x_BTD + self.drop(h)), None
 
+  def norm(self, name, x_BTD):
+    """float32 LayerNorm, cast to the compute dtype once (the q, k and v projections share the
+    cast). In a lower precision it is recomputed in the backward pass from x rather than its
+    float32 intermediates stored per layer (GPT-2 small: 3 x (B, T, D) float32 each); in float32,
+    where that saves less, it is not, which keeps float32 results bit for bit (a recomputation
+    rounds differently in the last bit)."""
+    layer_norm = nn.LayerNorm if jnp.dtype(self.dtype) == jnp.float32 else nn.remat(nn.LayerNorm)
+    return layer_norm(dtype=jnp.float32, name=name)(x_BTD).astype(self.dtype)
+
   def drop(self, h):
     return nn.Dropout(self.dropout, deterministic=not self.train)(h)
 
   def feed_forward(self, x_BTD):
     """x + Dropout(MLP(LN(x)))."""
-    h = nn.LayerNorm(dtype=jnp.float32, name="mlp_norm")(x_BTD)
-    h = nn.gelu(nn.Dense(self.mlp_dim, dtype=self.dtype, name="mlp_in")(h))
+    h = self.norm("mlp_norm", x_BTD)
+    # Recomputed in the backward pass from its input (elementwise, cheap) rather than stored:
+    # the tanh GELU's derivative would keep five more (B, T, mlp_dim) intermediates per layer.
+    h = jax.checkpoint(nn.gelu)(nn.Dense(self.mlp_dim, dtype=self.dtype, name="mlp_in")(h))
     h = nn.Dense(x_BTD.shape[-1], dtype=self.dtype, name="mlp_out")(h)
     return x_BTD + self.drop(h)
 
@@ -228,8 +239,11 @@ class TransformerLM(Transformer):
     # the logits come back as float32 for the softmax and the loss.
     dtype = DTYPES[self.dtype]
     if self.tie_embeddings:
-      return jnp.einsum("btd,vd->btv", h_BTD.astype(dtype), embed.embedding.astype(dtype),
-                        preferred_element_type=jnp.float32)
+      # In the compute dtype, then float32 (as the untied head below): with
+      # preferred_element_type=float32 the logits' float32 cotangent would meet the bfloat16
+      # operands in the backward pass, and both of its matmuls would run in float32.
+      return jnp.einsum("btd,vd->btv", h_BTD.astype(dtype),
+                        embed.embedding.astype(dtype)).astype(jnp.float32)
     return nn.Dense(self.num_outputs, dtype=dtype, name="head")(h_BTD).astype(jnp.float32)
 
 

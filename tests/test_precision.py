@@ -99,6 +99,20 @@ def test_bfloat16_models_multiply_in_bfloat16(name):
   assert not wrong, (name, wrong[:3])
 
 
+def test_the_tied_lm_head_and_both_its_gradients_multiply_in_bfloat16():
+  """Stricter than the above for the tied head: a float32 cotangent meeting the bfloat16 embedding
+  would make its two backward matmuls float32 ones (TF32 on a GPU: GPT-2 small's head is a fifth
+  of its FLOPs), which the test above lets pass as mixed."""
+  model = TransformerLM(vocab_size=11, num_outputs=11, num_layers=1, num_heads=2, features=16,
+                        max_len=16, tie_embeddings=True, dtype="bfloat16")
+  variables = model.init(jax.random.PRNGKey(0), TOKENS)
+  loss = lambda v: jnp.sum(jax.nn.log_softmax(model.apply(v, TOKENS)) ** 2)
+  found = multiplications(jax.make_jaxpr(jax.grad(loss))(variables).jaxpr)
+  head = [f for f in found if any(11 in shape for shape in f[2])]
+  assert len(head) == 3, head  # forward, and the gradients of the features and of the embedding
+  assert all(set(f[1]) == {"bfloat16"} for f in head), head
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_bfloat16_keeps_float32_params_and_logits_and_rounds_the_outputs(name):
   model, x, _ = MODELS[name]

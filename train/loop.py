@@ -135,6 +135,10 @@ def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:
   validate_on = run.eval_batches["validation"]
   logger = log.Logger(workdir, start, config.num_steps, write_files=main)
   t_run = time.time()
+  # The eval step and the checkpoint's finiteness check compiled now, not at the first evaluation
+  # and checkpoint, where the device would wait for them (same programs, so same results).
+  jax.block_until_ready(run.eval_step(state, next(validate_on())))
+  faults.first_nonfinite(state)
   t_sync, steps_since_sync, t_saved = time.time(), 0, time.time()
   batches = data.prefetch_to_device(train_iter, run.batch_sharding, run.train_data)
   preemption = faults.Preemption().install()  # SIGTERM/SIGINT: save after this step, then stop

@@ -5,6 +5,7 @@ what differs between them is their `DatasetSpec` (train/data/spec.py). A batch i
 `{"x": inputs, "label": targets}`, plus `"weights"` (B, T) for sequence targets.
 """
 import collections
+import concurrent.futures
 import functools
 import os
 import sys
@@ -212,29 +213,34 @@ def shuffled_batch_ids(num_records: int, batch_size: int, shuffle_seed: int) -> 
           del orders[old]
       return perm
 
-  def ids(b: int) -> np.ndarray:
-    epoch_B, index_B = np.divmod(np.arange(b * batch_size, (b + 1) * batch_size), num_records)
-    return np.concatenate([order(int(e))[index_B[epoch_B == e]] for e in np.unique(epoch_B)])
+  def ids(b: int, count: int | None = None) -> np.ndarray:
+    """Batch b's ids (B,); with `count`, those of batches b .. b+count-1, (count, B)."""
+    epoch_N, index_N = np.divmod(np.arange(b * batch_size, (b + (count or 1)) * batch_size),
+                                 num_records)
+    out = np.concatenate([order(int(e))[index_N[epoch_N == e]] for e in np.unique(epoch_N)])
+    return out if count is None else out.reshape(count, batch_size)
 
   return ids
 
 
 def train_iterator(config: ml_collections.ConfigDict, reader: Reader, ids_only: bool = False
-                   ) -> grain.DatasetIterator:
+                   ) -> "grain.DatasetIterator | BatchIds":
   """Endless batches in an order that is a function of (seed, step): epoch e is shuffled with
   (shuffle_seed + e), and shuffle_seed is hashed from config.seed so that seeds 0 and 1 do not see
   the same epochs shifted by one. Every process draws the same global batches and reads only its
   rows of each. The iterator's `get_state()` / `set_state()` go into every checkpoint; `ids_only`:
-  each batch's example ids, for a split on the device (`device_resident`), with the same states."""
+  each batch's example ids, for a split on the device (`device_resident`), with the same states
+  (`BatchIds`)."""
   if len(reader) < config.batch_size:
     raise ConfigError(f"config.batch_size={config.batch_size} exceeds the {len(reader)} examples "
                       f"of {config.dataset.name}:{split(config.dataset, 'train')}")
   shuffle_seed = int(np.random.SeedSequence(config.seed).generate_state(1)[0])
   rows = sharding.process_rows(config.batch_size)
   batch_ids = shuffled_batch_ids(len(reader), config.batch_size, shuffle_seed)
+  if ids_only:  # a split on the device, which is never augmented (device_resident)
+    return BatchIds(batch_ids)
   ds = grain.MapDataset.range(sys.maxsize // config.batch_size)
-  ds = ds.map((lambda b: batch_ids(b).astype(np.int32)) if ids_only
-              else (lambda b: reader(batch_ids(b)[rows])))
+  ds = ds.map(lambda b: reader(batch_ids(b)[rows]))
   if config.dataset.augment:
     if not reader.spec.images:
       raise ConfigError("config.dataset.augment=True needs an image dataset, not "
@@ -242,6 +248,47 @@ def train_iterator(config: ml_collections.ConfigDict, reader: Reader, ids_only: 
     ds = ds.random_map(augment, seed=config.seed)
   read = grain.ReadOptions(num_threads=config.dataset.num_threads, prefetch_buffer_size=4)
   return iter(ds.to_iter_dataset(read))
+
+
+_DRAWER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batch_ids")  # one thread
+
+
+class BatchIds:
+  """The iterator `train_iterator(ids_only=True)` returns: batch b's example ids (int32) for
+  b = 0, 1, ..., the same as its grain pipeline would yield, with grain's iterator states
+  ({"next_index": batches drawn}, so checkpoints of either resume the other), without grain's
+  per-batch work. `take(k)` draws k batches in one vectorised call, and a helper thread draws the
+  next k meanwhile (an epoch's permutation costs milliseconds: a small model's step on a GPU is
+  a fraction of one)."""
+
+  def __init__(self, batch_ids: Callable):
+    self.batch_ids, self.next_index = batch_ids, 0
+    self.ahead = None  # ((first batch, count), future of their ids)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> np.ndarray:
+    return self.take(1)[0]
+
+  def draw(self, first: int, count: int) -> np.ndarray:
+    return self.batch_ids(first, count).astype(np.int32)
+
+  def take(self, count: int) -> np.ndarray:
+    """The ids of the next `count` batches, (count, B) int32."""
+    key = (self.next_index, count)
+    ids = (self.ahead[1].result() if self.ahead and self.ahead[0] == key
+           else self.draw(*key))
+    self.next_index += count
+    self.ahead = ((self.next_index, count),
+                  _DRAWER.submit(self.draw, self.next_index, count))
+    return ids
+
+  def get_state(self) -> dict:
+    return {"next_index": self.next_index}
+
+  def set_state(self, state: dict) -> None:
+    self.next_index = int(state["next_index"])
 
 
 # The most of a train split `device_resident` puts on the devices (each holds all of it).
@@ -269,17 +316,25 @@ def gather(split: dict, ids, batch_sharding) -> dict:
   return jax.lax.with_sharding_constraint(jax.tree.map(lambda a: a[ids], split), batch_sharding)
 
 
-def prefetch_to_device(iterator: grain.DatasetIterator, batch_sharding, resident=None,
-                       size: int = 2):
+# Batches of ids a BatchIds draws at once (one vectorised call).
+CHUNK_STEPS = 100
+
+
+def prefetch_to_device(iterator: "grain.DatasetIterator | BatchIds", batch_sharding,
+                       resident=None, size: int = 2):
   """Yields (global batch on the devices, the iterator's state just after that batch) while the
-  next `size - 1` batches are already being copied (or, from a `resident` split, gathered); the
-  state is what a checkpoint of that step saves."""
+  next `size - 1` batches are already being copied; the state is what a checkpoint of that step
+  saves. From a `resident` split, each batch is gathered on the device (an asynchronous call, so
+  nothing to queue) by ids drawn CHUNK_STEPS batches at a time."""
+  if resident is not None:  # `iterator` is a BatchIds (train_iterator(ids_only=True))
+    while True:
+      start = iterator.next_index
+      for i, ids in enumerate(iterator.take(CHUNK_STEPS)):
+        yield gather(resident, ids, batch_sharding), {"next_index": start + i + 1}
   queue = collections.deque()
   while True:
     while len(queue) < size:
-      batch = next(iterator)
-      batch = (gather(resident, batch, batch_sharding) if resident is not None
-               else sharding.to_global(batch, batch_sharding))
+      batch = sharding.to_global(next(iterator), batch_sharding)
       queue.append((batch, iterator.get_state()))
     yield queue.popleft()
 
