@@ -52,6 +52,25 @@ def test_the_xla_count_includes_the_convolutions(tiny_config):
   assert result["xla_flops_per_step"] >= 0.95 * per_example * 32, result["xla_flops_per_step"]
 
 
+def test_the_lowered_count_on_a_pjrt_plugin_backend_comes_from_the_cpu_client(tiny_config,
+                                                                              monkeypatch):
+  """A GPU backend is a PJRT plugin, for which jax's Lowered.cost_analysis raises (and returns
+  None): the count is then the CPU client's analysis of the same lowered module, the same."""
+  from jax._src.interpreters import pxla
+
+  import train.loop
+  from train import data
+
+  run = train.loop.setup(tiny_config("mnist1d_cnn", batch_size=32, eval_batch_size=200))
+  state = run.init()
+  batch, _ = next(data.prefetch_to_device(run.train_iter, run.batch_sharding, run.train_data))
+  lowered = run.train_step.lower(state, batch)
+  direct = bench.lowered_flops(lowered)
+  monkeypatch.setattr(pxla.xb, "using_pjrt_c_api", lambda backend: True)
+  assert lowered.cost_analysis() is None  # what a GPU gives
+  assert bench.lowered_flops(lowered) == direct > 0
+
+
 def test_no_tflops_from_xla_for_a_program_with_a_loop(tiny_config):
   """An RNN scans over time: XLA counts the loop body once, so no TFLOP/s are derived from it."""
   config = tiny_config("mnist1d_rnn", batch_size=32, eval_batch_size=200)

@@ -231,3 +231,35 @@ def test_batch_ids_of_an_evicted_epoch_are_computed_again():
   ids = shuffled_batch_ids(8, 8, 3)
   for b in (5, 6, 7, 4, 7, 0):
     np.testing.assert_array_equal(ids(b), fresh(b))
+
+
+def test_batch_ids_are_the_grain_pipelines_ids_and_states_across_chunks_and_resumes():
+  """data.BatchIds (the device-resident split's ids, drawn CHUNK_STEPS batches at a time) against
+  the grain pipeline it replaced: the same ids and iterator states over 250 batches (3 chunks,
+  epochs of 7 batches that do not divide a chunk), and a resume mid-chunk from a state either
+  wrote continues with the same batches."""
+  import grain
+
+  from train.data import pipeline
+
+  batch_ids = data.shuffled_batch_ids(100, 14, shuffle_seed=3)
+  reference = iter(grain.MapDataset.range(10**9).map(
+      lambda b: batch_ids(b).astype(np.int32)).to_iter_dataset())
+  expected = []
+  for _ in range(250):
+    expected.append((next(reference), reference.get_state()))
+  import jax
+
+  replicated = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  resident = {"x": np.arange(100, dtype=np.int32)}  # row i holds i: the gathered batch is its ids
+  batches = pipeline.prefetch_to_device(pipeline.BatchIds(batch_ids), replicated, resident)
+  for (batch, state), (ids, grain_state) in zip(take(batches, 250), expected):
+    np.testing.assert_array_equal(np.asarray(batch["x"]), ids)
+    assert state == grain_state and batch["x"].dtype == ids.dtype
+  for start in (37, 100, 137):
+    ids_iter = pipeline.BatchIds(batch_ids)
+    ids_iter.set_state(expected[start - 1][1])  # as a checkpoint of step `start` saved it
+    for (batch, state), (ids, grain_state) in zip(
+        take(pipeline.prefetch_to_device(ids_iter, replicated, resident), 20), expected[start:]):
+      np.testing.assert_array_equal(np.asarray(batch["x"]), ids)
+      assert state == grain_state

@@ -184,5 +184,11 @@ def test_a_cut_off_test_run_leaves_its_outcomes_and_failures_in_the_log(tmp_path
   log = proc.stdout
   assert "[live] FAILED " in log and "from the subprocess" in log.split("[live] skipped")[0]
   item = gpu.Item("gpu tests", [], 1, tests=True)
-  assert gpu.read_result(item, str(tmp_path), str(tmp_path / "missing.xml"), log) == {
-      "passed": ["test_ok"], "failed": ["test_bad"], "skipped": ["test_skipped"]}
+  expected = {"passed": ["test_ok"], "failed": ["test_bad"], "skipped": ["test_skipped"]}
+  assert gpu.read_result(item, str(tmp_path), str(tmp_path / "missing.xml"), log) == expected
+  (tmp_path / "torn.xml").write_text('<testsuites><testsuite name="pytest"><testcase name="te')
+  assert gpu.read_result(item, str(tmp_path), str(tmp_path / "torn.xml"), log) == expected
+  # One outcome per test, the worst of its phases; ids with spaces kept whole.
+  log = ("[live] passed t.py::test_a[x y] (call, 1.0 s)\n"
+         "[live] FAILED t.py::test_a[x y] (teardown, 1.2 s)\n")
+  assert gpu.live_results(log) == {"passed": [], "skipped": [], "failed": ["test_a[x y]"]}

@@ -6,7 +6,7 @@ one batch from its own pipeline kept on the devices, so data loading is not time
   - step time, each step synchronised (median) and back to back (one sync at the end, mean);
   - examples/s and, for sequence tasks, tokens/s; compile time; peak device memory (GPU/TPU) and
     XLA's memory estimate of the compiled step;
-  - FLOPs per step from XLA's cost analysis of the step as lowered (before XLA's rewrites: once
+  - FLOPs per step from XLA's cost analysis of the step as lowered (`lowered_flops`: once
     compiled for a GPU, the matrix products and convolutions handed to cuBLAS and cuDNN are
     custom calls, which the compiled program's count leaves out), and analytically where known
     (Transformer LM: 6N + 12·L·d·T per token, N the parameters without the position table), with
@@ -121,11 +121,29 @@ def analytic_flops(config, num_params: int, batch_size: int, seq_len: int) -> fl
 
 
 def cost(program) -> dict:
-  """XLA's cost analysis of a jax Lowered or Compiled program, as one dict."""
+  """XLA's cost analysis of a jax Lowered or Compiled program, as one dict ({} if unavailable)."""
   analysis = program.cost_analysis()
   if isinstance(analysis, list):  # older jax: one dict per program
     analysis = analysis[0] if analysis else {}
   return analysis or {}
+
+
+def lowered_flops(lowered) -> float | None:
+  """XLA's FLOP count of a step as lowered: the whole step's, before XLA's rewrites (compiled for
+  a GPU, the matrix products and convolutions handed to cuBLAS and cuDNN become custom calls,
+  which the compiled program's count leaves out) and before it is partitioned over devices.
+  A GPU backend is a PJRT plugin, for which jax does not implement `Lowered.cost_analysis`; the
+  lowered module is then analysed by the CPU client (jax's private `hlo_module_cost_analysis`:
+  the count of an HLO module's ops does not depend on the backend)."""
+  flops = cost(lowered).get("flops")
+  if flops is None:
+    try:
+      from jax._src.lib import _jax  # noqa: PLC0415
+      module = lowered.compiler_ir("hlo").as_hlo_module()
+      flops = _jax.hlo_module_cost_analysis(jax.devices("cpu")[0].client, module).get("flops")
+    except Exception:  # noqa: BLE001  a private API: no count rather than no benchmark
+      flops = None
+  return flops
 
 
 def bench(config, steps: int, profile_dir: str | None = None) -> dict:
@@ -164,7 +182,7 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
   examples = config.batch_size
   # Sequence tasks predict at every position: tokens = the targets' B x T.
   tokens = int(np.prod(batch["label"].shape)) if run.task in ("sequence", "seq2seq") else None
-  xla_flops = cost(lowered).get("flops")  # the whole step's, not yet partitioned over devices
+  xla_flops = lowered_flops(lowered)
   formula = analytic_flops(config, num_params, *batch["label"].shape) if tokens else None
   # XLA counts a loop body once (a scan over time steps, layers or micro-batches), so its count
   # of a program with a loop is too low to derive TFLOP/s from.

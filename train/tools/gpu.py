@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -166,10 +167,13 @@ def environment() -> dict:
 def live_results(log_text: str) -> dict:
   """The tests' outcomes from the `[live]` lines of pytest's `--live-report` (tests/conftest.py):
   what a run cut off before pytest's summary leaves."""
-  cases = {"passed": [], "failed": [], "skipped": []}
-  for outcome, nodeid in re.findall(r"^\[live\] (passed|FAILED|skipped) (\S+)", log_text, re.M):
-    cases[outcome.lower()].append(nodeid.split("::", 1)[-1])
-  return cases
+  worst = {}  # one outcome per test, the worst of its phases (a failed teardown after a pass)
+  rank = {"passed": 0, "skipped": 1, "failed": 2}
+  for outcome, nodeid in re.findall(r"^\[live\] (passed|FAILED|skipped) (.+) \((?:setup|call|"
+                                    r"teardown), [\d.]+ s\)$", log_text, re.M):
+    name, outcome = nodeid.split("::", 1)[-1], outcome.lower()
+    worst[name] = max(outcome, worst.get(name, outcome), key=rank.get)
+  return {o: [n for n, w in worst.items() if w == o] for o in rank}
 
 
 def read_result(item: Item, out: str, junit: str, log_text: str = ""):
@@ -178,9 +182,12 @@ def read_result(item: Item, out: str, junit: str, log_text: str = ""):
   if item.tests:
     import xml.etree.ElementTree as ET  # noqa: PLC0415
 
-    if not os.path.exists(junit) and "[live] " in log_text:
-      return live_results(log_text)
-    suite = ET.parse(junit).getroot()
+    try:
+      suite = ET.parse(junit).getroot()
+    except (OSError, ET.ParseError):  # none written, or half of it (killed while writing)
+      if "[live] " in log_text:
+        return live_results(log_text)
+      raise
     suite = suite if suite.tag == "testsuite" else suite[0]
     cases = {"passed": [], "failed": [], "skipped": []}
     for case in suite.iter("testcase"):
@@ -199,7 +206,8 @@ def read_result(item: Item, out: str, junit: str, log_text: str = ""):
 
 
 def shown(item: Item) -> str:
-  return " ".join(["python" if a == PY else a for a in item.argv])
+  """The item's command as it can be pasted into a shell."""
+  return shlex.join(["python" if a == PY else a for a in item.argv])
 
 
 def run_item(item: Item, timeout_s: float, work: str, log) -> dict:
