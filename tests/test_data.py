@@ -234,7 +234,7 @@ def test_batch_ids_of_an_evicted_epoch_are_computed_again():
 
 
 def test_batch_ids_are_the_grain_pipelines_ids_and_states_across_chunks_and_resumes():
-  """data.BatchIds (the device-resident split's ids, drawn CHUNK_STEPS batches at a time) against
+  """data.BatchIds (the device-resident split's ids, drawn 100 batches at a time) against
   the grain pipeline it replaced: the same ids and iterator states over 250 batches (3 chunks,
   epochs of 7 batches that do not divide a chunk), and a resume mid-chunk from a state either
   wrote continues with the same batches."""

@@ -254,41 +254,35 @@ _DRAWER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="batch_ids
 
 
 class BatchIds:
-  """The iterator `train_iterator(ids_only=True)` returns: batch b's example ids (int32) for
-  b = 0, 1, ..., the same as its grain pipeline would yield, with grain's iterator states
-  ({"next_index": batches drawn}, so checkpoints of either resume the other), without grain's
-  per-batch work. `take(k)` draws k batches in one vectorised call, and a helper thread draws the
-  next k meanwhile (an epoch's permutation costs milliseconds: a small model's step on a GPU is
-  a fraction of one)."""
+  """What `train_iterator(ids_only=True)` returns: batch b's example ids (int32) for b = 0, 1, ...,
+  the same as its grain pipeline would yield, with grain's iterator states ({"next_index":
+  batches drawn}, so checkpoints of either resume the other), without grain's per-batch work:
+  `with_states` draws CHUNK batches in one vectorised call while a helper thread draws the next
+  CHUNK (an epoch's permutation costs milliseconds: a small model's step on a GPU is a fraction
+  of one)."""
+  CHUNK = 100
 
   def __init__(self, batch_ids: Callable):
     self.batch_ids, self.next_index = batch_ids, 0
-    self.ahead = None  # ((first batch, count), future of their ids)
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> np.ndarray:
-    return self.take(1)[0]
-
-  def draw(self, first: int, count: int) -> np.ndarray:
-    return self.batch_ids(first, count).astype(np.int32)
-
-  def take(self, count: int) -> np.ndarray:
-    """The ids of the next `count` batches, (count, B) int32."""
-    key = (self.next_index, count)
-    ids = (self.ahead[1].result() if self.ahead and self.ahead[0] == key
-           else self.draw(*key))
-    self.next_index += count
-    self.ahead = ((self.next_index, count),
-                  _DRAWER.submit(self.draw, self.next_index, count))
-    return ids
 
   def get_state(self) -> dict:
     return {"next_index": self.next_index}
 
   def set_state(self, state: dict) -> None:
     self.next_index = int(state["next_index"])
+
+  def draw(self, first: int) -> np.ndarray:
+    return self.batch_ids(first, self.CHUNK).astype(np.int32)
+
+  def with_states(self) -> Iterator[tuple[np.ndarray, dict]]:
+    """Endless (a batch's ids, the state just after it), from `next_index` on."""
+    ahead = _DRAWER.submit(self.draw, self.next_index)
+    while True:
+      chunk = ahead.result()
+      ahead = _DRAWER.submit(self.draw, self.next_index + self.CHUNK)
+      for ids in chunk:
+        self.next_index += 1
+        yield ids, self.get_state()
 
 
 # The most of a train split `device_resident` puts on the devices (each holds all of it).
@@ -316,21 +310,15 @@ def gather(split: dict, ids, batch_sharding) -> dict:
   return jax.lax.with_sharding_constraint(jax.tree.map(lambda a: a[ids], split), batch_sharding)
 
 
-# Batches of ids a BatchIds draws at once (one vectorised call).
-CHUNK_STEPS = 100
-
-
 def prefetch_to_device(iterator: "grain.DatasetIterator | BatchIds", batch_sharding,
                        resident=None, size: int = 2):
   """Yields (global batch on the devices, the iterator's state just after that batch) while the
   next `size - 1` batches are already being copied; the state is what a checkpoint of that step
   saves. From a `resident` split, each batch is gathered on the device (an asynchronous call, so
-  nothing to queue) by ids drawn CHUNK_STEPS batches at a time."""
+  nothing to queue) by ids drawn BatchIds.CHUNK batches at a time."""
   if resident is not None:  # `iterator` is a BatchIds (train_iterator(ids_only=True))
-    while True:
-      start = iterator.next_index
-      for i, ids in enumerate(iterator.take(CHUNK_STEPS)):
-        yield gather(resident, ids, batch_sharding), {"next_index": start + i + 1}
+    for ids, state in iterator.with_states():
+      yield gather(resident, ids, batch_sharding), state
   queue = collections.deque()
   while True:
     while len(queue) < size:
