@@ -21,6 +21,7 @@ def test_bench_times_the_step_and_records_a_row(tiny_config, tmp_path):
   assert result["mfu"] is None  # no peak is known for a CPU
   assert not result["xla_counts_a_loop_once"] and result["tflops_per_s"] > 0
   assert os.listdir(tmp_path / "trace")  # the profiler wrote a trace
+  assert "loop_share" not in result  # no full run unless asked (with_loop)
   bench.record(result, "mnist1d_mlp", "python -m train.tools.bench ...", str(tmp_path / "out"))
   bench.record(result, "mnist1d_mlp", "python -m train.tools.bench ...", str(tmp_path / "out"))
   table = (tmp_path / "out" / "bench.md").read_text().splitlines()
@@ -121,8 +122,8 @@ def test_bench_cli_on_mock_data_of_a_dataset_not_prepared_here(tmp_path):
 
 def test_the_loop_rate_spans_the_first_to_the_last_logged_step(tiny_config, monkeypatch):
   """Steps 10 -> 30 of batch 50 in 3 s (eval and checkpoints between them count): 1000 examples /
-  3 s = 333.3/s; at 1.5 ms a step back to back the device could take 50 / 1.5e-3 = 33,333/s,
-  so the loop keeps it 1 % busy."""
+  3 s = 333.3/s; at 1.5 ms a step back to back (1.0 before the run, 2.0 after) the device could
+  take 50 / 1.5e-3 = 33,333/s, so the loop keeps it 1 % busy."""
   def fake_run(config, workdir):
     rows = [{"step": 10, "split": "train", "time": 100.0}, {"step": 20, "split": "train", "time": 101.0},
             {"step": 20, "split": "validation", "time": 102.5}, {"step": 30, "split": "train", "time": 103.0}]
@@ -130,12 +131,13 @@ def test_the_loop_rate_spans_the_first_to_the_last_logged_step(tiny_config, monk
       f.writelines(json.dumps(r) + "\n" for r in rows)
 
   monkeypatch.setattr("train.loop.train_and_evaluate", fake_run)
-  result = bench.loop_rate(tiny_config("mnist1d_mlp", batch_size=50), back_to_back_ms=1.5)
-  assert result == {"loop_steps": 20, "loop_examples_per_s": 333.3, "loop_share": 0.01}
+  result = bench.loop_rate(tiny_config("mnist1d_mlp", batch_size=50), 1.0, lambda: 2.0)
+  assert result == {"loop_steps": 20, "loop_examples_per_s": 333.3, "back_to_back_after_ms": 2.0,
+                    "loop_share": 0.01}
 
 
 def test_the_loop_rate_of_a_real_run(tiny_config):
   config = tiny_config("mnist1d_mlp", batch_size=32, eval_batch_size=200)
   config.update(num_steps=40, log_every=10, eval_every=20)
-  result = bench.loop_rate(config, back_to_back_ms=1.0)
+  result = bench.loop_rate(config, 1.0, lambda: 1.0)
   assert result["loop_steps"] == 30 and 0 < result["loop_examples_per_s"]

@@ -58,8 +58,8 @@ def test_resume_after_a_crash_is_exact(tiny_config, tmp_path, monkeypatch):
 
   advance = train.loop.log.Logger.advance
 
-  def crash_at_step_25(logger):
-    advance(logger)
+  def crash_at_step_25(logger, steps=1):
+    advance(logger, steps)
     if logger.bar.n == 25:
       raise KeyboardInterrupt
 
@@ -207,8 +207,8 @@ def test_divergence_stops_with_the_step_and_keeps_the_checkpoint(tiny_config, tm
   config = tiny_config("mnist1d_mlp", num_steps=40)
   advance = train.loop.log.Logger.advance
 
-  def crash_at_step_21(logger):
-    advance(logger)
+  def crash_at_step_21(logger, steps=1):
+    advance(logger, steps)
     if logger.bar.n == 21:
       raise KeyboardInterrupt
 
@@ -252,3 +252,30 @@ def test_the_progress_bar_clock_starts_after_the_first_step(tmp_path):
   meter = logger.bar.format_dict
   assert meter["initial"] == 11 and meter["n"] == 12 and meter["elapsed"] < 0.25
   logger.close()
+
+
+def test_calls_of_several_steps_end_where_the_loop_logs_evaluates_or_saves():
+  config = load_config("mnist1d_cnn")
+  config.update_from_flattened_dict({"num_steps": 12, "log_every": 5, "eval_every": 10,
+                                     "checkpoint.every": 10, "steps_per_call": 4})
+  assert train.loop.call_sizes(0, config) == [4, 1, 4, 1, 2]
+  assert train.loop.call_sizes(9, config) == [1, 2]  # a resume from a call's end
+  config.steps_per_call = 1
+  assert train.loop.call_sizes(7, config) == [1] * 5
+
+
+def test_a_calls_metrics_count_as_its_steps():
+  """A call of several steps logs one row of [n] values: summaries, the step named on a NaN and
+  a checkpoint's pending metrics count its steps one by one."""
+  import jax.numpy as jnp
+  from train import faults
+  rows = [{"loss": jnp.float32(1.0), "grad_norm": jnp.float32(2.0)},  # a step
+          {"loss": jnp.array([3.0, 5.0]), "grad_norm": jnp.array([2.0, float("nan")])}]  # a call
+  state = {"w": jnp.ones(2)}
+  assert faults.summarize(rows, 12, state, None, "skip") == {"loss": 2.0, "grad_norm": 2.0,
+                                                              "skipped": 1}
+  with pytest.raises(TrainingDiverged, match="grad_norm became nan at step 12 "):
+    faults.summarize(rows, 12, state, None, "stop")
+  packed = train.checkpoint.pack_metrics(rows)
+  assert [r["loss"] for r in packed] == [[1.0, "float32"], [3.0, "float32"], [5.0, "float32"]]
+  assert train.checkpoint.unpack_metrics(packed)[2]["grad_norm"].dtype == jnp.float32

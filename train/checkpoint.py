@@ -230,10 +230,15 @@ def quarantine(manager, step: int) -> str:
 
 
 def pack_metrics(rows: list[dict]) -> list[dict]:
-  """Train metrics not yet averaged, for a checkpoint between host syncs: {name: [value, dtype]}.
+  """Train metrics not yet averaged, for a checkpoint between host syncs: one row per step, {name:
+  [value, dtype]} (a call of n steps, config.steps_per_call, gave one row of n values each).
   Exact: a float32 (or bfloat16) value is a Python float without rounding."""
-  return [{k: [np.asarray(v).item(), str(np.asarray(v).dtype)] for k, v in row.items()}
-          for row in jax.device_get(rows)]
+  steps = []
+  for row in jax.device_get(rows):
+    values = {k: np.atleast_1d(v) for k, v in row.items()}
+    n = len(next(iter(values.values())))
+    steps += [{k: [v[i].item(), str(v.dtype)] for k, v in values.items()} for i in range(n)]
+  return steps
 
 
 def unpack_metrics(rows: list[dict]) -> list[dict]:

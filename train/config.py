@@ -29,6 +29,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.nonfinite = "stop"  # stop | skip: on a NaN/Inf loss or gradient norm, stop the run or skip the step
   c.max_nonfinite_skips = 10  # skip: this many skipped steps in a row, and the update is applied
   c.grad_accum_steps = 1  # micro-batches per step, gradients summed: batches larger than memory
+  # Train steps per jitted call (a lax.scan over them): the host dispatches once per call, for
+  # steps shorter than its own per-step work (a small model on a GPU). A call ends at each step
+  # that logs, evaluates or saves. Not bit for bit the results of 1 (XLA compiles the scanned step
+  # on its own), but a run and its resumes agree exactly for a given value.
+  c.steps_per_call = 1
   # A finished run's workdir: start from the parameters (and BatchNorm statistics) of its latest
   # checkpoint, with a fresh optimizer, schedule and step count. Ignored once this run has a
   # checkpoint of its own (a resume).
@@ -171,7 +176,7 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
   """Raises ConfigError for the first bad field. `datasets` is the names `train.data` can load."""
   check_schema(config)
   check_positive(config, "batch_size", "eval_batch_size", "num_steps", "log_every", "eval_every",
-                 "grad_accum_steps",
+                 "grad_accum_steps", "steps_per_call",
                  "checkpoint.every", "checkpoint.keep", "optimizer.lr", "optimizer.eps",
                  "dataset.num_threads", "dataset.seq_len")
   check_positive(config, "seed", allow_zero=True)

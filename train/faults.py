@@ -57,13 +57,15 @@ def where(latest_step) -> str:
 
 @jax.jit
 def stack_rows(rows: list[dict]) -> dict:
-  """{metric: its values over the rows}, one compiled call (compiled once per number of rows), not
-  one stack per metric of as many arguments as rows (which cost ~5 ms a sync on a CPU)."""
-  return jax.tree.map(lambda *values: jnp.stack(values), *rows)
+  """{metric: its values over the steps}, one compiled call (compiled once per shape of `rows`),
+  not one stack per metric of as many arguments as rows (which cost ~5 ms a sync on a CPU). A row
+  is one step's metrics, or a call's with config.steps_per_call > 1 (each value of shape [n])."""
+  return jax.tree.map(lambda *values: jnp.concatenate([jnp.atleast_1d(v) for v in values]), *rows)
 
 
 def summarize(rows: list[dict], step: int, state, latest_step, mode: str) -> dict[str, float]:
-  """The mean of each metric over `rows`, the train steps up to `step` (a host sync).
+  """The mean of each metric over `rows`, the train steps up to `step` (a host sync); a row holds
+  one step's metrics or, from a call of several steps, each step's (`stack_rows`).
 
   "stop": TrainingDiverged naming the first non-finite metric and parameter. "skip": the mean over
   the finite steps, with `skipped` counting the others; TrainingDiverged once a parameter is
@@ -71,9 +73,9 @@ def summarize(rows: list[dict], step: int, state, latest_step, mode: str) -> dic
   so that the sync copies one array per metric, and averaged as one array (the same float32 means
   as of the rows one by one, in a fraction of the host time: the device waits for it)."""
   names = list(rows[0])
-  values = jax.device_get(stack_rows(rows))  # {metric: (len(rows),)}
+  values = jax.device_get(stack_rows(rows))  # {metric: (steps,)}
   finite = np.logical_and.reduce([np.isfinite(values[k]) for k in WATCHED])
-  first = step - len(rows) + 1
+  first = step - len(finite) + 1
   if mode == "skip":
     bad_param = first_nonfinite(state)
     if bad_param:
@@ -81,7 +83,7 @@ def summarize(rows: list[dict], step: int, state, latest_step, mode: str) -> dic
                              f"{step} after the skipped steps; {where(latest_step)}")
     means = {k: float(np.mean(values[k][finite])) if finite.any() else float("nan")
              for k in names}
-    return {**means, "skipped": len(rows) - int(finite.sum())}
+    return {**means, "skipped": len(finite) - int(finite.sum())}
   if not finite.all():
     bad = int(np.argmin(finite))
     metric = next(k for k in WATCHED if not np.isfinite(values[k][bad]))

@@ -20,7 +20,7 @@ import nets
 from train import checkpoint, data, faults, log, optim, sharding, workdir as run_dir
 from train.config import ConfigError, validate
 from train.faults import TrainingDiverged  # (also re-exported)
-from train.steps import create_state, evaluate, make_eval_step, make_train_step
+from train.steps import create_state, evaluate, make_eval_step, make_multi_step, make_train_step
 
 
 @dataclasses.dataclass
@@ -38,6 +38,7 @@ class Setup:
   abstract_state: Any  # ShapeDtypeStructs with their shardings: what init makes and restore fills
   init: Callable  # () -> the initial TrainState, laid out over the mesh
   train_step: Callable  # jitted (state, batch) -> (state, metrics), state donated
+  multi_step: Callable  # the same over batches stacked [n, B, ...] (config.steps_per_call > 1)
   eval_step: Callable  # jitted (state, batch) -> metric sums
 
 
@@ -72,6 +73,9 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   faults.check_fits_memory(sharding.with_shardings(abstract_state, state_sharding))
   batch_sharding, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
   train_step = make_train_step(model, tx, schedule, task, config.grad_accum_steps)
+  jit_step = lambda step, batches: jax.jit(step, in_shardings=(state_sharding, batches),
+                                           out_shardings=(state_sharding, replicated),
+                                           donate_argnums=0)
   return Setup(
       model=model, task=task, mesh=mesh, x_example=x_example, batch_sharding=batch_sharding,
       splits=splits, train_data=train_data,
@@ -80,8 +84,8 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
                     for role in ("validation", "test")},
       abstract_state=sharding.with_shardings(abstract_state, state_sharding),
       init=jax.jit(init, out_shardings=state_sharding),
-      train_step=jax.jit(train_step, in_shardings=(state_sharding, batch_sharding),
-                         out_shardings=(state_sharding, replicated), donate_argnums=0),
+      train_step=jit_step(train_step, batch_sharding),
+      multi_step=jit_step(make_multi_step(train_step), sharding.stacked(batch_sharding)),
       eval_step=jax.jit(make_eval_step(model, task), in_shardings=(state_sharding, batch_sharding),
                         out_shardings=replicated))
 
@@ -131,6 +135,9 @@ def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:
   if main:
     log.drop_metrics_after(workdir, start)  # rows a crashed run wrote past its checkpoint
     print_summary(run, config, workdir, start, num_params)
+    if config.steps_per_call > 1 and jax.default_backend() == "cpu":
+      print(f"Note: config.steps_per_call={config.steps_per_call} on a CPU: XLA:CPU runs "
+            "convolutions inside the call's loop several times slower (docs/devices.md)")
 
   validate_on = run.eval_batches["validation"]
   logger = log.Logger(workdir, start, config.num_steps, write_files=main)
@@ -140,15 +147,21 @@ def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:
   jax.block_until_ready(run.eval_step(state, next(validate_on())))
   faults.first_nonfinite(state)
   t_sync, steps_since_sync, t_saved = time.time(), 0, time.time()
-  batches = data.prefetch_to_device(train_iter, run.batch_sharding, run.train_data)
-  preemption = faults.Preemption().install()  # SIGTERM/SIGINT: save after this step, then stop
+  calls = call_sizes(start, config)
+  multi = config.steps_per_call > 1
+  batches = data.prefetch_to_device(train_iter, run.batch_sharding, run.train_data,
+                                    steps=calls if multi else None)
+  train_step = run.multi_step if multi else run.train_step
+  preemption = faults.Preemption().install()  # SIGTERM/SIGINT: save after this call, then stop
   try:
-    for step in range(start + 1, config.num_steps + 1):
+    step = start
+    for n in calls:
       batch, data_state = next(batches)
-      state, metrics = run.train_step(state, batch)
+      state, metrics = train_step(state, batch)
+      step += n
       pending.append(metrics)
-      steps_since_sync += 1
-      logger.advance()
+      steps_since_sync += n
+      logger.advance(n)
       do_save = step % config.checkpoint.every == 0 or step == config.num_steps
       # Every checkpoint gets validation metrics, so the best one is chosen among all of them.
       do_eval = step % config.eval_every == 0 or do_save
@@ -194,6 +207,19 @@ def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:
     return {}
   return run_dir.write_results(workdir, config, run.splits, test, best, num_params, start,
                                wall_time_s + time.time() - t_run)
+
+
+def call_sizes(start: int, config: ml_collections.ConfigDict) -> list[int]:
+  """The steps of each train-step call after step `start`: config.steps_per_call, cut short at
+  each step that logs, evaluates or saves on schedule (so a resume from any checkpoint, at a
+  call's end, makes the calls the uninterrupted run made)."""
+  sizes, step = [], start
+  every = (config.log_every, config.eval_every, config.checkpoint.every)
+  while step < config.num_steps:
+    n = min(config.steps_per_call, config.num_steps - step, *(e - step % e for e in every))
+    sizes.append(n)
+    step += n
+  return sizes
 
 
 def test_last_and_best(run: Setup, manager, state, config, workdir: str) -> tuple[dict, dict]:

@@ -63,6 +63,12 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(BATCH_AXES))
 
 
+def stacked(batch_sharding: NamedSharding) -> NamedSharding:
+  """The layout of batches stacked on a new leading axis, one per step of a call
+  (config.steps_per_call): each batch laid out as alone."""
+  return NamedSharding(batch_sharding.mesh, P(None, *batch_sharding.spec))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 

@@ -93,6 +93,16 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
   return train_step
 
 
+def make_multi_step(train_step):
+  """(state, batches stacked on a leading axis of n steps) -> (state, each step's metrics, [n]):
+  n train steps in one call (config.steps_per_call), so the host dispatches once per n steps."""
+
+  def multi_step(state: TrainState, batches):
+    return jax.lax.scan(train_step, state, batches)
+
+  return multi_step
+
+
 def make_eval_step(model: nn.Module, task: str):
   """(state, batch) -> loss/metric sums over the batch's real (mask=True) examples; not jitted."""
   loss_sums = losses.TASKS[task]

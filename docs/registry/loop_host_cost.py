@@ -30,7 +30,12 @@ if not real:
     return state.replace(step=state.step + 1), {"accuracy": s, "grad_norm": s, "loss": s, "lr": s}
   run.train_step = jax.jit(noop, in_shardings=(ss, run.batch_sharding) if not os.environ.get("NOSHARD") else None,
                            out_shardings=(ss, sharding.replicated(run.mesh)) if not os.environ.get("NOSHARD") else None, donate_argnums=0)
+  # config.steps_per_call > 1: the same no-op step scanned over the call's batches
+  run.multi_step = jax.jit(lambda state, batches: jax.lax.scan(noop, state, batches),
+                           in_shardings=(ss, sharding.stacked(run.batch_sharding)),
+                           out_shardings=(ss, sharding.replicated(run.mesh)), donate_argnums=0)
 run.train_step = timed("train_step", run.train_step)
+run.multi_step = timed("multi_step", run.multi_step)
 orig_prefetch = data.prefetch_to_device
 def prefetch(*a, **k):
   g = orig_prefetch(*a, **k)

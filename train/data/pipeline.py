@@ -7,10 +7,11 @@ what differs between them is their `DatasetSpec` (train/data/spec.py). A batch i
 import collections
 import concurrent.futures
 import functools
+import itertools
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import grain
 import jax
@@ -311,20 +312,34 @@ def gather(split: dict, ids, batch_sharding) -> dict:
 
 
 def prefetch_to_device(iterator: "grain.DatasetIterator | BatchIds", batch_sharding,
-                       resident=None, size: int = 2):
+                       resident=None, size: int = 2, steps: Iterable[int] | None = None):
   """Yields (global batch on the devices, the iterator's state just after that batch) while the
   next `size - 1` batches are already being copied; the state is what a checkpoint of that step
   saves. From a `resident` split, each batch is gathered on the device (an asynchronous call, so
-  nothing to queue) by ids drawn BatchIds.CHUNK batches at a time."""
+  nothing to queue) by ids drawn BatchIds.CHUNK batches at a time.
+
+  With `steps`, the steps of each call (config.steps_per_call > 1), an item is that many batches
+  stacked on a new leading axis (`sharding.stacked`), gathered or copied at once, with the state
+  after the last of them; the items end with `steps`."""
+  layout = sharding.stacked(batch_sharding) if steps is not None else batch_sharding
+  stack = lambda batches: jax.tree.map(lambda *xs: np.stack(xs), *batches)
   if resident is not None:  # `iterator` is a BatchIds (train_iterator(ids_only=True))
-    for ids, state in iterator.with_states():
-      yield gather(resident, ids, batch_sharding), state
+    drawn = iterator.with_states()
+    if steps is None:
+      for ids, state in drawn:
+        yield gather(resident, ids, layout), state
+    for n in steps:
+      ids, states = zip(*itertools.islice(drawn, n))
+      yield gather(resident, np.stack(ids), layout), states[-1]
+    return
+  host = (iter(iterator) if steps is None
+          else (stack([next(iterator) for _ in range(n)]) for n in steps))
   queue = collections.deque()
-  while True:
-    while len(queue) < size:
-      batch = sharding.to_global(next(iterator), batch_sharding)
-      queue.append((batch, iterator.get_state()))
-    yield queue.popleft()
+  for batch in host:  # the iterator's state read before it draws the next batch
+    queue.append((sharding.to_global(batch, layout), iterator.get_state()))
+    if len(queue) == size:
+      yield queue.popleft()
+  yield from queue
 
 
 def eval_batches(config: ml_collections.ConfigDict, reader: Reader, batch_sharding=None

@@ -19,7 +19,8 @@ Writes OUT/<experiment>.json and appends a Markdown row (device, date, command) 
 `--loop` then trains the experiment for real (a temporary workdir) and adds the loop's rate: examples
 per second from its first logged step to its last, evaluation, logging, checkpointing and the input
 pipeline included (the first, compiling, interval and the final test not), and its share of the
-back-to-back step rate (`loop_share`: how busy the loop keeps the device).
+back-to-back step rate (`loop_share`: how busy the loop keeps the device), that rate timed before
+and after the run and averaged.
 `--profile DIR` writes a `jax.profiler` trace of 3 steps (open with TensorBoard or Perfetto).
 `--mock_data` times the step on TFDS's mock data of the dataset's shapes: for a dataset that is not
 prepared on this machine (cifar10 without a download, say); the speed of a step does not depend on
@@ -34,6 +35,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -146,8 +148,9 @@ def lowered_flops(lowered) -> float | None:
   return flops
 
 
-def bench(config, steps: int, profile_dir: str | None = None) -> dict:
-  """Times `config`'s train step; returns the numbers `main` records."""
+def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = False) -> dict:
+  """Times `config`'s train step; returns the numbers `main` records (`with_loop`: and
+  `loop_rate`'s)."""
   from train import data, loop  # noqa: PLC0415  after flags: a fast --help
 
   run = loop.setup(config)
@@ -166,13 +169,17 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
     jax.block_until_ready(metrics)
 
   step_ms = median_ms(one_step, steps)
-  # Back to back for at least 2 s: a rate that the loop's (a whole run) can be compared with.
-  n = max(steps, int(np.ceil(2000 / step_ms)))
-  t = time.perf_counter()
-  for _ in range(n):
-    box["state"], metrics = compiled(box["state"], batch)
-  jax.block_until_ready((box["state"], metrics))
-  back_to_back_ms = (time.perf_counter() - t) / n * 1e3
+
+  def back_to_back() -> float:
+    """ms a step over at least 2 s of steps: a rate that the loop's (a whole run) compares with."""
+    n = max(steps, int(np.ceil(2000 / step_ms)))
+    t = time.perf_counter()
+    for _ in range(n):
+      box["state"], metrics = compiled(box["state"], batch)
+    jax.block_until_ready((box["state"], metrics))
+    return (time.perf_counter() - t) / n * 1e3
+
+  back_to_back_ms = back_to_back()
   if profile_dir:
     with jax.profiler.trace(profile_dir):
       for _ in range(3):
@@ -194,7 +201,7 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
   utilisation = mfu(flops, best_ms, peak, jax.device_count())
   memory = compiled.memory_analysis()
   stats = device.memory_stats() or {}
-  return {
+  result = {
       "model": config.model.name,
       "params": int(num_params),
       "batch": examples,
@@ -220,11 +227,16 @@ def bench(config, steps: int, profile_dir: str | None = None) -> dict:
       "peak_tflops": peak,
       "mfu": round(utilisation, 4) if utilisation else None,
   }
+  if with_loop:
+    result.update(loop_rate(config, back_to_back_ms, back_to_back))
+  return result
 
 
-def loop_rate(config, back_to_back_ms: float) -> dict:
+def loop_rate(config, before_ms: float, back_to_back: Callable[[], float]) -> dict:
   """Trains `config` in a temporary workdir; its examples/s between the first and the last logged
-  train steps (metrics.jsonl's times), and that rate's share of the back-to-back step rate."""
+  train steps (metrics.jsonl's times), and that rate's share of the back-to-back step rate, timed
+  before (`before_ms`) and again after the run (`back_to_back()`) and averaged: on a shared machine
+  the step's speed drifts over a run's half minute."""
   from train.loop import train_and_evaluate  # noqa: PLC0415
 
   with tempfile.TemporaryDirectory() as workdir:
@@ -236,8 +248,10 @@ def loop_rate(config, back_to_back_ms: float) -> dict:
     raise ConfigError(f"--loop needs two logged train steps: num_steps={config.num_steps}, "
                       f"log_every={config.log_every}")
   rate = (last["step"] - first["step"]) * config.batch_size / (last["time"] - first["time"])
+  after_ms = back_to_back()
   return {"loop_steps": last["step"] - first["step"], "loop_examples_per_s": round(rate, 1),
-          "loop_share": round(rate * back_to_back_ms / 1e3 / config.batch_size, 3)}
+          "back_to_back_after_ms": round(after_ms, 3),
+          "loop_share": round(rate * (before_ms + after_ms) / 2 / 1e3 / config.batch_size, 3)}
 
 
 def write_rows(path: str, command: str, rows: list[dict], **fields) -> dict:
@@ -289,9 +303,7 @@ def main(argv):
     check_writable(FLAGS.out, "--out")  # before the timing, not after it
     with tfds.testing.mock_data(num_examples=4 * FLAGS.config.batch_size) if FLAGS.mock_data \
         else contextlib.nullcontext():
-      result = bench(FLAGS.config, FLAGS.steps, FLAGS.profile)
-      if FLAGS.loop:
-        result.update(loop_rate(FLAGS.config, result["back_to_back_ms"]))
+      result = bench(FLAGS.config, FLAGS.steps, FLAGS.profile, with_loop=FLAGS.loop)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
