@@ -1,4 +1,5 @@
 """`python -m train.tools.bench`: times an experiment's real train step and records it."""
+import gzip
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import pytest
 
 from train.tools import bench
+from train.tools.time_by_op import markdown, time_by_op
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,7 +22,10 @@ def test_bench_times_the_step_and_records_a_row(tiny_config, tmp_path):
   assert result["xla_flops_per_step"] > 6 * 15_210 * 32 * 0.9  # at least the matmuls' 6N per example
   assert result["mfu"] is None  # no peak is known for a CPU
   assert not result["xla_counts_a_loop_once"] and result["tflops_per_s"] > 0
-  assert os.listdir(tmp_path / "trace")  # the profiler wrote a trace
+  assert os.listdir(tmp_path / "trace")  # the profiler wrote a trace, and read it:
+  ops = result["time_by_op"]  # XLA:CPU's thunks (a CPU trace has no device tracks)
+  assert ops and all(r["ms_per_step"] > 0 and " tf_XLA" in r["track"] for r in ops)
+  assert ops == sorted(ops, key=lambda r: -r["ms_per_step"])
   assert "loop_share" not in result  # no full run unless asked (with_loop)
   bench.record(result, "mnist1d_mlp", "python -m train.tools.bench ...", str(tmp_path / "out"))
   bench.record(result, "mnist1d_mlp", "python -m train.tools.bench ...", str(tmp_path / "out"))
@@ -141,3 +146,30 @@ def test_the_loop_rate_of_a_real_run(tiny_config):
   config.update(num_steps=40, log_every=10, eval_every=20)
   result = bench.loop_rate(config, 1.0, lambda: 1.0)
   assert result["loop_steps"] == 30 and 0 < result["loop_examples_per_s"]
+
+
+def test_time_by_op_reads_the_device_tracks_per_step(tmp_path):
+  """A GPU-like trace of 2 steps: the device's stream and its op track are summed apart; the
+  host's events are left out while there are device tracks."""
+  meta = lambda pid, tid, kind, name: {"ph": "M", "pid": pid, "tid": tid, "name": kind,
+                                       "args": {"name": name}}
+  op = lambda pid, tid, name, dur: {"ph": "X", "pid": pid, "tid": tid, "name": name, "ts": 0,
+                                    "dur": dur}
+  events = [meta(1, 0, "process_name", "/device:GPU:0"), meta(1, 7, "thread_name", "Stream #7"),
+            meta(1, 8, "thread_name", "XLA Ops"), meta(2, 0, "process_name", "/host:CPU"),
+            meta(2, 3, "thread_name", "python"),
+            *[op(1, 7, "gemm", 3000) for _ in range(4)], op(1, 7, "fusion_1", 4000),
+            op(1, 8, "dot.1", 12000), op(1, 8, "fusion.1", 4000), op(2, 3, "PjitFunction", 9e6)]
+  trace_dir = tmp_path / "plugins" / "profile" / "run"
+  trace_dir.mkdir(parents=True)
+  with gzip.open(trace_dir / "perfetto_trace.json.gz", "wt") as f:
+    json.dump({"traceEvents": events}, f)
+  rows = time_by_op(str(tmp_path), steps=2, top=3)
+  assert rows == [
+      {"track": "/device:GPU:0 Stream #7", "op": "gemm", "ms_per_step": 6.0,
+       "calls_per_step": 2.0, "share_of_track": 0.75},
+      {"track": "/device:GPU:0 XLA Ops", "op": "dot.1", "ms_per_step": 6.0,
+       "calls_per_step": 0.5, "share_of_track": 0.75},
+      {"track": "/device:GPU:0 Stream #7", "op": "fusion_1", "ms_per_step": 2.0,
+       "calls_per_step": 0.5, "share_of_track": 0.25}]
+  assert "| `gemm` | /device:GPU:0 Stream #7 | 6.0 | 2.0 | 75.0% |" in markdown(rows)

@@ -25,7 +25,7 @@ def test_dry_run_measures_every_item_and_renders_the_report(tmp_path):
     assert item["status"] == expected, (name, item["status"])
   if jax.default_backend() != "gpu":
     assert items["gpu tests"]["result"]["passed"] == []  # every gpu test skips on a CPU
-  assert items["gpt2 xla"]["result"]["step_ms"] > 0
+  assert items["gpt2 xla"]["result"]["step_ms"] > 0 and items["gpt2 xla"]["result"]["time_by_op"]
   assert ("torch" in {r["impl"] for r in items["bench_rnn lstm"]["result"]["rows"]}) == torch
   if torch:
     assert items["torch gpt2"]["result"]["params"] == items["gpt2 xla"]["result"]["params"]
@@ -34,6 +34,7 @@ def test_dry_run_measures_every_item_and_renders_the_report(tmp_path):
   assert items[gpu.LOOP_CALLS]["result"]["loop_steps"] == 20
   markdown = (tmp_path / "gpu.md").read_text()
   assert markdown == gpu.render_markdown(report) and "| gpt2 xla |" in markdown
+  assert "Where gpt2 xla's step goes" in markdown
   assert f"{loop['loop_share']:.0%})" in markdown
   assert "===== bench_seq_len" in (tmp_path / "gpu.log").read_text()
   assert report["environment"]["versions"]["jax"]

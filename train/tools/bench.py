@@ -21,7 +21,8 @@ per second from its first logged step to its last, evaluation, logging, checkpoi
 pipeline included (the first, compiling, interval and the final test not), and its share of the
 back-to-back step rate (`loop_share`: how busy the loop keeps the device), that rate timed before
 and after the run and averaged.
-`--profile DIR` writes a `jax.profiler` trace of 3 steps (open with TensorBoard or Perfetto).
+`--profile DIR` writes a `jax.profiler` trace of 3 steps (open with TensorBoard or Perfetto) and
+adds the ops that took the most time (`time_by_op`: GPU kernels, or XLA:CPU's thunks).
 `--mock_data` times the step on TFDS's mock data of the dataset's shapes: for a dataset that is not
 prepared on this machine (cifar10 without a download, say); the speed of a step does not depend on
 the pixel values.
@@ -46,6 +47,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from train.config import ConfigError, parse_flags
+from train.tools.time_by_op import PROFILED_STEPS, markdown, time_by_op
 from train.workdir import check_writable
 
 # Dense bf16 TFLOP/s per chip, from the vendors' data sheets (without sparsity).
@@ -181,8 +183,8 @@ def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = 
 
   back_to_back_ms = back_to_back()
   if profile_dir:
-    with jax.profiler.trace(profile_dir):
-      for _ in range(3):
+    with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
+      for _ in range(PROFILED_STEPS):
         one_step()
 
   device = jax.devices()[0]
@@ -227,6 +229,8 @@ def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = 
       "peak_tflops": peak,
       "mfu": round(utilisation, 4) if utilisation else None,
   }
+  if profile_dir:
+    result["time_by_op"] = time_by_op(profile_dir, PROFILED_STEPS)
   if with_loop:
     result.update(loop_rate(config, back_to_back_ms, back_to_back))
   return result
@@ -310,13 +314,16 @@ def main(argv):
   env = f"XLA_FLAGS={os.environ['XLA_FLAGS']} " if "XLA_FLAGS" in os.environ else ""
   record(result, experiment, f"{env}python -m train.tools.bench {' '.join(sys.argv[1:])}", FLAGS.out)
   print(json.dumps(result, indent=2))
+  if "time_by_op" in result:
+    print("\n".join(["", "Where a step's time goes:", *markdown(result["time_by_op"])]))
 
 
 if __name__ == "__main__":  # flags defined here only: importing the helpers defines none
   config_flags.DEFINE_config_file("config", None, "Experiment config file.")
   flags.DEFINE_integer("steps", 20, "Timed steps (after 2 warm-up steps).")
   flags.DEFINE_string("out", "runs/bench", "Where the JSON and the Markdown table go.")
-  flags.DEFINE_string("profile", None, "Write a jax.profiler trace of 3 steps here.")
+  flags.DEFINE_string("profile", None, "Write a jax.profiler trace of 3 steps here, and add the "
+                      "ops that took the most time to the result.")
   flags.DEFINE_bool("mock_data", False, "Use TFDS mock data of the dataset's shapes.")
   flags.DEFINE_bool("loop", False, "Then train for real and add the loop's examples/s.")
   flags.mark_flags_as_required(["config"])

@@ -32,6 +32,8 @@ import sys
 import tempfile
 import time
 
+from train.tools.time_by_op import PROFILED_STEPS, markdown
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PY = sys.executable
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "torch")
@@ -39,6 +41,7 @@ README_BLOCK = ("<!-- gpu:report begin -->", "<!-- gpu:report end -->")  # in do
 TARGETS_BLOCK = ("<!-- gpu:targets begin -->", "<!-- gpu:targets end -->")  # in README.md
 INTERRUPT_GRACE_S = 10
 DRY_S = 120  # the dry run's timeout per item (each takes seconds to half a minute on 2 cores)
+PROFILE_TOP = 12  # ops shown for a profiled item
 
 
 @dataclasses.dataclass
@@ -72,6 +75,9 @@ def plan(dry_run: bool) -> list[Item]:
   tier = lambda *k: m("pytest", "-m", "gpu", "-p", "no:xdist", "-q", "--live-report", *k,
                       "tests/test_gpu.py")
   full_run = "default_experiment"  # the tier's slowest test: an item of its own
+  # A trace of the steps behind the unmet targets, summarised in the report (the trace itself
+  # stays on the machine: tens of MB).
+  profile = lambda name: ["--profile", os.path.join(tempfile.gettempdir(), "gpu_traces", name)]
   if dry_run:
     tiny_gpt2 = ["--steps", "1", "--config.batch_size=1", "--config.dataset.seq_len=16",
                  "--config.model.num_layers=1", "--config.model.features=64",
@@ -80,7 +86,8 @@ def plan(dry_run: bool) -> list[Item]:
         Item("gpu tests", tier(), DRY_S, tests=True),
         Item("bench_rnn lstm", m("experiments.analysis.bench_rnn", "--size", "tiny", "--steps",
                                  "1", "--dtypes", "float32", "--cells", "lstm"), DRY_S),
-        Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2), DRY_S),
+        Item("gpt2 xla", m("train.tools.bench", "--config", gpt2, *tiny_gpt2,
+                           *profile("gpt2_xla_dry_run")), DRY_S),
         Item("torch gpt2", peer("torch_gpt2", "--steps", "1", "--batch", "1", "--seq_len", "16",
                                 "--num_layers", "1", "--features", "64", "--num_heads", "2"),
              DRY_S, needs_torch=True),
@@ -101,19 +108,20 @@ def plan(dry_run: bool) -> list[Item]:
     ]
   rnn = lambda cell: m("experiments.analysis.bench_rnn", "--size", "full", "--steps", "10",
                        "--cells", cell)
-  gpt2_kernel = lambda kernel: m("train.tools.bench", "--config", gpt2, "--steps", "10",
-                                 f"--config.model.attention_kernel={kernel}")
+  gpt2_kernel = lambda kernel, *more: m("train.tools.bench", "--config", gpt2, "--steps", "10",
+                                        f"--config.model.attention_kernel={kernel}", *more)
   resnet_dtype = lambda dtype, *more: m("train.tools.bench", *resnet, "--config.batch_size=512",
                                         f"--config.model.dtype={dtype}", *more)
+
   # Timeouts: about 1.3 x what each item took on one H200 on 2026-11-27 (docs/speed.md), where
   # it finished; the tier, which did not finish in 180 s, and the sweeps cut off then, more.
   return [
       Item("gpu tests", tier("-k", f"not {full_run}"), 240, tests=True),
       Item("bench_rnn lstm", rnn("lstm"), 75),
       Item("bench_rnn gru", rnn("gru"), 60),
-      Item("gpt2 cudnn", gpt2_kernel("cudnn"), 45),
+      Item("gpt2 cudnn", gpt2_kernel("cudnn", *profile("gpt2_cudnn")), 50),
       Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 75, needs_torch=True),
-      Item("resnet18 bf16", resnet_dtype("bfloat16"), 60),
+      Item("resnet18 bf16", resnet_dtype("bfloat16", *profile("resnet18_bf16")), 65),
       Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 75,
            needs_torch=True),
       Item("loop mnist1d_cnn", m("train.tools.bench", *loop), 60),
@@ -364,6 +372,10 @@ def render_markdown(report: dict) -> str:
                 "|---|---|---|---|---|---|"]
       lines += [f"| {x['cell']} | {x['dtype']} | {x['impl']} | {x['ms']} | "
                 f"{x['tokens_per_s']:,} | {x['time_vs_ours']} |" for x in r["rows"]]
+    if isinstance(r, dict) and r.get("time_by_op"):
+      lines += ["", f"Where {i['name']}'s step goes (a trace of {PROFILED_STEPS} steps, the "
+                    f"{PROFILE_TOP} longest ops; `train.tools.time_by_op`):", "",
+                *markdown(r["time_by_op"][:PROFILE_TOP])]
     if i["name"] in ("bench_seq_len", "seq2seq_speed") and r:
       models = sorted({x["model"] for x in r["rows"]})
       lines += ["", "Training tokens/s against sequence length:", "",
