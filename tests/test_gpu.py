@@ -10,6 +10,8 @@ Tolerances (stated here once):
   - the train step, GPU float32 (matmul precision 'highest', i.e. no TF32) against CPU float32:
     loss and gradient norm of each of 3 steps within 1e-3 relative;
   - bfloat16 against float32 on the same device over the same 3 steps: within 5e-2 relative;
+  - 4 steps in one call (config.steps_per_call) against one call each, float32 at 'highest':
+    1e-4 relative (each step's loss and gradient norm, the parameters after);
   - the cuDNN LSTM against the scan in float32, precision 'highest': 1e-4 (outputs, gradients);
   - a run resumed on the CPU from the GPU's checkpoint: rows up to the checkpoint identical, the
     later losses within 1e-3 relative of the GPU's own (run at matmul precision 'highest').
@@ -32,8 +34,8 @@ from nets.decoding import init_cache
 from nets.transformer import TransformerLM
 from tests.test_faults import as_killed_after
 from tests.kill_harness import metric_rows
-from train import data, optim
-from train.loop import train_and_evaluate
+from train import data, optim, sharding
+from train.loop import setup, train_and_evaluate
 from train.steps import create_state, make_train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -172,6 +174,28 @@ def test_train_step_on_the_device_equals_cpu_and_bfloat16_stays_close(accelerato
       assert_rows_close(on_device, train_metrics(config, jax.devices("cpu")[0]), 1e-3)
   config.model.dtype = "bfloat16"
   assert_rows_close(train_metrics(config, accelerator), on_device, 5e-2)
+
+
+def test_a_call_of_several_steps_equals_the_steps_one_by_one(accelerator, tiny_config):
+  """config.steps_per_call: 4 steps scanned in one call (a while loop on the device) against the
+  same 4 steps one call each, from the same state and batches, float32 at precision 'highest':
+  each step's loss and gradient norm, and the parameters after, within 1e-4 relative."""
+  config = tiny_config("mnist1d_cnn", **({"model.features": (16, 16, 16)} if dry(accelerator)
+                                         else {}))
+  with jax.default_device(accelerator), jax.default_matmul_precision("highest"):
+    run = setup(config)
+    drawn = run.train_iter.with_states()
+    ids = np.stack([next(drawn)[0] for _ in range(4)])
+    one_by_one, metrics = run.init(), []
+    for ids_B in ids:
+      one_by_one, m = run.train_step(one_by_one, data.pipeline.gather(
+          run.train_data, ids_B, run.batch_sharding))
+      metrics.append(m)
+    in_one_call, stacked = run.multi_step(run.init(), data.pipeline.gather(
+        run.train_data, ids, sharding.stacked(run.batch_sharding)))
+  for k in ("loss", "grad_norm"):
+    np.testing.assert_allclose(stacked[k], [float(m[k]) for m in metrics], rtol=1e-4)
+  assert_relative(in_one_call.params, one_by_one.params, 1e-4)
 
 
 # --- checkpoints and a full run ------------------------------------------------------------------
