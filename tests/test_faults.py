@@ -31,20 +31,19 @@ def reference(tiny_config, tmp_path_factory):
   return config, workdir
 
 
-def steps_wrapped(monkeypatch, before_step, field="train_step"):
-  """Makes the loop's train step (or `field`: multi_step, a call of several) call
-  `before_step(step being made, batch)` first; its return value, if not None, replaces the batch."""
+def steps_wrapped(monkeypatch, before_step):
+  """Makes the loop's train step call `before_step(step being made, batch)` first; its return value,
+  if not None, replaces the batch."""
   make_setup = train.loop.setup
 
   def setup(config):
     run = make_setup(config)
-    step_fn = getattr(run, field)
 
     def wrapped(state, batch):
       changed = before_step(int(state.step) + 1, batch)
-      return step_fn(state, batch if changed is None else changed)
+      return run.train_step(state, batch if changed is None else changed)
 
-    return dataclasses.replace(run, **{field: wrapped})
+    return dataclasses.replace(run, train_step=wrapped)
 
   monkeypatch.setattr(train.loop, "setup", setup)
 
@@ -104,8 +103,14 @@ def test_calls_of_several_steps_resume_exactly(reference, tmp_path, monkeypatch,
   config.steps_per_call, config.dataset.on_device = 4, on_device
   whole, cut = tmp_path / "whole", tmp_path / "cut"
   train_and_evaluate(config, str(whole))
-  steps_wrapped(monkeypatch, lambda step, batch: os.kill(os.getpid(), signal.SIGTERM)
-                if step == 6 else None, field="multi_step")
+  advance = train.loop.log.Logger.advance
+
+  def sigterm_in_the_call_of_steps_6_to_9(logger, steps=1):
+    advance(logger, steps)
+    if logger.bar.n == 9:  # the call has been dispatched, the loop has not looked at the signal
+      os.kill(os.getpid(), signal.SIGTERM)
+
+  monkeypatch.setattr(train.loop.log.Logger, "advance", sigterm_in_the_call_of_steps_6_to_9)
   with pytest.raises(faults.Preempted, match="after step 9, which is checkpointed"):
     train_and_evaluate(config, str(cut))
   assert checkpoint_steps(cut)[-1] == 9

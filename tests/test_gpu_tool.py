@@ -31,10 +31,12 @@ def test_dry_run_measures_every_item_and_renders_the_report(tmp_path):
     assert items["torch gpt2"]["result"]["params"] == items["gpt2 xla"]["result"]["params"]
   loop = items["loop mnist1d_cnn"]["result"]
   assert loop["loop_steps"] == 20 and loop["loop_share"] > 0
-  assert items[gpu.LOOP_CALLS]["result"]["loop_steps"] == 20
+  calls = items[gpu.LOOP_CALLS]["result"]
+  assert calls["loop_steps"] == 20 and calls["steps_per_call"] == 10 and calls["call_step_ms"] > 0
   markdown = (tmp_path / "gpu.md").read_text()
   assert markdown == gpu.render_markdown(report) and "| gpt2 xla |" in markdown
   assert "Where gpt2 xla's step goes" in markdown
+  assert f"in calls of 10: {calls['call_step_ms']} ms a step" in markdown
   assert f"{loop['loop_share']:.0%})" in markdown
   assert "===== bench_seq_len" in (tmp_path / "gpu.log").read_text()
   assert report["environment"]["versions"]["jax"]

@@ -6,8 +6,8 @@ config.nonfinite="stop" stops the run at the first non-finite loss or gradient n
 "skip" leaves such steps out (optax.apply_if_finite, see train/optim.py), logs how many were skipped
 and stops only when the parameters themselves went non-finite.
 
-Preemption: SIGTERM or SIGINT (Ctrl-C) asks the training loop to finish its current step, write a
-checkpoint and raise `Preempted`; `python -m train` then exits with EXIT_STATUS and re-running the
+Preemption: SIGTERM or SIGINT (Ctrl-C) asks the training loop to finish its current step (its
+current call of config.steps_per_call steps), write a checkpoint and raise `Preempted`; `python -m train` then exits with EXIT_STATUS and re-running the
 same command resumes. A second signal acts as it would without us: Ctrl-C raises KeyboardInterrupt
 at once, SIGTERM kills.
 
@@ -137,7 +137,7 @@ class Preemption:
       return
     self.signal = signum
     # os.write, not print: safe in a handler; a long first compile must not look like it ignored us.
-    os.write(2, f"\n{self.name}: stopping after this step, with a checkpoint "
+    os.write(2, f"\n{self.name}: stopping after this step (or call), with a checkpoint "
                 f"({self.name} again to stop at once)\n".encode())
 
   def install(self) -> "Preemption":

@@ -6,6 +6,7 @@ end, on the last and on the best checkpoint.
 """
 import dataclasses
 import functools
+import itertools
 import sys
 import time
 from collections.abc import Callable
@@ -151,7 +152,14 @@ def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:
   multi = config.steps_per_call > 1
   batches = data.prefetch_to_device(train_iter, run.batch_sharding, run.train_data,
                                     steps=calls if multi else None)
-  train_step = run.multi_step if multi else run.train_step
+  train_step = run.train_step
+  if multi:  # every call size compiled now: one first met mid-run would stall the device there
+    first = next(batches)
+    batches = itertools.chain([first], batches)
+    like = lambda n: jax.tree.map(lambda a: jax.ShapeDtypeStruct((n, *a.shape[1:]), a.dtype,
+                                                                 sharding=a.sharding), first[0])
+    compiled = {n: run.multi_step.lower(state, like(n)).compile() for n in sorted(set(calls))}
+    train_step = lambda state, batches_n: compiled[len(batches_n["x"])](state, batches_n)
   preemption = faults.Preemption().install()  # SIGTERM/SIGINT: save after this call, then stop
   try:
     step = start

@@ -328,6 +328,7 @@ def prefetch_to_device(iterator: "grain.DatasetIterator | BatchIds", batch_shard
     if steps is None:
       for ids, state in drawn:
         yield gather(resident, ids, layout), state
+      return
     for n in steps:
       ids, states = zip(*itertools.islice(drawn, n))
       yield gather(resident, np.stack(ids), layout), states[-1]

@@ -150,6 +150,9 @@ def lowered_flops(lowered) -> float | None:
   return flops
 
 
+BACK_TO_BACK_S = 2.0
+
+
 def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = False) -> dict:
   """Times `config`'s train step; returns the numbers `main` records (`with_loop`: and
   `loop_rate`'s)."""
@@ -164,24 +167,34 @@ def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = 
   lowered = run.train_step.lower(state, batch)
   compiled = lowered.compile()
   compile_s = time.perf_counter() - t
-  box = {"state": state}
+  box = {"state": state, "batch": batch}
+  del state  # donated: box holds the live one
 
   def one_step():
-    box["state"], metrics = compiled(box["state"], batch)
+    box["state"], metrics = compiled(box["state"], box["batch"])
     jax.block_until_ready(metrics)
 
   step_ms = median_ms(one_step, steps)
 
-  def back_to_back() -> float:
-    """ms a step over at least 2 s of steps: a rate that the loop's (a whole run) compares with."""
-    n = max(steps, int(np.ceil(2000 / step_ms)))
+  def back_to_back(step=compiled, batch="batch", per_call=1) -> float:
+    """ms a step over at least BACK_TO_BACK_S of steps: a rate that the loop's (a whole run)
+    compares with."""
+    n = max(steps, int(np.ceil(BACK_TO_BACK_S * 1e3 / step_ms / per_call)))
     t = time.perf_counter()
     for _ in range(n):
-      box["state"], metrics = compiled(box["state"], batch)
+      box["state"], metrics = step(box["state"], box[batch])
     jax.block_until_ready((box["state"], metrics))
-    return (time.perf_counter() - t) / n * 1e3
+    return (time.perf_counter() - t) / n / per_call * 1e3
 
   back_to_back_ms = back_to_back()
+  calls = {}
+  if config.steps_per_call > 1:  # the same step scanned in calls of n: what the loop then runs
+    n = config.steps_per_call
+    box["batches"] = next(data.prefetch_to_device(run.train_iter, run.batch_sharding,
+                                                  run.train_data, steps=[n]))[0]
+    multi_step = run.multi_step.lower(box["state"], box["batches"]).compile()
+    calls = {"steps_per_call": n,
+             "call_step_ms": round(back_to_back(multi_step, "batches", n), 3)}
   if profile_dir:
     with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
       for _ in range(PROFILED_STEPS):
@@ -229,10 +242,20 @@ def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = 
       "peak_tflops": peak,
       "mfu": round(utilisation, 4) if utilisation else None,
   }
+  result.update(calls)
   if profile_dir:
     result["time_by_op"] = time_by_op(profile_dir, PROFILED_STEPS)
   if with_loop:
-    result.update(loop_rate(config, back_to_back_ms, back_to_back))
+    # The bench's arrays wait on the host while the run trains (it needs the device's memory).
+    shardings = jax.tree.map(lambda a: a.sharding, box)
+    box.update(jax.device_get(box))
+    del run, batch, lowered
+
+    def again() -> float:
+      box.update(jax.device_put(dict(box), shardings))
+      return back_to_back()
+
+    result.update(loop_rate(config, back_to_back_ms, again))
   return result
 
 

@@ -357,8 +357,10 @@ def render_markdown(report: dict) -> str:
     lines += ["", "| item | params | batch | dtype | ms/step (synced) | ms/step (back to back) | "
                   "examples/s | tokens/s | compile s | TFLOP/s | MFU | full run's loop: "
                   "examples/s (share of back to back) |", "|---" * 12 + "|"]
-    loop = lambda r: (f"{r['loop_examples_per_s']:,} ({r['loop_share']:.0%})"
-                      if "loop_share" in r else "")
+    loop = lambda r: ((f"{r['loop_examples_per_s']:,} ({r['loop_share']:.0%})"
+                       if "loop_share" in r else "")
+                      + (f"; in calls of {r['steps_per_call']}: {r['call_step_ms']} ms a step "
+                         "back to back" if "call_step_ms" in r else ""))
     lines += [f"| {name} | {r['params']:,} | {r['batch']} | {r['dtype']} | {r['step_ms']} | "
               f"{r['back_to_back_ms']} | {fmt(r['examples_per_s'], ',')} | "
               f"{fmt(r.get('tokens_per_s'), ',')} | {r['compile_s']} | "
