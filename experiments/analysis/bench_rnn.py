@@ -2,8 +2,8 @@
 [--dtypes float32,bfloat16] [--cells lstm,gru] [--out runs/bench_rnn]
 
 One recurrent training step (forward, backward on a loss over all outputs, SGD update) for our
-LSTM and GRU layers (the scan, also unrolled 8 steps per iteration, and for the LSTM in float32 on
-a CUDA GPU the cuDNN backend) against flax's stock `nn.RNN(nn.OptimizedLSTMCell)` /
+LSTM and GRU layers (the scan, also unrolled 8 and 16 steps per iteration, and for the LSTM in
+float32 on a CUDA GPU the cuDNN backend) against flax's stock `nn.RNN(nn.OptimizedLSTMCell)` /
 `nn.RNN(nn.GRUCell)` and, when torch is importable, PyTorch's `nn.LSTM` / `nn.GRU` (cuDNN on a
 GPU), in float32 and bfloat16.
 Reports the median step time (each step synchronised) and tokens/s; writes JSON and appends
@@ -83,7 +83,7 @@ def main(argv=None):
     for cell in args.cells.split(","):
       ours = RNNLayer(size["hidden"], cell, dtype=dtype)
       impls = {"ours (scan)": jax_step(ours, x),
-               "ours (scan, unroll 8)": jax_step(ours.clone(unroll=8), x)}
+               **{f"ours (scan, unroll {k})": jax_step(ours.clone(unroll=k), x) for k in (8, 16)}}
       if not recurrent_cudnn.problem(cell, dtype, jnp.float32, perturb=False):
         impls["ours (cudnn)"] = jax_step(ours.clone(backend="cudnn"), x)
       impls["flax stock"] = jax_step(flax_stock(cell, size["hidden"], dtype), x)

@@ -117,8 +117,8 @@ def plan(dry_run: bool) -> list[Item]:
   # it finished; the tier, which did not finish in 180 s, and the sweeps cut off then, more.
   return [
       Item("gpu tests", tier("-k", f"not {full_run}"), 240, tests=True),
-      Item("bench_rnn lstm", rnn("lstm"), 75),
-      Item("bench_rnn gru", rnn("gru"), 60),
+      Item("bench_rnn lstm", rnn("lstm"), 90),
+      Item("bench_rnn gru", rnn("gru"), 75),
       Item("gpt2 cudnn", gpt2_kernel("cudnn", *profile("gpt2_cudnn")), 50),
       Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 75, needs_torch=True),
       Item("resnet18 bf16", resnet_dtype("bfloat16", *profile("resnet18_bf16")), 65),
