@@ -153,28 +153,35 @@ def test_the_loop_rate_of_a_real_run_in_calls_of_several_steps(tiny_config, monk
   assert result["back_to_back_after_ms"] > 0 and result["loop_share"] > 0
 
 
-def test_time_by_op_reads_the_device_tracks_per_step(tmp_path):
-  """A GPU-like trace of 2 steps: the device's stream and its op track are summed apart; the
-  host's events are left out while there are device tracks."""
+def test_time_by_op_reads_the_device_streams_per_step(tmp_path):
+  """A GPU-like trace of 2 steps: the kernels on the device's stream tracks, not the XLA-ops track
+  derived from them, nor the host's events; a GPU trace without device tracks gives nothing
+  unless the host's XLA threads are asked for (a CPU run)."""
   meta = lambda pid, tid, kind, name: {"ph": "M", "pid": pid, "tid": tid, "name": kind,
                                        "args": {"name": name}}
   op = lambda pid, tid, name, dur: {"ph": "X", "pid": pid, "tid": tid, "name": name, "ts": 0,
                                     "dur": dur}
-  events = [meta(1, 0, "process_name", "/device:GPU:0"), meta(1, 7, "thread_name", "Stream #7"),
-            meta(1, 8, "thread_name", "XLA Ops"), meta(2, 0, "process_name", "/host:CPU"),
-            meta(2, 3, "thread_name", "python"),
+  host = [meta(2, 0, "process_name", "/host:CPU"), meta(2, 3, "thread_name", "bench.py"),
+          meta(2, 4, "thread_name", "tf_XLAEigen/1"), op(2, 3, "PjitFunction", 9e6),
+          op(2, 4, "fusion.7", 500)]
+  device = [meta(1, 0, "process_name", "/device:GPU:0"), meta(1, 7, "thread_name", "Stream #7"),
+            meta(1, 9, "thread_name", "Stream #9"), meta(1, 8, "thread_name", "XLA Ops"),
             *[op(1, 7, "gemm", 3000) for _ in range(4)], op(1, 7, "fusion_1", 4000),
-            op(1, 8, "dot.1", 12000), op(1, 8, "fusion.1", 4000), op(2, 3, "PjitFunction", 9e6)]
-  trace_dir = tmp_path / "plugins" / "profile" / "run"
-  trace_dir.mkdir(parents=True)
-  with gzip.open(trace_dir / "perfetto_trace.json.gz", "wt") as f:
-    json.dump({"traceEvents": events}, f)
-  rows = time_by_op(str(tmp_path), steps=2, top=3)
+            op(1, 9, "memcpy", 1000), op(1, 8, "dot.1", 12000)]
+
+  def rows_of(events, **kwargs):
+    trace_dir = tmp_path / str(len(list(tmp_path.iterdir()))) / "plugins" / "profile" / "run"
+    trace_dir.mkdir(parents=True)
+    with gzip.open(trace_dir / "perfetto_trace.json.gz", "wt") as f:
+      json.dump({"traceEvents": events}, f)
+    return time_by_op(str(trace_dir.parents[2]), steps=2, top=2, **kwargs)
+
+  rows = rows_of(device + host)
   assert rows == [
       {"track": "/device:GPU:0 Stream #7", "op": "gemm", "ms_per_step": 6.0,
-       "calls_per_step": 2.0, "share_of_track": 0.75},
-      {"track": "/device:GPU:0 XLA Ops", "op": "dot.1", "ms_per_step": 6.0,
-       "calls_per_step": 0.5, "share_of_track": 0.75},
+       "calls_per_step": 2.0, "share_of_track": 0.75, "track_ms_per_step": 8.0},
       {"track": "/device:GPU:0 Stream #7", "op": "fusion_1", "ms_per_step": 2.0,
-       "calls_per_step": 0.5, "share_of_track": 0.25}]
-  assert "| `gemm` | /device:GPU:0 Stream #7 | 6.0 | 2.0 | 75.0% |" in markdown(rows)
+       "calls_per_step": 0.5, "share_of_track": 0.25, "track_ms_per_step": 8.0}]
+  assert "| `gemm` | /device:GPU:0 Stream #7 | 6.0 | 2.0 | 75.0% | 8.0 |" in markdown(rows)
+  assert rows_of(host, host_fallback=False) == []
+  assert [r["op"] for r in rows_of(host)] == ["fusion.7"]

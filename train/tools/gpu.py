@@ -42,6 +42,7 @@ TARGETS_BLOCK = ("<!-- gpu:targets begin -->", "<!-- gpu:targets end -->")  # in
 INTERRUPT_GRACE_S = 10
 DRY_S = 120  # the dry run's timeout per item (each takes seconds to half a minute on 2 cores)
 PROFILE_TOP = 12  # ops shown for a profiled item
+TRACES = os.path.join(tempfile.gettempdir(), "gpu_traces")  # profiles (tens of MB), emptied each run
 
 
 @dataclasses.dataclass
@@ -76,8 +77,8 @@ def plan(dry_run: bool) -> list[Item]:
                       "tests/test_gpu.py")
   full_run = "default_experiment"  # the tier's slowest test: an item of its own
   # A trace of the steps behind the unmet targets, summarised in the report (the trace itself
-  # stays on the machine: tens of MB).
-  profile = lambda name: ["--profile", os.path.join(tempfile.gettempdir(), "gpu_traces", name)]
+  # stays on the machine).
+  profile = lambda name: ["--profile", os.path.join(TRACES, name)]
   if dry_run:
     tiny_gpt2 = ["--steps", "1", "--config.batch_size=1", "--config.dataset.seq_len=16",
                  "--config.model.num_layers=1", "--config.model.features=64",
@@ -114,18 +115,19 @@ def plan(dry_run: bool) -> list[Item]:
                                         f"--config.model.dtype={dtype}", *more)
 
   # Timeouts: about 1.3 x what each item took on one H200 on 2026-11-27 (docs/speed.md), where
-  # it finished; the tier, which did not finish in 180 s, and the sweeps cut off then, more.
+  # it finished; the tier, which did not finish in 180 s, and the sweeps cut off then, more; the
+  # profiled items and the loop in calls (never run on a GPU) about 30 s more.
   return [
       Item("gpu tests", tier("-k", f"not {full_run}"), 240, tests=True),
       Item("bench_rnn lstm", rnn("lstm"), 90),
       Item("bench_rnn gru", rnn("gru"), 75),
-      Item("gpt2 cudnn", gpt2_kernel("cudnn", *profile("gpt2_cudnn")), 50),
+      Item("gpt2 cudnn", gpt2_kernel("cudnn", *profile("gpt2_cudnn")), 75),
       Item("torch gpt2", peer("torch_gpt2", "--steps", "10"), 75, needs_torch=True),
-      Item("resnet18 bf16", resnet_dtype("bfloat16", *profile("resnet18_bf16")), 65),
+      Item("resnet18 bf16", resnet_dtype("bfloat16", *profile("resnet18_bf16")), 80),
       Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "512"), 75,
            needs_torch=True),
       Item("loop mnist1d_cnn", m("train.tools.bench", *loop), 60),
-      Item(LOOP_CALLS, m("train.tools.bench", *loop, "--config.steps_per_call=100"), 60),
+      Item(LOOP_CALLS, m("train.tools.bench", *loop, "--config.steps_per_call=100"), 90),
       Item("gpu full run", tier("-k", full_run), 90, tests=True),
       Item("gpt2 xla", gpt2_kernel("xla"), 40),
       Item("gpt2 dot_product", gpt2_kernel("dot_product"), 40),
@@ -357,10 +359,10 @@ def render_markdown(report: dict) -> str:
     lines += ["", "| item | params | batch | dtype | ms/step (synced) | ms/step (back to back) | "
                   "examples/s | tokens/s | compile s | TFLOP/s | MFU | full run's loop: "
                   "examples/s (share of back to back) |", "|---" * 12 + "|"]
-    loop = lambda r: ((f"{r['loop_examples_per_s']:,} ({r['loop_share']:.0%})"
-                       if "loop_share" in r else "")
-                      + (f"; in calls of {r['steps_per_call']}: {r['call_step_ms']} ms a step "
-                         "back to back" if "call_step_ms" in r else ""))
+    loop = lambda r: "; ".join(
+        ([f"{r['loop_examples_per_s']:,} ({r['loop_share']:.0%})"] if "loop_share" in r else [])
+        + ([f"in calls of {r['steps_per_call']}: {r['call_step_ms']} ms a step back to back"]
+           if "call_step_ms" in r else []))
     lines += [f"| {name} | {r['params']:,} | {r['batch']} | {r['dtype']} | {r['step_ms']} | "
               f"{r['back_to_back_ms']} | {fmt(r['examples_per_s'], ',')} | "
               f"{fmt(r.get('tokens_per_s'), ',')} | {r['compile_s']} | "
@@ -374,6 +376,8 @@ def render_markdown(report: dict) -> str:
                 "|---|---|---|---|---|---|"]
       lines += [f"| {x['cell']} | {x['dtype']} | {x['impl']} | {x['ms']} | "
                 f"{x['tokens_per_s']:,} | {x['time_vs_ours']} |" for x in r["rows"]]
+    if isinstance(r, dict) and r.get("time_by_op_error"):
+      lines += ["", f"{i['name']}'s profile failed: {r['time_by_op_error']}"]
     if isinstance(r, dict) and r.get("time_by_op"):
       lines += ["", f"Where {i['name']}'s step goes (a trace of {PROFILED_STEPS} steps, the "
                     f"{PROFILE_TOP} longest ops; `train.tools.time_by_op`):", "",
@@ -469,6 +473,7 @@ def main(argv=None):
   if not args.out:
     parser.error("--out is required")
   items = select(plan(args.dry_run), args.items)
+  shutil.rmtree(TRACES, ignore_errors=True)
   if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background by a shell:
     # the items would inherit the ignored Ctrl-C that stops them at their timeout
     signal.signal(signal.SIGINT, signal.default_int_handler)
