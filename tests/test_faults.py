@@ -117,6 +117,9 @@ def test_calls_of_several_steps_resume_exactly(reference, tmp_path, monkeypatch,
   monkeypatch.undo()
   assert train_and_evaluate(config, str(cut))["resumed_from_step"] == 9
   assert_same_run(whole, cut)
+  os.remove(cut / "results.json")  # as if killed after the last checkpoint: no call left to make
+  assert train_and_evaluate(config, str(cut))["resumed_from_step"] == config.num_steps
+  assert_same_run(whole, cut)
   rows, one_rows = metric_rows(whole), metric_rows(one_dir)
   assert [(r["step"], r["split"]) for r in rows] == [(r["step"], r["split"]) for r in one_rows]
   for row, one in zip(rows, one_rows):

@@ -45,9 +45,9 @@ def read_metrics(workdir: str) -> list[dict]:
 
 
 def drop_metrics_after(workdir: str, step: int) -> None:
-  """On resume: rows past the restored checkpoint are re-made by the resumed run (and a torn
-  last line goes)."""
-  rows = [r for r in read_metrics(workdir) if r["step"] <= step]
+  """On resume: rows past the restored checkpoint are re-made by the resumed run, and so is the
+  test split's row, made at the end of every run (and a torn last line goes)."""
+  rows = [r for r in read_metrics(workdir) if r["step"] <= step and r["split"] != "test"]
   path = os.path.join(workdir, "metrics.jsonl")
   with open(path + ".tmp", "w") as f:
     f.writelines(json.dumps(r) + "\n" for r in rows)

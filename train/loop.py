@@ -153,7 +153,8 @@ def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:
   batches = data.prefetch_to_device(train_iter, run.batch_sharding, run.train_data,
                                     steps=calls if multi else None)
   train_step = run.train_step
-  if multi:  # every call size compiled now: one first met mid-run would stall the device there
+  if multi and calls:  # every call size compiled now: one first met mid-run would stall the
+    # device there (no calls: a run killed between its last checkpoint and its results)
     first = next(batches)
     batches = itertools.chain([first], batches)
     like = lambda n: jax.tree.map(lambda a: jax.ShapeDtypeStruct((n, *a.shape[1:]), a.dtype,
