@@ -141,6 +141,7 @@ def test_the_loop_rate_spans_the_first_to_the_last_logged_step(tiny_config, monk
                     "loop_share": 0.01}
 
 
+@pytest.mark.slow  # a real run, bench's compiles and the parking on the host: make test-slow
 def test_the_loop_rate_of_a_real_run_in_calls_of_several_steps(tiny_config, monkeypatch):
   """bench --loop with config.steps_per_call: the step timed alone and in calls, then the run
   (the bench's arrays parked on the host meanwhile), then the step again."""
