@@ -7,9 +7,9 @@ config.nonfinite="stop" stops the run at the first non-finite loss or gradient n
 and stops only when the parameters themselves went non-finite.
 
 Preemption: SIGTERM or SIGINT (Ctrl-C) asks the training loop to finish its current step (its
-current call of config.steps_per_call steps), write a checkpoint and raise `Preempted`; `python -m train` then exits with EXIT_STATUS and re-running the
-same command resumes. A second signal acts as it would without us: Ctrl-C raises KeyboardInterrupt
-at once, SIGTERM kills.
+current call of config.steps_per_call steps), write a checkpoint and raise `Preempted`;
+`python -m train` then exits with EXIT_STATUS and re-running the same command resumes. A second
+signal acts as it would without us: Ctrl-C raises KeyboardInterrupt at once, SIGTERM kills.
 
 Failed writes (a full disk, a folder turned read-only) in logging or checkpointing stop the run at
 once with `WriteFailed`, naming the path and the last good checkpoint (exit IO_EXIT_STATUS); out of

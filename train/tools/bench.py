@@ -176,13 +176,13 @@ def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = 
 
   step_ms = median_ms(one_step, steps)
 
-  def back_to_back(step=compiled, batch="batch", per_call=1) -> float:
+  def back_to_back(step=compiled, batch_key="batch", per_call=1) -> float:
     """ms a step over at least BACK_TO_BACK_S of steps: a rate that the loop's (a whole run)
     compares with."""
     n = max(steps, int(np.ceil(BACK_TO_BACK_S * 1e3 / step_ms / per_call)))
     t = time.perf_counter()
     for _ in range(n):
-      box["state"], metrics = step(box["state"], box[batch])
+      box["state"], metrics = step(box["state"], box[batch_key])
     jax.block_until_ready((box["state"], metrics))
     return (time.perf_counter() - t) / n / per_call * 1e3
 
