@@ -3,16 +3,20 @@
 A cell owns only its hidden-to-hidden weights, fused into one `(H, G*H)` kernel for its G gates.
 The layer projects the inputs of every step at once (`xw_BTG = x_BTD @ W_x + b`, one matmul) and
 scans the cell over time, so each step costs a single `(B, H) @ (H, G*H)` matmul. Matmuls run in
-`dtype`; gates and carries stay float32.
+`dtype`; gates and carries stay float32. The backward pass is written out (`recurrence`) so that,
+as in cuDNN, the recurrent kernel's gradient is one `(H, T*B) @ (T*B, G*H)` matmul after the
+backward loop rather than an `(H, G*H)` sum carried through its T steps.
 
 `backend='cudnn'` runs the same LSTM layer, with the same parameters, as one cuDNN call
 (`nets/recurrent_cudnn.py`); it refuses, with the reason, where cuDNN cannot run it.
 """
+import functools
 from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nets import recurrent_cudnn
 from nets.layers import DTYPES, check_choice
@@ -38,8 +42,9 @@ def stacked(init: nn.initializers.Initializer, n: int) -> nn.initializers.Initia
 
 
 class RecurrentCell(nn.Module):
-  """One step `(carry, xw_BG) -> (carry, h_BH)`, where `xw_BG = x_t @ W_x + b` holds the input
-  part of all G*H gate pre-activations. Subclasses set `num_gates` and the step."""
+  """One step `(carry, xw_BG[, hw_BG]) -> (carry, h_BH)`, where `xw_BG = x_t @ W_x + b` holds the
+  input part of all G*H gate pre-activations and `hw_BG = h_{t-1} @ W_h` the hidden part (computed
+  by the cell unless given). Subclasses set `num_gates` and the step."""
   features: int
   spectral_radius: float = 1.0
   dtype: Any = jnp.float32
@@ -48,16 +53,19 @@ class RecurrentCell(nn.Module):
   num_gates: ClassVar[int]
   carry_names: ClassVar[tuple[str, ...]] = ("h",)
 
-  def hidden_to_gates(self, h_BH):
-    """`h @ W_h` for every gate at once, returned as float32. Each gate's `(H, H)` block starts
-    orthogonal times `spectral_radius`: all its eigenvalues (and singular values) have that
-    modulus, so above 1 the linearised recurrence amplifies gradients (Pascanu et al. 2013)."""
+  def hidden_to_gates(self, carry, hw_BG=None):
+    """`h @ W_h` for every gate at once, returned as float32; `hw_BG` when the caller computed it
+    (`recurrence` does, to own its gradient). Each gate's `(H, H)` block starts orthogonal times
+    `spectral_radius`: all its eigenvalues (and singular values) have that modulus, so above 1 the
+    linearised recurrence amplifies gradients (Pascanu et al. 2013)."""
+    if hw_BG is not None:
+      return hw_BG.astype(jnp.float32)
     dense = nn.Dense(self.num_gates * self.features, use_bias=False, dtype=self.dtype,
                      param_dtype=self.param_dtype,
                      kernel_init=stacked(nn.initializers.orthogonal(self.spectral_radius),
                                          self.num_gates),
                      name="hidden")
-    return dense(h_BH).astype(jnp.float32)
+    return dense(hidden(carry)).astype(jnp.float32)
 
   @nn.nowrap
   def initialize_carry(self, batch_size: int, dtype: Any = jnp.float32) -> Carry:
@@ -74,8 +82,8 @@ class SimpleRNNCell(RecurrentCell):
   num_gates: ClassVar[int] = 1
 
   @nn.compact
-  def __call__(self, carry, xw_BG):
-    h_BH = jnp.tanh(xw_BG.astype(jnp.float32) + self.hidden_to_gates(carry))
+  def __call__(self, carry, xw_BG, hw_BG=None):
+    h_BH = jnp.tanh(xw_BG.astype(jnp.float32) + self.hidden_to_gates(carry, hw_BG))
     return h_BH, h_BH
 
 
@@ -95,9 +103,9 @@ class LSTMCell(RecurrentCell):
   carry_names: ClassVar[tuple[str, ...]] = ("c", "h")
 
   @nn.compact
-  def __call__(self, carry, xw_BG):
-    c_BH, h_BH = carry
-    z_BG = xw_BG.astype(jnp.float32) + self.hidden_to_gates(h_BH)
+  def __call__(self, carry, xw_BG, hw_BG=None):
+    c_BH, _ = carry
+    z_BG = xw_BG.astype(jnp.float32) + self.hidden_to_gates(carry, hw_BG)
     i, f, g, o = jnp.split(z_BG, 4, axis=-1)
     c_BH = nn.sigmoid(f) * c_BH + nn.sigmoid(i) * jnp.tanh(g)
     h_BH = nn.sigmoid(o) * jnp.tanh(c_BH)
@@ -126,10 +134,10 @@ class GRUCell(RecurrentCell):
   num_gates: ClassVar[int] = 3
 
   @nn.compact
-  def __call__(self, carry, xw_BG):
+  def __call__(self, carry, xw_BG, hw_BG=None):
     b_hn = self.param("bias_hn", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
     xr, xz, xn = jnp.split(xw_BG.astype(jnp.float32), 3, axis=-1)
-    hr, hz, hn = jnp.split(self.hidden_to_gates(carry), 3, axis=-1)
+    hr, hz, hn = jnp.split(self.hidden_to_gates(carry, hw_BG), 3, axis=-1)
     r, z = nn.sigmoid(xr + hr), nn.sigmoid(xz + hz)
     n = jnp.tanh(xn + r * (hn + b_hn.astype(jnp.float32)))
     h_BH = (1.0 - z) * n + z * carry
@@ -151,7 +159,7 @@ def reverse_valid(x_BT, lengths_B=None):
 
 
 class RNNLayer(nn.Module):
-  """Runs a cell over `(B, T, D)` inputs with `nn.scan`, returning `(outputs_BTH, final_carry)`.
+  """Runs a cell over `(B, T, D)` inputs (`recurrence`), returning `(outputs_BTH, final_carry)`.
 
   `lengths_B` marks steps `t >= lengths_B[b]` as padding: there the carry stops updating (so the
   final carry is the one after the last valid step) and the output is zero. With `reverse=True`
@@ -221,23 +229,31 @@ class RNNLayer(nn.Module):
 
   def scan(self, project, cell, x_BTD, carry, lengths_B, perturb_BTH):
     xs = {"xw": project(x_BTD)}
-    if lengths_B is not None:
-      xs["valid"] = jnp.arange(x_BTD.shape[1])[None, :] < lengths_B[:, None]
     if perturb_BTH is not None:
       xs["perturb"] = perturb_BTH
-    scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False},
-                   in_axes=1, out_axes=1, unroll=self.unroll)
-    carry, h_BTH = scan(cell, carry, xs)
-    return h_BTH, carry
+    valid_TB = None if lengths_B is None else (
+        jnp.arange(x_BTD.shape[1])[:, None] < lengths_B[None, :])
+    W_HG, rest = self.cell_params(cell, carry)
+    update = functools.partial(apply_cell, cell.clone(parent=None))
+    to_time_major = lambda a: jnp.swapaxes(a, 0, 1)
+    h_TBH, carry = recurrence(update, self.dtype, self.unroll, W_HG, rest, carry,
+                              jax.tree.map(to_time_major, xs), valid_TB)
+    return to_time_major(h_TBH), carry
 
   def cudnn(self, project, cell, x_BTD, carry, lengths_B):
-    # The scan's parameters, created (at init) by applying both modules to zero-length inputs,
-    # then handed to cuDNN, which does the projection and the recurrence itself.
+    # cuDNN does the projection and the recurrence itself, with the scan's parameters.
     project(x_BTD[:, :0])
-    cell(jax.tree.map(lambda a: a[:0], carry), jnp.zeros((0, cell.num_gates * self.features)))
     W_x, b = project.variables["params"]["kernel"], project.variables["params"]["bias"]
-    W_h = cell.variables["params"]["hidden"]["kernel"]
-    return recurrent_cudnn.cudnn_lstm(x_BTD, carry, W_x, b, W_h, lengths_B)
+    W_HG, _ = self.cell_params(cell, carry)
+    return recurrent_cudnn.cudnn_lstm(x_BTD, carry, W_x, b, W_HG, lengths_B)
+
+  @staticmethod
+  def cell_params(cell: RecurrentCell, carry: Carry):
+    """The cell's hidden kernel W_HG (its Dense 'hidden') and its other parameters (the GRU's
+    b_hn), created (at init) by applying the cell to an empty batch."""
+    cell(jax.tree.map(lambda a: a[:0], carry), jnp.zeros((0, cell.num_gates * cell.features)))
+    rest = dict(cell.variables["params"])
+    return rest.pop("hidden")["kernel"], rest
 
   def default_carry(self, cell: RecurrentCell, batch_size: int) -> Carry:
     """Zeros, or the learned `initial_*` params broadcast over the batch."""
@@ -250,17 +266,79 @@ class RNNLayer(nn.Module):
     return jax.tree.unflatten(jax.tree.structure(zeros), parts)
 
 
-def step(cell: RecurrentCell, carry: Carry, xs: dict[str, jax.Array]):
-  """One scanned step: the cell, then the perturbation, then the padding mask."""
-  new_carry, h_BH = cell(carry, xs["xw"])
+def apply_cell(cell: RecurrentCell, params, carry: Carry, xs: dict[str, jax.Array], hw_BG,
+               valid_B=None):
+  """One step as a pure function of `params` (all the cell's but W_h) and `hw_BG = h @ W_h`: the
+  cell, then the perturbation, then the padding mask."""
+  new_carry, h_BH = cell.apply({"params": params}, carry, xs["xw"], hw_BG)
   if "perturb" in xs:
     h_BH = h_BH + xs["perturb"]
     new_carry = with_hidden(new_carry, h_BH)
-  if "valid" in xs:
-    valid_B1 = xs["valid"][:, None]
+  if valid_B is not None:
+    valid_B1 = valid_B[:, None]
     new_carry = jax.tree.map(lambda new, old: jnp.where(valid_B1, new, old), new_carry, carry)
     h_BH = jnp.where(valid_B1, h_BH, 0.0)
   return new_carry, h_BH
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def recurrence(update, dtype, unroll, W_HG, params, carry, xs_T, valid_TB):
+  """`update` (`apply_cell`) over time-major `xs_T` from `carry`, with `hw_BG = h_BH @ W_HG` in
+  `dtype`: returns (h_TBH, final carry). Its backward pass is a reverse scan that returns each
+  step's cotangent of `hw_BG` (and carries dh_{t-1} = dhw_t @ W_HG^T); the kernel's gradient
+  sum_t h_{t-1}^T dhw_t is then one matmul, where jax's transpose of a scan would add an (H, G*H)
+  outer product into a loop carry at every step. Being a `jax.custom_vjp`, it has no forward-mode
+  derivative (`jax.jvp`, `jax.linearize`, `jax.jacfwd` refuse it); reverse mode, also twice, works."""
+  (h_TBH, final), _ = run_forward(update, dtype, unroll, W_HG, params, carry, xs_T, valid_TB,
+                                  save=False)
+  return h_TBH, final
+
+
+def run_forward(update, dtype, unroll, W_HG, params, carry, xs_T, valid_TB, save):
+  """The forward scan; `save`: also return each step's incoming carry and `hw_BG`, from which the
+  backward pass recomputes the gates."""
+  Wd_HG = W_HG.astype(dtype)  # in the matmuls' dtype
+
+  def step(carry, inputs):
+    xs, valid_B = inputs
+    hw_BG = jnp.dot(hidden(carry).astype(dtype), Wd_HG)
+    new_carry, h_BH = update(params, carry, xs, hw_BG, valid_B)
+    return new_carry, (h_BH, carry, hw_BG) if save else (h_BH, None, None)
+
+  final, (h_TBH, carries_T, hw_TBG) = jax.lax.scan(step, carry, (xs_T, valid_TB), unroll=unroll)
+  return (h_TBH, final), (carries_T, hw_TBG)
+
+
+def recurrence_fwd(update, dtype, unroll, W_HG, params, carry, xs_T, valid_TB):
+  outputs, (carries_T, hw_TBG) = run_forward(update, dtype, unroll, W_HG, params, carry, xs_T,
+                                             valid_TB, save=True)
+  return outputs, (W_HG, params, carries_T, hw_TBG, xs_T, valid_TB)
+
+
+def recurrence_bwd(update, dtype, unroll, saved, cotangents):
+  W_HG, params, carries_T, hw_TBG, xs_T, valid_TB = saved
+  dh_TBH, d_final = cotangents
+  Wd_GH = W_HG.astype(dtype).T
+
+  def step(acc, inputs):
+    d_carry, d_params = acc
+    carry, xs, valid_B, hw_BG, dh_BH = inputs
+    _, vjp = jax.vjp(lambda p, c, x, hw: update(p, c, x, hw, valid_B), params, carry, xs, hw_BG)
+    dp, d_carry, dxs, dhw_BG = vjp((d_carry, dh_BH))
+    dh_prev_BH = jnp.dot(dhw_BG.astype(dtype), Wd_GH).astype(jnp.float32)
+    d_carry = with_hidden(d_carry, hidden(d_carry) + dh_prev_BH)
+    return (d_carry, jax.tree.map(jnp.add, d_params, dp)), (dxs, dhw_BG)
+
+  (d_carry, d_params), (dxs_T, dhw_TBG) = jax.lax.scan(
+      step, (d_final, jax.tree.map(jnp.zeros_like, params)),
+      (carries_T, xs_T, valid_TB, hw_TBG, dh_TBH), reverse=True, unroll=unroll)
+  dW_HG = jnp.einsum("tbh,tbg->hg", hidden(carries_T).astype(dtype), dhw_TBG.astype(dtype),
+                     preferred_element_type=jnp.float32).astype(W_HG.dtype)
+  d_valid = None if valid_TB is None else np.zeros(valid_TB.shape, jax.dtypes.float0)
+  return dW_HG, d_params, d_carry, dxs_T, d_valid
+
+
+recurrence.defvjp(recurrence_fwd, recurrence_bwd)
 
 
 HEADS = ("last", "mean", "per_step")

@@ -256,15 +256,20 @@ def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, mo
 
 @pytest.mark.slow  # the experiment's seed 0 at full length (3000 steps): `make test-slow`
 def test_the_exploding_experiment_diverges_without_clipping_and_learns_with_it(tmp_path):
-  """experiments/exploding_gradients.py, seed 0: unclipped, the guard stops it at step 40 and
-  diverged.json records it; clipped, the test MSE ends well below the baseline's 0.167 (0.106
-  recorded)."""
+  """experiments/exploding_gradients.py, seed 0: unclipped, it diverges as the registry's
+  `Diverges` has it, either stopped by the non-finite guard (diverged.json) or ending far above
+  the baseline (test MSE 102 recorded; which of the two turns on float rounding); clipped, the
+  test MSE ends well below the baseline's 0.167 (0.104 recorded)."""
+  from experiments.exploding_gradients import BLOWN_UP
   from tests.conftest import load_config
   from train.workdir import read_diverged
   config = load_config("exploding_gradients")
   config.dataset.data_dir = str(tmp_path / "tfds")
-  with pytest.raises(TrainingDiverged, match=r"became inf at step 40 "):
-    train_and_evaluate(config, str(tmp_path / "noclip"))
-  assert read_diverged(str(tmp_path / "noclip"))["error"].startswith("grad_norm became inf")
+  try:
+    final = train_and_evaluate(config, str(tmp_path / "noclip"))["final"]["loss"]
+  except TrainingDiverged:
+    assert read_diverged(str(tmp_path / "noclip"))["error"].startswith("grad_norm became inf")
+  else:
+    assert final > BLOWN_UP
   config.optimizer.grad_clip_norm = 1.0
   assert train_and_evaluate(config, str(tmp_path / "clip"))["final"]["loss"] < 0.13
