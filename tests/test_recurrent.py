@@ -88,7 +88,7 @@ def test_scanned_layer_equals_python_loop(name):
 
 
 @pytest.mark.parametrize("name,dtype", [(name, "float32") for name in sorted(CELLS)] +
-                         [("gru", "bfloat16")])
+                         [pytest.param("gru", "bfloat16", marks=pytest.mark.slow)])
 def test_layer_gradients_equal_autodiff_of_the_loop(name, dtype):
   """The layer's written-out backward pass against jax's autodiff of the Python loop: gradients of
   every parameter, the inputs, the initial carry and the perturbation, with padding (a zero length
