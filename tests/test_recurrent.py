@@ -100,8 +100,9 @@ def test_layer_gradients_equal_autodiff_of_the_loop(name, dtype):
   x = normal(0, (B, T, D))
   params = layer.init(jax.random.key(1), x)["params"]
   params = jax.tree.map(lambda p: p + 0.3 * normal(2, p.shape), params)
-  carry = layer.apply({"params": params}, x)[1]  # a nonzero initial carry, of the right structure
-  w_BTH, w_carry = normal(3, (B, T, H)), jax.tree.map(lambda a: normal(4, a.shape), carry)
+  zeros = CELLS[name](H).initialize_carry(B)
+  carry, w_carry = (jax.tree.map(lambda a, i=i: normal(i, a.shape), zeros) for i in (6, 4))
+  w_BTH = normal(3, (B, T, H))
 
   def loss(outputs):
     h_BTH, final = outputs
