@@ -34,6 +34,7 @@ def test_bench_times_the_step_and_records_a_row(tiny_config, tmp_path):
   assert json.loads((tmp_path / "out" / "mnist1d_mlp.json").read_text())["step_ms"] > 0
 
 
+@pytest.mark.slow  # a bench of its own (5-9 s): make test-slow
 def test_the_lm_flop_formula_agrees_with_xla(tiny_config):
   """6N + 12·L·d·T per token against XLA's count of the same (unscanned) step: within 10%."""
   config = tiny_config("chars_transformer", batch_size=4, eval_batch_size=4)
@@ -45,6 +46,7 @@ def test_the_lm_flop_formula_agrees_with_xla(tiny_config):
   assert 0.9 < ratio < 1.1, ratio
 
 
+@pytest.mark.slow  # a bench of its own (5-9 s): make test-slow
 def test_the_xla_count_includes_the_convolutions(tiny_config):
   """The count is of the step as lowered, before XLA's rewrites, so on a GPU it still holds the
   convolutions that the compiled program hands to cuDNN. Here: at least the 3 convolutions' 2 FLOPs
@@ -77,6 +79,7 @@ def test_the_lowered_count_on_a_pjrt_plugin_backend_comes_from_the_cpu_client(ti
   assert bench.lowered_flops(lowered) == direct > 0
 
 
+@pytest.mark.slow  # a bench of its own (5-9 s): make test-slow
 def test_no_tflops_from_xla_for_a_program_with_a_loop(tiny_config):
   """An RNN scans over time: XLA counts the loop body once, so no TFLOP/s are derived from it."""
   config = tiny_config("mnist1d_rnn", batch_size=32, eval_batch_size=200)
@@ -94,6 +97,7 @@ def test_mfu_from_flops_step_time_peak_and_devices():
   assert bench.mfu(4e12, 10.0, None, 1) is None and bench.mfu(None, 10.0, 989.0, 1) is None
 
 
+@pytest.mark.slow  # a bench of its own (5-9 s): make test-slow
 def test_bench_reports_mfu_against_a_known_peak(tiny_config, monkeypatch):
   """The whole path, with a made-up 1 GFLOP/s peak for this CPU: MFU = FLOP/s achieved over it."""
   monkeypatch.setattr(bench, "PEAK_TFLOPS", {"cpu": 1e-3})

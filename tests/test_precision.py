@@ -113,7 +113,8 @@ def test_the_tied_lm_head_and_both_its_gradients_multiply_in_bfloat16():
   assert all(set(f[1]) == {"bfloat16"} for f in head), head
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "resnet" else n
+                                  for n in MODELS])  # ResNet-18's two compiles, 15 s: test-slow
 def test_bfloat16_keeps_float32_params_and_logits_and_rounds_the_outputs(name):
   model, x, _ = MODELS[name]
   variables = variables_of(model, x)

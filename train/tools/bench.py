@@ -20,7 +20,7 @@ Writes OUT/<experiment>.json and appends a Markdown row (device, date, command) 
 per second from its first logged step to its last, evaluation, logging, checkpointing and the input
 pipeline included (the first, compiling, interval and the final test not), and its share of the
 back-to-back step rate (`loop_share`: how busy the loop keeps the device), that rate timed before
-and after the run and averaged.
+and after the run (`--back_to_back_s` each, 2 by default) and averaged.
 `--profile DIR` writes a `jax.profiler` trace of 3 steps (open with TensorBoard or Perfetto) and
 adds the ops that took the most time (`time_by_op`: GPU kernels, or XLA:CPU's thunks).
 `--mock_data` times the step on TFDS's mock data of the dataset's shapes: for a dataset that is not
@@ -153,7 +153,8 @@ def lowered_flops(lowered) -> float | None:
 BACK_TO_BACK_S = 2.0
 
 
-def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = False) -> dict:
+def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = False,
+          back_to_back_s: float = BACK_TO_BACK_S) -> dict:
   """Times `config`'s train step; returns the numbers `main` records (`with_loop`: and
   `loop_rate`'s)."""
   from train import data, loop  # noqa: PLC0415  after flags: a fast --help
@@ -177,9 +178,9 @@ def bench(config, steps: int, profile_dir: str | None = None, with_loop: bool = 
   step_ms = median_ms(one_step, steps)
 
   def back_to_back(step=compiled, batch_key="batch", per_call=1) -> float:
-    """ms a step over at least BACK_TO_BACK_S of steps: a rate that the loop's (a whole run)
+    """ms a step over at least `back_to_back_s` of steps: a rate that the loop's (a whole run)
     compares with."""
-    n = max(steps, int(np.ceil(BACK_TO_BACK_S * 1e3 / step_ms / per_call)))
+    n = max(steps, int(np.ceil(back_to_back_s * 1e3 / step_ms / per_call)))
     t = time.perf_counter()
     for _ in range(n):
       box["state"], metrics = step(box["state"], box[batch_key])
@@ -330,10 +331,13 @@ def main(argv):
   try:
     if FLAGS.steps < 1:
       raise ConfigError(f"--steps={FLAGS.steps} must be >= 1")
+    if not FLAGS.back_to_back_s > 0:
+      raise ConfigError(f"--back_to_back_s={FLAGS.back_to_back_s} must be > 0")
     check_writable(FLAGS.out, "--out")  # before the timing, not after it
     with tfds.testing.mock_data(num_examples=4 * FLAGS.config.batch_size) if FLAGS.mock_data \
         else contextlib.nullcontext():
-      result = bench(FLAGS.config, FLAGS.steps, FLAGS.profile, with_loop=FLAGS.loop)
+      result = bench(FLAGS.config, FLAGS.steps, FLAGS.profile, with_loop=FLAGS.loop,
+                     back_to_back_s=FLAGS.back_to_back_s)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -352,5 +356,7 @@ if __name__ == "__main__":  # flags defined here only: importing the helpers def
                       "ops that took the most time to the result.")
   flags.DEFINE_bool("mock_data", False, "Use TFDS mock data of the dataset's shapes.")
   flags.DEFINE_bool("loop", False, "Then train for real and add the loop's examples/s.")
+  flags.DEFINE_float("back_to_back_s", BACK_TO_BACK_S, "Seconds of back-to-back steps timed (at least --steps), before and, with --loop, after the run: on a CPU whose speed drifts, as long as "
+                     "the run gives a steadier share.")
   flags.mark_flags_as_required(["config"])
   app.run(main, flags_parser=parse_flags)
