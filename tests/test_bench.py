@@ -146,13 +146,12 @@ def test_the_loop_rate_spans_the_first_to_the_last_logged_step(tiny_config, monk
 
 
 @pytest.mark.slow  # a real run, bench's compiles and the parking on the host: make test-slow
-def test_the_loop_rate_of_a_real_run_in_calls_of_several_steps(tiny_config, monkeypatch):
+def test_the_loop_rate_of_a_real_run_in_calls_of_several_steps(tiny_config):
   """bench --loop with config.steps_per_call: the step timed alone and in calls, then the run
   (the bench's arrays parked on the host meanwhile), then the step again."""
-  monkeypatch.setattr(bench, "BACK_TO_BACK_S", 0.05)
   config = tiny_config("mnist1d_mlp", batch_size=32, eval_batch_size=200)
   config.update(num_steps=40, log_every=10, eval_every=20, steps_per_call=4)
-  result = bench.bench(config, steps=2, with_loop=True)
+  result = bench.bench(config, steps=2, with_loop=True, back_to_back_s=0.05)
   assert result["steps_per_call"] == 4 and result["call_step_ms"] > 0
   assert result["loop_steps"] == 30 and 0 < result["loop_examples_per_s"]
   assert result["back_to_back_after_ms"] > 0 and result["loop_share"] > 0

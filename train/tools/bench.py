@@ -356,7 +356,7 @@ if __name__ == "__main__":  # flags defined here only: importing the helpers def
                       "ops that took the most time to the result.")
   flags.DEFINE_bool("mock_data", False, "Use TFDS mock data of the dataset's shapes.")
   flags.DEFINE_bool("loop", False, "Then train for real and add the loop's examples/s.")
-  flags.DEFINE_float("back_to_back_s", BACK_TO_BACK_S, "Seconds of back-to-back steps timed (at least --steps), before and, with --loop, after the run: on a CPU whose speed drifts, as long as "
-                     "the run gives a steadier share.")
+  flags.DEFINE_float("back_to_back_s", BACK_TO_BACK_S, "Seconds of steps timed back to back (at "
+                     "least --steps); with --loop, before and again after the run.")
   flags.mark_flags_as_required(["config"])
   app.run(main, flags_parser=parse_flags)
