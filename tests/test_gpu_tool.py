@@ -42,6 +42,22 @@ def test_dry_run_measures_every_item_and_renders_the_report(tmp_path):
   assert report["environment"]["versions"]["jax"]
 
 
+def test_a_dry_run_of_the_tier_alone_writes_the_whole_report(tmp_path):
+  """`make test`'s share of the dry run (the whole plan is the slow test above): the script's
+  path from the plan to the report, with its cheapest item, the tier, in a process of its own."""
+  gpu.main(["--out", str(tmp_path), "--dry-run", "--items", "gpu tests"])
+  report = json.loads((tmp_path / "gpu.json").read_text())
+  [item] = report["items"]
+  assert item["name"] == "gpu tests" and item["status"] == "ok", item
+  if jax.default_backend() != "gpu":
+    assert item["result"]["passed"] == item["result"]["failed"] == []
+    assert len(item["result"]["skipped"]) >= 10  # every gpu test, each skipped with its reason
+  markdown = (tmp_path / "gpu.md").read_text()
+  assert markdown == gpu.render_markdown(report) and "| gpu tests | ok |" in markdown
+  assert "| not measured |" in markdown  # the targets, with nothing behind them measured
+  assert "===== gpu tests" in (tmp_path / "gpu.log").read_text()
+
+
 def test_readme_block_is_rewritten_from_a_report(tmp_path):
   report = {"command": "python -m train.tools.gpu --out x", "dry_run": False,
             "environment": {"date": "2026-11-26", "python": "3.12.3", "device": "1 x H100",
