@@ -103,7 +103,7 @@ def test_a_config_file_returning_a_dict_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--steps=0"], "error: --steps=0 must be >= 1"),
-    (["--back_to_back_s=0"], "error: --back_to_back_s=0.0 must be > 0"),
+    (["--back_to_back_s=inf"], "error: --back_to_back_s=inf must be a positive number"),
     (["--out=FILE"], "error: cannot write to --out 'FILE': "),
     (["--config.batch_sise=3"], "error: bad flags: "),
 ])

@@ -97,9 +97,10 @@ def plan(dry_run: bool) -> list[Item]:
                                 "--config.model.dtype=bfloat16"), DRY_S),
         Item("torch resnet18 bf16", peer("torch_resnet18", "--batch", "2", "--width", "4",
                                          "--steps", "1"), DRY_S, needs_torch=True),
-        *[Item(name, m("train.tools.bench", *loop, "--steps", "1", "--config.num_steps=30",
-                       "--config.log_every=10", "--config.eval_every=10",
-                       "--config.optimizer.warmup_steps=5", *more), DRY_S)
+        *[Item(name, m("train.tools.bench", *loop, "--steps", "1", "--back_to_back_s", "0.05",
+                       "--config.num_steps=30", "--config.log_every=10",
+                       "--config.eval_every=10", "--config.optimizer.warmup_steps=5", *more),
+               DRY_S)
           for name, more in [("loop mnist1d_cnn", []),
                              (LOOP_CALLS, ["--config.steps_per_call=10"])]],
         Item("bench_seq_len", m("experiments.analysis.bench_seq_len", "--lengths", "16",
