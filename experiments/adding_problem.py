@@ -16,9 +16,12 @@ experiments/adding_problem.py --workdir runs/reproduce/adding_problem --sweep
 dataset.name=adding_problem/t100 --sweep model.cell=simple,lstm,gru --sweep seed=0`, then
 `--sweep model.cell=simple --sweep seed=1,2`; 2 CPU cores shared with other jobs): LSTM 2.8e-4,
 GRU 1.2e-4 (seed 0, as in the earlier session); the simple RNN 0.160, 0.165, 0.165 (seeds 0-2:
-at the baseline at every seed, unlike the simple RNN on MNIST-1D). T = 200 and 400 were
-not re-run (an earlier session's `make rnn`, seed 0: simple 0.163, 0.168; LSTM 4.3e-4, 8.8e-4;
-GRU 1.8e-4, 2.6e-4).
+at the baseline at every seed, unlike the simple RNN on MNIST-1D). T = 200 and 400 were re-run
+on 2026-11-27, after the recurrent backward pass was written out (`python -m train.tools.reproduce
+experiments/adding_problem.py --runs runs/retrain_rnn_2026-11-27`, all nine; one CPU core;
+docs/registry/retrain_rnn_2026-11-27.md), seed 0 at T = 200, 400: simple 0.169, 0.168; LSTM 3.5e-4,
+8.8e-4; GRU 1.8e-4, 2.5e-4 (an earlier session's `make rnn`: simple 0.163, 0.168; LSTM 4.3e-4,
+8.8e-4; GRU 1.8e-4, 2.6e-4); at T = 100: simple 0.169, LSTM 2.2e-4, GRU 1.2e-4.
 """
 from experiments.registry import QUICK_SOURCE, Beats, Expected, Quick
 from train.config import base_config, model_config

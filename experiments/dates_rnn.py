@@ -12,7 +12,7 @@ length L: 25 | 50 | 100):
   python -m train.tools.reproduce experiments/dates_rnn.py   # the whole grid, checked
 Expected: test token accuracy (seed 0, 2026-11-26) at L = 25, 50, 100: without attention 0.931,
 0.523, 0.469 (exact match 0.741, 0, 0); additive and multiplicative 1.000 at every L (exact match
-0.985-1.000).
+0.985-1.000; at L = 100 0.956-1.000 over the seeds re-trained on 2026-11-27).
 """
 from experiments import seq2seq_rnn
 from experiments.registry import Beats, Expected, Quick, confirmed_by_seed1
@@ -49,7 +49,21 @@ SEED1 = {("none", 25): (0.921, 0.722), ("none", 50): (0.580, 0.000), ("none", 10
          ("multiplicative", 100): (0.992, 0.857)}
 
 
+# Exact match at L = 100 with additive attention: seeds 0 and 1 both scored 1.000 on 2026-11-26,
+# which gave the entry the 0.02 floor. Re-trained on 2026-11-27 after the recurrent layers'
+# backward pass was written out (the same gradients up to rounding), seed 0 scored 0.963 and
+# failed it; seeds 1 and 2 then scored 1.000 and 0.956 (docs/registry/retrain_rnn_2026-11-27.md):
+# a wrong character in 4 % of the test dates is within a seed's spread. Tolerance: 3 standard
+# deviations over those five runs (0.022), rounded up.
+ADDITIVE_L100_EXACT = Expected(
+    "exact_match", 1.000, 0.07, overrides=point(100, "additive"), source=(
+        "recorded: seed 0, 2-core CPU, 2026-11-26 (seed 1: 1.000); tolerance from those and seeds "
+        "0-2 of 2026-11-27 (0.963, 1.000, 0.956)"))
+
+
 def entry(length: int, attention: str, metric: str) -> Expected:
+  if (length, attention, metric) == (100, "additive", "exact_match"):
+    return ADDITIVE_L100_EXACT
   i = metric != "accuracy"
   return confirmed_by_seed1(metric, SEED0[attention, length][i], SEED1[attention, length][i], 0.02,
                             point(length, attention))
