@@ -45,8 +45,9 @@ def point(t: int, cell: str) -> dict:
 # 2026-11-26, one of 2 shared CPU cores; docs/registry/retrain_2026-11-26.md):
 #   T = 200   0.420 | 0.390, 0.347   std over seeds 0-2 0.037 -> tolerance 3 std = 0.11
 #   T = 400   0.339 | 0.354, 0.324   std 0.015 -> 0.046
-# The LSTM's and the simple RNN's rows there are at chance (seed 0, earlier session: 0.128, 0.125;
-# 0.130, 0.123), guarded by the relations.
+# The LSTM's and the simple RNN's rows there are at chance, guarded by the relations (seed 0: the
+# LSTM 0.128 at T = 200 (2026-11-26) and 0.125 at T = 400 (2026-11-27, its first run into
+# runs/reproduce); the simple RNN 0.130, 0.123 (2026-11-26)).
 RECORDED = {("gru", 100): (0.44, 0.08, "confirmed by seeds 1, 2 (0.489, 0.474)"),
             ("gru", 200): (0.43, 0.11, "confirmed by a clean retrain (0.420) and seeds 1, 2 "
                                        "(0.390, 0.347)"),

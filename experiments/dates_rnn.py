@@ -53,8 +53,8 @@ SEED1 = {("none", 25): (0.921, 0.722), ("none", 50): (0.580, 0.000), ("none", 10
 # which gave the entry the 0.02 floor. Re-trained on 2026-11-27 after the recurrent layers'
 # backward pass was written out (the same gradients up to rounding), seed 0 scored 0.963 and
 # failed it; seeds 1 and 2 then scored 1.000 and 0.956 (docs/registry/retrain_rnn_2026-11-27.md):
-# a wrong character in 4 % of the test dates is within a seed's spread. Tolerance: 3 standard
-# deviations over those five runs (0.022), rounded up.
+# a wrong character in 4 % of the test examples (each several dates) is within a seed's spread.
+# Tolerance: 3 standard deviations over those five runs (0.022), rounded up.
 ADDITIVE_L100_EXACT = Expected(
     "exact_match", 1.000, 0.07, overrides=point(100, "additive"), source=(
         "recorded: seed 0, 2-core CPU, 2026-11-26 (seed 1: 1.000); tolerance from those and seeds "
