@@ -227,6 +227,9 @@ class RNNLayer(nn.Module):
       h_BTH = reverse_valid(h_BTH, lengths_B)
     return h_BTH, carry
 
+  # Helpers of __call__ that take modules as arguments: unwrapped, so that flax's summary
+  # (nn.tabulate) does not record their calls and take the shape of a module.
+  @nn.nowrap
   def scan(self, project, cell, x_BTD, carry, lengths_B, perturb_BTH):
     xs = {"xw": project(x_BTD)}
     if perturb_BTH is not None:
@@ -240,6 +243,7 @@ class RNNLayer(nn.Module):
                               jax.tree.map(to_time_major, xs), valid_TB)
     return to_time_major(h_TBH), carry
 
+  @nn.nowrap
   def cudnn(self, project, cell, x_BTD, carry, lengths_B):
     # cuDNN does the projection and the recurrence itself, with the scan's parameters.
     project(x_BTD[:, :0])
@@ -255,6 +259,7 @@ class RNNLayer(nn.Module):
     rest = dict(cell.variables["params"])
     return rest.pop("hidden")["kernel"], rest
 
+  @nn.nowrap
   def default_carry(self, cell: RecurrentCell, batch_size: int) -> Carry:
     """Zeros, or the learned `initial_*` params broadcast over the batch."""
     zeros = cell.initialize_carry(batch_size)
