@@ -1,3 +1,5 @@
+import warnings
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -281,7 +283,6 @@ def test_the_run_summary_of_a_recurrent_model_takes_no_shape_of_a_module():
   """train prints `nn.tabulate(model, depth=1)`, which records the arguments of the module methods
   it sees; RNNLayer's helpers that take modules (the cell, the input Dense) made jax warn that the
   shape of a non-array "will be an error" in a future release."""
-  import warnings  # noqa: PLC0415
   model = RecurrentNet(num_outputs=5, vocab_size=5, embed_dim=4, cell="gru", features=8,
                        head="per_step")
   tokens_BT = jnp.zeros((2, 6), jnp.int32)
