@@ -185,7 +185,9 @@ gpu:
 # `make gpu`'s dry run in a stand-in for the GPU image, before a GPU is lent: a Python 3.12 venv
 # holding only the packages of the image that our code and the carried wheels need (the device
 # tool's KINDS.md lists the image's; its CPU jax), the wheels installed as on the GPU machine.
-GPU_IMAGE_PACKAGES := jax==0.11.2 jaxlib==0.11.2 flax==0.12.10 optax orbax-checkpoint numpy \
+# Pinned where the H200's report of 2026-11-27 gave the image's version (its gpu.json).
+GPU_IMAGE_PACKAGES := jax==0.11.2 jaxlib==0.11.2 flax==0.12.10 optax==0.2.8 \
+  orbax-checkpoint==0.12.4 numpy==2.5.2 \
   absl-py etils protobuf psutil pyarrow requests tqdm wrapt six matplotlib pytest pytest-xdist \
   hypothesis scipy scikit-learn cloudpickle fsspec zipp typing_extensions packaging
 gpu-rehearsal: gpu-wheels

@@ -13,8 +13,12 @@ Tolerances (stated here once):
   - 4 steps in one call (config.steps_per_call) against one call each, float32 at 'highest':
     1e-4 relative (each step's loss and gradient norm, the parameters after);
   - the cuDNN LSTM against the scan in float32, precision 'highest': 1e-4 (outputs, gradients);
+  - the GPU's checkpoint restored onto the CPU: bit for bit what it restores onto the GPU;
   - a run resumed on the CPU from the GPU's checkpoint: rows up to the checkpoint identical, the
-    later losses within 1e-3 relative of the GPU's own (run at matmul precision 'highest').
+    later losses within 1e-3 relative of the GPU's own (run at matmul precision 'highest'). A
+    perturbation of 1e-5 relative in the checkpoint's parameters moves them by at most 1e-6 on the
+    CPU (2026-11-27, docs/registry/resume_sensitivity.py), so the tolerance leaves room for the
+    devices' float32 rounding.
 """
 import json
 import os
@@ -34,7 +38,7 @@ from nets.decoding import init_cache
 from nets.transformer import TransformerLM
 from tests.test_faults import as_killed_after
 from tests.kill_harness import metric_rows
-from train import data, optim, sharding
+from train import checkpoint, data, optim, sharding
 from train.loop import setup, train_and_evaluate
 from train.steps import create_state, make_train_step
 
@@ -207,19 +211,39 @@ def resume_on_cpu(config, workdir):
     f.write(config.to_json_best_effort())
   code = ("import json, sys, ml_collections; from train.loop import train_and_evaluate; "
           "train_and_evaluate(ml_collections.ConfigDict(json.load(open(sys.argv[1]))), sys.argv[2])")
-  subprocess.run([sys.executable, "-c", code, config_path, str(workdir)], cwd=REPO, check=True,
-                 env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  done = subprocess.run([sys.executable, "-c", code, config_path, str(workdir)], cwd=REPO,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True)
+  assert done.returncode == 0, f"the resume on the CPU failed:\n{done.stderr[-3000:]}"
+
+
+def restored_here_and_on_cpu(config, workdir, step):
+  """The checkpoint of `step` restored onto the default device (as the loop lays it out) and
+  onto the CPU, in this process."""
+  run = setup(config)
+  cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+  on_cpu = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=cpu),
+                        run.abstract_state)
+  manager = checkpoint.open_manager(str(workdir), config.checkpoint)
+  try:
+    return (checkpoint.restore(manager, step, run.abstract_state)[0],
+            checkpoint.restore(manager, step, on_cpu)[0])
+  finally:
+    manager.close()
 
 
 def test_checkpoint_from_the_device_resumes_on_cpu(accelerator, tiny_config, tmp_path):
   """A run trained on jax's default device (the GPU; the loop uses every device of the default
-  backend), cut after its step-20 checkpoint and resumed on the CPU, ends where the device's own
-  run ended. The device computes in full float32 (no TF32), as the CPU does."""
+  backend), cut after its step-20 checkpoint: its state restores onto the CPU bit for bit as onto
+  the device, and the run resumed on the CPU ends where the device's own run ended. The device
+  computes in full float32 (no TF32), as the CPU does."""
   config = tiny_config("mnist1d_cnn")
   ref_dir, cut_dir = tmp_path / "device", tmp_path / "cpu"
   with jax.default_matmul_precision("highest"):
     train_and_evaluate(config, str(ref_dir))
   as_killed_after(ref_dir, cut_dir, 20)
+  on_device, on_cpu = restored_here_and_on_cpu(config, cut_dir, 20)
+  assert {d.platform for a in jax.tree.leaves(on_cpu) for d in a.devices()} == {"cpu"}
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(on_cpu), jax.device_get(on_device))
   resume_on_cpu(config, cut_dir)
   with open(cut_dir / "results.json") as f:
     assert json.load(f)["resumed_from_step"] == 20
