@@ -45,12 +45,16 @@ def test_every_optimizer_descends(name):
 @pytest.mark.parametrize("name", ["adamw", "sgd"])
 def test_weight_decay_skips_biases_and_norm_scales(name):
   tx, _ = make_optimizer(opt_config(name=name, lr=0.1, weight_decay=0.5), 100)
-  params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,)), "scale": jnp.ones((2,))}
+  params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,)), "scale": jnp.ones((2,)),
+            "query": {"kernel": jnp.ones((4, 2, 2)), "bias": jnp.ones((2, 2))},  # heads x head_dim
+            "blocks": {"norm": {"scale": jnp.ones((3, 2)), "bias": jnp.ones((3, 2))}}}  # scanned
   zero_grads = jax.tree.map(jnp.zeros_like, params)
   updates, _ = tx.update(zero_grads, tx.init(params), params)
   assert np.all(np.asarray(updates["kernel"]) < 0)
-  np.testing.assert_array_equal(updates["bias"], 0)
-  np.testing.assert_array_equal(updates["scale"], 0)
+  assert np.all(np.asarray(updates["query"]["kernel"]) < 0)
+  for no_decay in (updates["bias"], updates["scale"], updates["query"]["bias"],
+                   *jax.tree.leaves(updates["blocks"])):
+    np.testing.assert_array_equal(no_decay, 0)
 
 
 def test_gradient_clipping():

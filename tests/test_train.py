@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import ml_collections
+import numpy as np
 import pytest
 
 import train.checkpoint
@@ -47,6 +49,32 @@ def test_run_writes_the_workdir_and_learns(tiny_config, tmp_path):
   assert set(results["best"]["test"]) == {"loss", "accuracy"}
   if best["step"] == 300:
     assert results["best"]["test"] == {k: v for k, v in results["final"].items() if k != "step"}
+
+
+def test_the_best_checkpoint_is_chosen_by_validation_and_survives_a_resume(tmp_path):
+  """Validation accuracy falls after step 5: step 5 stays the best, kept beside the latest
+  (keep=1) and reported as best, also by the manager of a resumed run (checkpoints without a
+  metric, the unscheduled ones, are never the best)."""
+  cfg = ml_collections.ConfigDict({"keep": 1, "best_metric": "accuracy", "best_mode": "max"})
+  config = ml_collections.ConfigDict({"seed": 0})
+
+  def save(manager, step, accuracy):
+    train.checkpoint.save(manager, step, {"w": np.full(3, step, np.float32)},
+                          {"data_iterator": {}, "wall_time_s": 0.0}, config,
+                          None if accuracy is None else {"accuracy": accuracy})
+
+  manager = train.checkpoint.open_manager(str(tmp_path), cfg)
+  for step, accuracy in [(5, 0.9), (10, 0.2), (15, 0.3), (17, None)]:
+    save(manager, step, accuracy)
+  train.checkpoint.wait(manager)
+  assert (manager.all_steps(), manager.best_step()) == ([5, 17], 5)
+  train.checkpoint.close(manager)
+  manager = train.checkpoint.open_manager(str(tmp_path), cfg)  # a resume
+  for step, accuracy in [(20, 0.1), (25, 0.95), (30, 0.5)]:
+    save(manager, step, accuracy)
+  train.checkpoint.wait(manager)
+  assert (manager.all_steps(), manager.best_step()) == ([25, 30], 25)
+  train.checkpoint.close(manager)
 
 
 def test_resume_after_a_crash_is_exact(tiny_config, tmp_path, monkeypatch):

@@ -24,7 +24,11 @@ def open_manager(workdir: str, cfg: ml_collections.ConfigDict) -> ocp.Checkpoint
       policies.BestN(get_metric_fn=lambda m: sign * m[cfg.best_metric], n=1,
                      keep_checkpoints_without_metrics=False),
   ])
-  options = ocp.CheckpointManagerOptions(preservation_policy=policy, create=True)
+  # best_fn: without it orbax's best_step() is the latest step, and it writes no metrics to disk,
+  # so a resumed run's BestN finds none and deletes the best checkpoint.
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=policy, best_fn=lambda m: m[cfg.best_metric], best_mode=cfg.best_mode,
+      create=True)
   handlers = {"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler(),
               "config": ocp.JsonCheckpointHandler()}
   return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
