@@ -102,6 +102,9 @@ class ConvNet(nn.Module):
         x = nn.avg_pool(x, (self.pool_size,) * nd, (self.pool_size,) * nd)
       else:
         check_choice("pool", self.pool, ["avg", "max", "none"])
+      if 0 in x.shape[1:-1]:
+        raise ValueError(f"block {i} shrinks the input to {x.shape[1:-1]} positions: fewer "
+                         "blocks, or smaller kernel_size, strides or pooling")
     positions = tuple(range(1, x.ndim - 1))
     if self.global_pool == "avg":
       x = x.mean(axis=positions)
@@ -151,7 +154,7 @@ class ResNet(nn.Module):
   """CIFAR-style ResNet-18/34: a 3x3 stem without max-pool, four stages, global average pool.
 
   `remat` recomputes each block's activations in the backward pass, keeping what `remat_policy`
-  says (`nets.common.REMAT_POLICIES`)."""
+  says (`nets.layers.REMAT_POLICIES`)."""
   num_outputs: int = 10
   depth: int = 18
   width: int = 64

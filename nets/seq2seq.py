@@ -34,11 +34,14 @@ def source_lengths(source_BS) -> jax.Array:
   return jnp.sum(source_BS != 0, axis=1)
 
 
-def attend(scores_BS, valid_BS, values_BSE):
-  """softmax over the valid source positions, and the weighted sum of the values."""
+def attend(scores_BS, valid_BS, values_BSE, dtype=jnp.float32):
+  """softmax over the valid source positions (float32), and the weighted sum of the values (a
+  matmul in `dtype`, returned as float32)."""
   # Finite, as in nets.attention: a source with no valid position gives uniform weights, not NaNs.
-  weights_BS = jax.nn.softmax(jnp.where(valid_BS, scores_BS, jnp.finfo(jnp.float32).min), axis=-1)
-  return jnp.einsum("bs,bse->be", weights_BS, values_BSE), weights_BS
+  weights_BS = jax.nn.softmax(jnp.where(valid_BS, scores_BS.astype(jnp.float32),
+                                        jnp.finfo(jnp.float32).min), axis=-1)
+  context_BE = jnp.einsum("bs,bse->be", weights_BS.astype(dtype), values_BSE.astype(dtype))
+  return context_BE.astype(jnp.float32), weights_BS
 
 
 class RNNDecoderStep(nn.Module):
@@ -52,7 +55,8 @@ class RNNDecoderStep(nn.Module):
                      c_t = sum_j softmax_j(e_tj) h_j;        logits = W_o tanh(W_c [c_t; s_t])
 
   `U h_j` is computed once per source by the encoder (`memory["keys"]`). Without attention the
-  weights are zeros.
+  weights are zeros. Every matmul runs in `dtype` (nets/layers.py's precision policy); the
+  softmax, the carry and the logits stay float32.
   """
   num_outputs: int
   cell: str
@@ -67,11 +71,12 @@ class RNNDecoderStep(nn.Module):
     states_BSE, valid_BS = memory["states"], memory["valid"]
     weights_BS = jnp.zeros(valid_BS.shape, jnp.float32)
     x_BE = y_BE
+    dense = lambda features, name, **kw: nn.Dense(features, dtype=self.dtype, name=name, **kw)
     if self.attention == "additive":
-      query_BA = nn.Dense(memory["keys"].shape[-1], use_bias=False, name="query")(hidden(carry))
-      scores_BS = nn.Dense(1, use_bias=False, name="score")(
+      query_BA = dense(memory["keys"].shape[-1], "query", use_bias=False)(hidden(carry))
+      scores_BS = dense(1, "score", use_bias=False)(
           jnp.tanh(query_BA[:, None] + memory["keys"]))[..., 0]
-      context_BE, weights_BS = attend(scores_BS, valid_BS, states_BSE)
+      context_BE, weights_BS = attend(scores_BS, valid_BS, states_BSE, self.dtype)
       x_BE = jnp.concatenate([y_BE, context_BE], -1)
     project = nn.Dense(cell.num_gates * self.features, dtype=self.dtype,
                        bias_init=cell.input_bias_init, name="input")
@@ -80,12 +85,11 @@ class RNNDecoderStep(nn.Module):
     if self.attention == "additive":
       out_BF = jnp.concatenate([s_BH, context_BE], -1)
     elif self.attention == "multiplicative":
-      query_BE = nn.Dense(states_BSE.shape[-1], use_bias=False, name="query")(s_BH)
-      context_BE, weights_BS = attend(jnp.einsum("be,bse->bs", query_BE, states_BSE), valid_BS,
-                                      states_BSE)
-      out_BF = jnp.tanh(nn.Dense(self.features, name="combine")(
-          jnp.concatenate([context_BE, s_BH], -1)))
-    return carry, (nn.Dense(self.num_outputs, name="head")(out_BF), weights_BS)
+      query_BE = dense(states_BSE.shape[-1], "query", use_bias=False)(s_BH)
+      scores_BS = jnp.einsum("be,bse->bs", query_BE, states_BSE.astype(self.dtype))
+      context_BE, weights_BS = attend(scores_BS, valid_BS, states_BSE, self.dtype)
+      out_BF = jnp.tanh(dense(self.features, "combine")(jnp.concatenate([context_BE, s_BH], -1)))
+    return carry, (dense(self.num_outputs, "head")(out_BF).astype(jnp.float32), weights_BS)
 
 
 class RNNSeq2Seq(nn.Module):
@@ -113,9 +117,9 @@ class RNNSeq2Seq(nn.Module):
     self.encoders = [RNNLayer(self.features, self.cell, reverse=reverse, dtype=dtype)
                      for reverse in ([False, True] if self.bidirectional else [False])]
     if self.bidirectional:
-      self.bridges = [nn.Dense(self.features) for _ in CELLS[self.cell].carry_names]
+      self.bridges = [nn.Dense(self.features, dtype=dtype) for _ in CELLS[self.cell].carry_names]
     if self.attention == "additive":
-      self.keys = nn.Dense(self.attention_dim, use_bias=False)
+      self.keys = nn.Dense(self.attention_dim, use_bias=False, dtype=dtype)
     scan = nn.scan(RNNDecoderStep, variable_broadcast="params", split_rngs={"params": False},
                    in_axes=(1, nn.broadcast), out_axes=1)
     self.decoder = scan(self.num_outputs, self.cell, self.features, self.attention, dtype)
@@ -130,7 +134,8 @@ class RNNSeq2Seq(nn.Module):
     carry = carries[0]
     if self.bidirectional:
       parts = zip(*[c if isinstance(c, tuple) else (c,) for c in carries])
-      parts = [jnp.tanh(bridge(jnp.concatenate(p, -1))) for bridge, p in zip(self.bridges, parts)]
+      parts = [jnp.tanh(bridge(jnp.concatenate(p, -1))).astype(jnp.float32)
+               for bridge, p in zip(self.bridges, parts)]
       carry = tuple(parts) if CELLS[self.cell] is LSTMCell else parts[0]
     memory = {"states": states_BSE, "valid": jnp.arange(source_BS.shape[1]) < lengths_B[:, None],
               "carry": carry}
@@ -165,10 +170,10 @@ class DecoderBlock(Block):
     attention = lambda name, rope: MultiHeadAttention(
         self.num_heads, D, dropout=self.attention_dropout, kernel=self.attention_kernel, rope=rope,
         dtype=self.dtype, name=name)
-    h = nn.LayerNorm(dtype=jnp.float32, name="attention_norm")(x_BTD)
+    h = self.norm("attention_norm", x_BTD)
     h = attention("attention", self.rope)(h, causal=True, decode=self.decode, train=self.train)
     x_BTD = x_BTD + self.drop(h)
-    h = nn.LayerNorm(dtype=jnp.float32, name="cross_attention_norm")(x_BTD)
+    h = self.norm("cross_attention_norm", x_BTD)
     h = attention("cross_attention", False)(h, memory_BSD, lengths=lengths_B, train=self.train)
     return self.feed_forward(x_BTD + self.drop(h))
 

@@ -80,7 +80,7 @@ class Transformer(nn.Module):
   pos_encoding: 'learned' (a `(max_len, features)` table, so at most max_len positions),
   'sinusoidal', or 'rotary' (applied to q and k inside attention).
   `remat` recomputes each block's activations in the backward pass, keeping what `remat_policy`
-  says (`nets.common.REMAT_POLICIES`: full | dots | dots_no_batch); `scan_layers` runs one
+  says (`nets.layers.REMAT_POLICIES`: full | dots | dots_no_batch); `scan_layers` runs one
   `nn.scan` over the blocks (params stacked on a leading layer axis, under 'blocks'), so that deep
   models compile fast. attention_kernel: 'xla' | 'dot_product' | 'cudnn' (see `nets.attention`);
   `attention_dropout > 0` needs 'xla'.
@@ -108,6 +108,12 @@ class Transformer(nn.Module):
       check_choice(name, value, sorted(valid))
     if self.features % self.num_heads:
       raise ValueError(f"features={self.features} is not a multiple of num_heads={self.num_heads}")
+    if self.attention_dropout > 0 and self.attention_kernel != "xla":
+      raise ValueError(f"attention_dropout={self.attention_dropout} needs attention_kernel='xla', "
+                       f"not {self.attention_kernel!r}")
+    if self.attention_kernel == "cudnn" and jax.default_backend() != "gpu":
+      raise ValueError("attention_kernel='cudnn' needs a CUDA GPU; jax's default backend is "
+                       f"{jax.default_backend()!r} (use 'xla' or 'dot_product')")
 
   def add_positions(self, x_BTD, positions_T, train: bool):
     """Adds the learned or sinusoidal encoding of `positions_T`, then dropout."""

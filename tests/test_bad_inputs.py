@@ -72,6 +72,15 @@ def test_init_from_continues_a_finished_run_in_a_new_workdir(finished_run, tiny_
      "unknown config.model.dtype 'float12' (did you mean 'float32'?); valid: bfloat16, float32"),
     ("chars_lstm", {"dataset.name": "python_reference", "dataset.seq_len": 10**6},
      "config.dataset.seq_len=1000000 is longer than python_reference:train ("),
+    ("mnist1d_rnn", {"model.head": "per_step"}, "config.model (rnn) outputs (40, 10) per example, "
+     "but 'mnist1d' has targets of shape () (classify task)"),
+    ("mnist1d_cnn", {"model.strides": 50}, "config.model: block 1 shrinks the input to (0,) "
+     "positions: fewer blocks, or smaller kernel_size, strides or pooling"),
+    ("mnist1d_transformer", {"model.attention_dropout": 1.5},
+     "config.model.attention_dropout=1.5 must be in [0, 1)"),
+    ("mnist1d_transformer", {"model.attention_kernel": "dot_product",
+                             "model.attention_dropout": 0.1},
+     "config.model: attention_dropout=0.1 needs attention_kernel='xla', not 'dot_product'"),
 ])
 def test_values_are_checked_before_anything_is_built(tiny_config, tmp_path, experiment, overrides,
                                                      message):

@@ -4,7 +4,9 @@ import numpy as np
 import optax
 import pytest
 
+import nets
 from train.config import base_config
+from train.steps import create_state, make_train_step
 from train.optim import make_optimizer, make_schedule
 
 
@@ -62,3 +64,24 @@ def test_gradient_clipping():
   params = {"w": jnp.zeros(4)}
   updates, _ = tx.update({"w": jnp.full(4, 10.0)}, tx.init(params), params)
   assert optax.tree.norm(updates) == pytest.approx(1.0)
+
+
+def test_the_logged_lr_is_the_rate_applied_after_a_skipped_step():
+  """With nonfinite='skip' a NaN step leaves the schedule's count behind the step: after it, the
+  logged lr is the one the update used (SGD: the update is -lr * gradient)."""
+  tx, schedule = make_optimizer(opt_config(name="sgd", lr=1.0, schedule="constant",
+                                           warmup_steps=10), 100, max_skips=5)
+  model = nets.create_model("mlp", num_outputs=2, hidden=())
+  x = np.ones((4, 3), np.float32)
+  state = create_state(model, tx, x[:1], 0)
+  step = jax.jit(make_train_step(model, tx, schedule, "classify"))
+  batch = {"x": x, "label": np.array([0, 1, 0, 1]), "mask": np.ones(4, bool)}
+  for b in (batch, {**batch, "x": x * np.nan}):
+    state, _ = step(state, b)
+  before = state.params
+  state, metrics = step(state, batch)  # step 2, after one skip: the warm-up's rate at 1, 0.1
+  grads = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(
+      model.apply({"params": p}, x), batch["label"]).mean())(before)
+  assert float(metrics["lr"]) == pytest.approx(float(schedule(1)))
+  applied = jax.tree.map(lambda a, b, g: (a - b) / -g, state.params, before, grads)
+  np.testing.assert_allclose(jax.tree.leaves(applied)[0], float(schedule(1)), rtol=1e-4)

@@ -9,6 +9,7 @@ import pytest
 
 from nets.cnn import MLP, ConvNet, ResNet
 from nets.recurrent import RecurrentNet
+from nets.seq2seq import RNNSeq2Seq, TransformerSeq2Seq
 from nets.transformer import TransformerClassifier, TransformerLM
 
 MULTIPLIES = ("dot_general", "conv_general_dilated")
@@ -19,6 +20,7 @@ def normal(seed, shape):
 
 
 TOKENS = jnp.asarray(np.random.default_rng(0).integers(0, 11, (2, 8)), jnp.int32)
+PAIRS = jnp.asarray(np.random.default_rng(1).integers(1, 11, (2, 2, 8)), jnp.int32)  # source, target
 # (model, input, the size of its float32 classifier head's outputs or None): one of each family,
 # at test sizes. The recurrent and the Transformer classifiers keep their head, one tiny matmul
 # on a pooled vector, in float32 (nets/layers.py's precision policy); every other matmul and
@@ -34,6 +36,13 @@ MODELS = {
                                           features=16, max_len=16), normal(0, (2, 8, 2)), 3),
     "transformer_lm": (TransformerLM(vocab_size=11, num_outputs=11, num_layers=2, num_heads=2,
                                      features=16, max_len=16), TOKENS, None),
+    "rnn_seq2seq_additive": (RNNSeq2Seq(vocab_size=11, num_outputs=11, features=16, embed_dim=8,
+                                        attention_dim=16), PAIRS, None),
+    "rnn_seq2seq_multiplicative": (RNNSeq2Seq(vocab_size=11, num_outputs=11, features=16,
+                                              embed_dim=8, attention="multiplicative",
+                                              bidirectional=True), PAIRS, None),
+    "transformer_seq2seq": (TransformerSeq2Seq(vocab_size=11, num_outputs=11, num_layers=1,
+                                               num_heads=2, features=16, max_len=16), PAIRS, None),
 }
 
 

@@ -240,3 +240,10 @@ def test_bad_fields_raise(field, value):
   model = TransformerClassifier(vocab_size=V, **{**TINY, field: value})
   with pytest.raises(ValueError, match=field):
     init(model, tokens(0))
+
+
+@pytest.mark.skipif(jax.default_backend() == "gpu", reason="a GPU runs the cuDNN kernel")
+def test_the_cudnn_kernel_off_a_gpu_is_a_value_error():
+  """(jax's own error, a RuntimeError from deep inside the first call, is no user error.)"""
+  with pytest.raises(ValueError, match="attention_kernel='cudnn' needs a CUDA GPU"):
+    init(TransformerClassifier(vocab_size=V, **{**TINY, "attention_kernel": "cudnn"}), tokens(0))

@@ -134,18 +134,18 @@ def check_schema(config) -> None:
   if not isinstance(config, ml_collections.ConfigDict):
     raise ConfigError(f"get_config() returned a {type(config).__name__}, not an "
                       "ml_collections.ConfigDict; start from train.config.base_config()")
-  missing = [f for f in flat_fields(base_config()) if not has_field(config, f)]
+  missing = [f for f in flat(base_config().to_dict()) if not has_field(config, f)]
   if missing:
     more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
     raise ConfigError(f"the config lacks the fields {', '.join(missing[:3])}{more}; start from "
                       "train.config.base_config()")
 
 
-def flat_fields(config: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
-  out = []
-  for k, v in config.items():
-    out += flat_fields(v, f"{prefix}{k}.") if isinstance(v, ml_collections.ConfigDict) else [
-        prefix + k]
+def flat(d: dict, prefix: str = "") -> dict:
+  """A nested dict (a config's to_dict() or JSON) as {"optimizer.lr": value, ...}."""
+  out = {}
+  for k, v in d.items():
+    out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
   return out
 
 
@@ -157,8 +157,8 @@ def has_field(config, field: str) -> bool:
   return True
 
 
-# Model fields in which 0 means "derived" or "none" (head_dim: features // num_heads, ...).
-ZERO_ALLOWED = ("head_dim", "mlp_dim", "vocab_size", "padding")
+# Model fields in which 0 means "derived" or "none" (mlp_dim: 4 x features, ...).
+ZERO_ALLOWED = ("mlp_dim", "vocab_size", "padding")
 
 
 def check_model_sizes(model: ml_collections.ConfigDict) -> None:
@@ -197,8 +197,9 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
     if field != "name":
       check_choice(f"config.model field (model {config.model.name!r})", field, valid_fields,
                    ConfigError)
-  if "dropout" in config.model:
-    check_fraction(config, "model.dropout")
+  for field in ("dropout", "attention_dropout"):
+    if field in config.model:
+      check_fraction(config, f"model.{field}")
   if "dtype" in config.model:
     check_choice("config.model.dtype", config.model.dtype, sorted(DTYPES), ConfigError)
   check_model_sizes(config.model)

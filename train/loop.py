@@ -64,12 +64,19 @@ def setup(config: ml_collections.ConfigDict) -> Setup:
   tx, schedule = optim.make_optimizer(
       config.optimizer, config.num_steps,
       max_skips=config.max_nonfinite_skips if config.nonfinite == "skip" else 0)
-  x_example = next(data.eval_batches(config, readers["validation"])())["x"][:1]
+  example = jax.tree.map(lambda a: a[:1], next(data.eval_batches(config, readers["validation"])()))
+  x_example = example["x"]
   init = functools.partial(create_state, model, tx, x_example, config.seed)
   try:
     abstract_state = jax.eval_shape(init)
+    out = jax.eval_shape(lambda s: model.apply(
+        {"params": s.params, "batch_stats": s.batch_stats}, x_example, train=False), abstract_state)
   except ValueError as e:  # the models' own checks of their fields
     raise ConfigError(f"config.model: {e}") from e
+  if out.shape[:-1] != example["label"].shape:  # one output vector per target
+    raise ConfigError(f"config.model ({config.model.name}) outputs {out.shape[1:]} per example, "
+                      f"but {config.dataset.name!r} has targets of shape "
+                      f"{example['label'].shape[1:]} ({task} task)")
   state_sharding = sharding.state_shardings(abstract_state, mesh)
   faults.check_fits_memory(sharding.with_shardings(abstract_state, state_sharding))
   batch_sharding, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)

@@ -86,8 +86,11 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, schedule
     new_state = state.replace(
         step=state.step + 1, params=optax.apply_updates(state.params, param_updates),
         opt_state=opt_state, batch_stats=batch_stats)
+    # optax.apply_if_finite (config.nonfinite="skip") holds the schedule's count still on a
+    # skipped step: the rate applied is the schedule's at the steps not skipped.
+    skipped = getattr(state.opt_state, "total_notfinite", 0)
     metrics = {**losses.finalize(sums, task), "grad_norm": grad_norm,
-               "lr": schedule(state.step)}
+               "lr": schedule(state.step - skipped)}
     return new_state, metrics
 
   return train_step

@@ -17,7 +17,7 @@ import numpy as np
 
 import nets
 from train import checkpoint, log
-from train.config import ConfigError, base_config
+from train.config import ConfigError, base_config, flat
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "grain",
              "numpy")
@@ -58,13 +58,6 @@ def locked(workdir: str, take: bool = True):
     yield
   finally:
     os.close(fd)
-
-
-def flat(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-  return out
 
 
 def default_fields(config: ml_collections.ConfigDict) -> dict:

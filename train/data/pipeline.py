@@ -164,10 +164,6 @@ class Reader:
     self.num_outputs = self.spec.num_outputs or self.info.features["label"].num_classes
     self.cached = self.read_records(np.arange(self.length)) if cfg.cache else None
 
-  @property
-  def vocab_size(self) -> int:
-    return self.num_outputs if self.spec.text else self.spec.vocab_size
-
   def __len__(self) -> int:
     return self.length
 

@@ -14,7 +14,7 @@ from train import losses
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-  task: str  # classify | regress | sequence (see train/losses.py)
+  task: str  # classify | regress | sequence | seq2seq (see train/losses.py)
   make_batch: Callable  # (stacked records, tfds info) -> {"x", "label", ...}
   input_shape: Callable  # dataset config -> (shape of one model input, its numpy dtype)
   keys: tuple[str, ...] = ()  # the features each record contributes
