@@ -63,9 +63,28 @@ test-torch: $(VENVTORCH)/.installed
 	$(VENVTORCH)/bin/python -m pytest -n 2 tests/test_peers.py tests/test_gpu_tool.py
 
 # The README's results section: every experiment's full reproduction (finished runs are skipped;
-# exit status 1 on a mismatch), the CNN-claims plots, then the generated tables.
+# exit status 1 on a mismatch), the seeds 3-5 that some tables add to the registry's, the
+# CNN-claims plots and feature maps, then the generated tables.
 results: install
 	$(BIN)/python -m train.tools.reproduce --all
+	for exp in mnist1d_cnn digits_cnn; do \
+	  $(BIN)/python -m train --config experiments/$$exp.py --workdir runs/reproduce/$$exp \
+	    --sweep seed=3,4,5 >/dev/null || exit 1; done
+	for exp in mnist1d_cnn_pool shapes_cnn_pool; do \
+	  $(BIN)/python -m train --config experiments/$$exp.py --workdir runs/reproduce/$$exp \
+	    --sweep model.pool=max,avg,none --sweep seed=3,4,5 >/dev/null || exit 1; done
+	$(BIN)/python -m train --config experiments/shapes_translation.py \
+	  --workdir runs/reproduce/shapes_translation --sweep model.global_pool=none,max \
+	  --sweep seed=3,4,5 >/dev/null
+	$(BIN)/python -m train --config experiments/shapes_translation.py \
+	  --workdir runs/reproduce/shapes_translation --sweep "model.features=()" \
+	  --sweep "model.hidden=(256,256)" --sweep optimizer.lr=1e-3 --sweep seed=3,4,5 >/dev/null
+	$(BIN)/python -m experiments.analysis.cnn_claims translation --out docs \
+	  runs/reproduce/shapes_translation
+	$(BIN)/python -m experiments.analysis.feature_maps 'runs/reproduce/shapes_cnn_pool/pool=max,seed=0' \
+	  --out docs/feature_maps --name shapes --example 2
+	$(BIN)/python -m experiments.analysis.feature_maps runs/reproduce/digits_cnn/seed=0 \
+	  --out docs/feature_maps --name digits
 	$(BIN)/python -m experiments.analysis.cnn_claims params --out docs
 	$(BIN)/python -m experiments.analysis.cnn_claims shift --out docs runs/reproduce/mnist1d_mlp \
 	  runs/reproduce/mnist1d_cnn_paper runs/reproduce/mnist1d_cnn \

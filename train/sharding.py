@@ -21,7 +21,8 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> None:
   """`jax.distributed.initialize()` when `config.distributed` or the environment asks for it.
 
   JAX_COORDINATOR_ADDRESS (read by JAX), JAX_NUM_PROCESSES and JAX_PROCESS_ID set a localhost or
-  hand-made cluster; SLURM, MPI and TPU slices are detected by JAX itself."""
+  hand-made cluster; SLURM, MPI and TPU slices are detected by JAX itself once config.distributed
+  is set."""
   env = os.environ
   if not (config.distributed or "JAX_COORDINATOR_ADDRESS" in env):
     return
