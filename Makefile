@@ -86,6 +86,10 @@ results: install
 	$(BIN)/python -m experiments.analysis.feature_maps runs/reproduce/digits_cnn/seed=0 \
 	  --out docs/feature_maps --name digits
 	$(BIN)/python -m experiments.analysis.cnn_claims params --out docs
+	$(BIN)/python -m experiments.analysis.attention_maps --workdir runs/reproduce/mnist1d_transformer/seed=0 \
+	  --out docs --name mnist1d
+	$(BIN)/python -m experiments.analysis.attention_maps --workdir runs/reproduce/chars_transformer/seed=0 \
+	  --out docs --name chars
 	$(BIN)/python -m experiments.analysis.cnn_claims shift --out docs runs/reproduce/mnist1d_mlp \
 	  runs/reproduce/mnist1d_cnn_paper runs/reproduce/mnist1d_cnn \
 	  'runs/reproduce/mnist1d_cnn_pool/pool=max,seed=*' 'runs/reproduce/mnist1d_cnn_pool/pool=none,seed=*'

@@ -146,6 +146,8 @@ def test_attention_maps_of_a_trained_classifier(tiny_config, tmp_path):
   assert weights.shape == (2, 2, 11, 11) and maps["tokens"][:2] == ["CLS", "p0"]
   np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-3)
   assert os.path.getsize(os.path.join(workdir, "attention_maps.png")) > 0
+  attention_maps.main(["--workdir", workdir, "--out", str(tmp_path), "--name", "vit"])
+  assert {"attention_vit.png", "attention_vit.json"} <= set(os.listdir(tmp_path))
 
 
 @pytest.mark.slow  # compiles both models at each length: `make test-slow`

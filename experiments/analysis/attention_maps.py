@@ -1,7 +1,8 @@
 """python -m experiments.analysis.attention_maps --workdir RUN [--example 0] [--tokens 48] [--out DIR]
+    [--name maps]
 
 Attention weights of a trained Transformer (classifier or LM), one heatmap per layer and head,
-for one eval example: OUT/attention_maps.png, and the weights as OUT/attention_maps.json.
+for one eval example: OUT/attention_NAME.png, and the weights as OUT/attention_NAME.json.
 Rows are queries, columns keys; a classifier's first token is [CLS], the others are patches.
 """
 import argparse
@@ -32,6 +33,7 @@ def main(argv=None):
   parser.add_argument("--example", type=int, default=0, help="index in the validation split")
   parser.add_argument("--tokens", type=int, default=48, help="show the first N queries and keys")
   parser.add_argument("--out", default=None, help="default: the workdir")
+  parser.add_argument("--name", default="maps", help="the files' names: attention_NAME.png, .json")
   args = parser.parse_args(argv)
   try:
     config, model, variables, step = checkpoint.load_for_inference(args.workdir)
@@ -64,11 +66,11 @@ def main(argv=None):
   fig.tight_layout()
   out = args.out or args.workdir
   os.makedirs(out, exist_ok=True)
-  fig.savefig(os.path.join(out, "attention_maps.png"), dpi=120)
+  fig.savefig(os.path.join(out, f"attention_{args.name}.png"), dpi=120)
   plt.close(fig)
-  log.write_json(os.path.join(out, "attention_maps.json"),
+  log.write_json(os.path.join(out, f"attention_{args.name}.json"),
                  {"tokens": labels, "step": step, "weights_LNTS": weights_LNTS.round(4).tolist()})
-  print(f"wrote {os.path.join(out, 'attention_maps.png')}")
+  print(f"wrote {os.path.join(out, f'attention_{args.name}.png')}")
 
 
 if __name__ == "__main__":
