@@ -110,6 +110,8 @@ def test_bench_reports_mfu_against_a_known_peak(tiny_config, monkeypatch):
 @pytest.mark.parametrize("device_kind, peak", [("NVIDIA H100 80GB HBM3", 989.0),
                                                ("NVIDIA H200", 989.0), ("TPU v4", 275.0),
                                                ("NVIDIA H100 PCIe", 756.0),
+                                               ("NVIDIA H100 NVL", 835.0), ("NVIDIA L40S", 362.0),
+                                               ("NVIDIA L40", 181.0), ("NVIDIA L4", 121.0),
                                                ("cpu", None)])
 def test_peaks_by_device_kind(device_kind, peak):
   assert bench.peak_tflops(device_kind) == peak

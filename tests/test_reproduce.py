@@ -250,6 +250,15 @@ def test_a_run_expected_to_diverge_is_recorded_as_diverged(data_dir, tmp_path, c
   assert rows[1]["measured"].startswith("0 of 1 diverged (")
   assert rows[1]["status"] == "MISMATCH: a run did not diverge"
   assert rows[1]["expected"] == "diverges (non-finite or > 2.000)"
+  # The same diverged run read for an entry that expects a result: a mismatch, not "not run".
+  (tmp_path / "expects").mkdir()
+  (tmp_path / "expects" / "diverges.py").write_text(DIVERGES.split("EXPECTED")[0].replace(
+      "import Diverges", "import Expected") + 'EXPECTED = [Expected("accuracy", 0.5, 0.5, overrides='
+      '{"optimizer.lr": 1e38}, source="analytic: a test")]\n' + "def get_config" +
+      DIVERGES.split("def get_config")[1])
+  rows = reproduce.reproduce(str(tmp_path / "expects" / "diverges.py"), str(runs), run=False,
+                             overrides={"dataset.data_dir": data_dir})
+  assert rows[0]["status"] == "MISMATCH: diverged"
 
 
 def test_reproduce_quick_runs_the_reduced_form(data_dir, tmp_path, capsys):

@@ -82,10 +82,11 @@ def test_char_lm_trains_and_samples(tiny_rnn, tmp_path, capsys):
   sample.main(["--workdir", workdir, "--prompt", "def ", "--length", "20", "--temperature", "0"])
   text = capsys.readouterr().out.rstrip("\n")
   assert text.startswith("def ") and len(text) == 24
-  with pytest.raises(SystemExit) as exit_info:
-    sample.main(["--workdir", workdir, "--prompt", "\u00e9\u00e9"])
-  assert exit_info.value.code == 2
-  assert "never saw" in capsys.readouterr().err
+  for prompt, error in [("\u00e9\u00e9", "never saw"), ("", "at least one character")]:
+    with pytest.raises(SystemExit) as exit_info:
+      sample.main(["--workdir", workdir, "--prompt", prompt])
+    assert exit_info.value.code == 2
+    assert error in capsys.readouterr().err
 
 
 @pytest.mark.slow  # compiles every implementation: `make test-slow`

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from nets import recurrent_cudnn
 from nets.recurrent import CELLS, RNNLayer
 from train.tools.bench import jax_step, median_ms, write_rows
+from train.tools import positive_int
 
 SIZES = {"full": dict(batch=64, length=256, inputs=512, hidden=1024),
          "small": dict(batch=16, length=64, inputs=128, hidden=256),  # a CPU-sized run
@@ -79,7 +80,7 @@ def flax_stock(cell: str, hidden: int, dtype) -> nn.Module:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--size", choices=sorted(SIZES), default="full")
-  parser.add_argument("--steps", type=int, default=30)
+  parser.add_argument("--steps", type=positive_int, default=30)
   parser.add_argument("--dtypes", default="float32,bfloat16")
   parser.add_argument("--cells", default="lstm,gru")
   parser.add_argument("--out", default="runs/bench_rnn")

@@ -236,6 +236,13 @@ def main(argv=None):
   parser.add_argument("--out", default="docs")
   parser.add_argument("--max-shift", type=int, default=20)
   args = parser.parse_intermixed_args(argv)
+  for parent in args.runs:  # shift: one curve a parent, the mean over one config's seeds
+    groups = report.group_by_seed(report.find_runs(sorted(glob.glob(parent))))
+    if not groups:
+      parser.error(f"no finished runs (results.json) under {parent}")
+    if args.claim == "shift" and len(groups) > 1:
+      parser.error(f"{parent} holds runs of {len(groups)} configs; a curve is one config over its "
+                   "seeds: name it, e.g. 'runs/x/pool=max,seed=*'")
   os.makedirs(args.out, exist_ok=True)
   if args.claim == "params":
     print(params_markdown(params(args.out)))

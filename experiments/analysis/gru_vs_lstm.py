@@ -7,7 +7,7 @@ steps, the adding problem and the copy task at T = 100), for each cell:
 
   - parameters, counted from the initialised params;
   - FLOPs per time step and sequence of the recurrent layer's forward pass (the input projection
-    and one cell step), from XLA's cost analysis of one step, checked against the analytic count
+    and one cell step), from XLA's cost analysis of one step, shown beside the analytic count
     of its matmuls, 2 G H (D + H) for G gates (LSTM 4, GRU 3), hidden size H and input size D;
   - time per training step (forward, backward, optimizer; the task's batch and length) on this
     machine, from `train.tools.bench`: the median of `--steps` synchronised steps, measured
@@ -20,6 +20,7 @@ Writes OUT/gru_vs_lstm.json; `readme_blocks()` makes the table from `--out docs`
 """
 import argparse
 import datetime
+import glob
 import json
 import os
 import platform
@@ -33,7 +34,7 @@ from experiments import adding_problem, copy_memory, mnist1d_rnn
 from experiments.analysis import json_blocks
 from nets.recurrent import CELLS, RNNLayer
 from train import log, sweep
-from train.tools import bench
+from train.tools import bench, positive_int
 
 # (task, experiment module, grid point without the cell, test metric, better when)
 TASKS = (("MNIST-1D (T = 40)", mnist1d_rnn, {}, "accuracy", "higher"),
@@ -70,11 +71,10 @@ def registry_metric(runs: str, module, point: dict, metric: str) -> list[float]:
   """The test metric of every finished run of this grid point under RUNS (any seed)."""
   parent = os.path.join(runs, module.__name__.split(".")[-1])
   values = []
-  for seed in range(10):
-    path = os.path.join(parent, sweep.member_name({**point, "seed": seed}), "results.json")
-    if os.path.exists(path):
-      with open(path) as f:
-        values.append(json.load(f)["final"][metric])
+  for path in sorted(glob.glob(os.path.join(parent, sweep.member_name({**point, "seed": "*"}),
+                                            "results.json"))):
+    with open(path) as f:
+      values.append(json.load(f)["final"][metric])
   return values
 
 
@@ -160,8 +160,8 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--runs", default="runs/reproduce",
                       help="where the registry's runs are (python -m train.tools.reproduce)")
-  parser.add_argument("--steps", type=int, default=30, help="timed training steps per repeat")
-  parser.add_argument("--repeats", type=int, default=3, help="timings per cell, fastest kept")
+  parser.add_argument("--steps", type=positive_int, default=30, help="timed training steps per repeat")
+  parser.add_argument("--repeats", type=positive_int, default=3, help="timings per cell, fastest kept")
   parser.add_argument("--out", default="runs/gru_vs_lstm")
   args = parser.parse_args(argv)
   record = measure(args.runs, args.steps, args.repeats)

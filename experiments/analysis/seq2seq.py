@@ -36,6 +36,7 @@ from train import checkpoint, data  # noqa: E402
 from train.config import ConfigError, fail, one_line  # noqa: E402
 from train.data.transduction import decode_chars  # noqa: E402
 from train.tools.bench import jax_step, median_ms, write_rows  # noqa: E402
+from train.tools import positive_int  # noqa: E402
 
 # task -> its source lengths, and model -> (experiment, its runs' folder name between the dataset
 # and ",seed=S"), and the files' stem.
@@ -167,10 +168,9 @@ def alignments(runs: str, out: str, length: int, task: str = "reversal") -> None
   plt.close(fig)
 
 
-def speed(out: str, lengths: list[int], tokens: int, steps: int) -> dict:
+def speed(out: str, lengths: list[int], tokens: int, steps: int, command: str) -> dict:
   configs = {"RNN, additive": seq2seq_rnn.get_config().model,
              "Transformer": seq2seq_transformer.get_config().model}
-  command = "python -m experiments.analysis.seq2seq " + " ".join(sys.argv[1:])
   rows = []
   for length in lengths:
     batch = max(1, tokens // length)
@@ -226,10 +226,10 @@ def main(argv=None):
                       help="accuracy, alignments")
   parser.add_argument("--runs", default="runs/reproduce", help="accuracy, alignments")
   parser.add_argument("--out", default="docs")
-  parser.add_argument("--length", type=int, default=50, help="alignments: the runs' L")
+  parser.add_argument("--length", type=positive_int, default=50, help="alignments: the runs' L")
   parser.add_argument("--lengths", default="10,25,50,100,200", help="speed")
-  parser.add_argument("--tokens", type=int, default=3200, help="speed: tokens per batch")
-  parser.add_argument("--steps", type=int, default=3, help="speed: timed steps (median)")
+  parser.add_argument("--tokens", type=positive_int, default=3200, help="speed: tokens per batch")
+  parser.add_argument("--steps", type=positive_int, default=3, help="speed: timed steps (median)")
   args = parser.parse_args(argv)
   os.makedirs(args.out, exist_ok=True)
   try:
@@ -241,7 +241,9 @@ def main(argv=None):
     fail(one_line(e))
   if args.what == "speed":
     lengths = [int(n) for n in args.lengths.split(",")]
-    print(speed_markdown(speed(args.out, lengths, args.tokens, args.steps)))
+    command = "python -m experiments.analysis.seq2seq " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    print(speed_markdown(speed(args.out, lengths, args.tokens, args.steps, command)))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from torch import nn
 from experiments import gpt2_small
 from experiments.peers import timing
 from train.tools.bench import analytic_flops, record
+from train.tools import positive_int
 
 
 class Block(nn.Module):
@@ -61,13 +62,13 @@ def main():
   config = gpt2_small.get_config()
   m = config.model
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch", type=int, default=config.batch_size)
-  parser.add_argument("--seq_len", type=int, default=config.dataset.seq_len)
-  parser.add_argument("--steps", type=int, default=20)
+  parser.add_argument("--batch", type=positive_int, default=config.batch_size)
+  parser.add_argument("--seq_len", type=positive_int, default=config.dataset.seq_len)
+  parser.add_argument("--steps", type=positive_int, default=20)
   parser.add_argument("--no-compile", dest="compile", action="store_false")
-  parser.add_argument("--num_layers", type=int, default=m.num_layers)
-  parser.add_argument("--num_heads", type=int, default=m.num_heads)
-  parser.add_argument("--features", type=int, default=m.features)
+  parser.add_argument("--num_layers", type=positive_int, default=m.num_layers)
+  parser.add_argument("--num_heads", type=positive_int, default=m.num_heads)
+  parser.add_argument("--features", type=positive_int, default=m.features)
   parser.add_argument("--out", default="runs/bench")
   args = parser.parse_args()
   if args.seq_len > m.max_len:

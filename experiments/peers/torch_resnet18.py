@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from experiments import cifar10_resnet18
 from experiments.peers import timing
 from train.tools.bench import record
+from train.tools import positive_int
 
 STAGES = (2, 2, 2, 2)
 
@@ -73,10 +74,10 @@ class ResNet18(nn.Module):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--batch", type=int, default=512)
+  parser.add_argument("--batch", type=positive_int, default=512)
   parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
-  parser.add_argument("--width", type=int, default=64)
-  parser.add_argument("--steps", type=int, default=20)
+  parser.add_argument("--width", type=positive_int, default=64)
+  parser.add_argument("--steps", type=positive_int, default=20)
   parser.add_argument("--no-compile", dest="compile", action="store_false")
   parser.add_argument("--out", default="runs/bench")
   args = parser.parse_args()

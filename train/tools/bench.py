@@ -46,16 +46,22 @@ import tensorflow_datasets as tfds
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from train.config import ConfigError, parse_flags
+from train import log
+from train.config import ConfigError, one_line, parse_flags
+from train.tools.gpu import fmt
 from train.tools.time_by_op import PROFILED_STEPS, markdown, time_by_op
 from train.workdir import check_writable
 
 # Dense bf16 TFLOP/s per chip, from the vendors' data sheets (without sparsity).
-PEAK_TFLOPS = {  # the first name found in the device kind counts
+PEAK_TFLOPS = {  # the first name found in the device kind counts: variants before their family
     "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
     "H100": 989.0,  # SXM
+    "H200 NVL": 835.0,
     "H200": 989.0,
     "A100": 312.0,
+    "L40S": 362.0,
+    "L40": 181.0,
     "L4": 121.0,
     "TPU v4": 275.0,
     "TPU v5 lite": 197.0,
@@ -293,9 +299,7 @@ def write_rows(path: str, command: str, rows: list[dict], **fields) -> dict:
   record = {"date": datetime.date.today().isoformat(), "device": jax.devices()[0].device_kind,
             "command": command, **fields, "rows": rows}
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  with open(path + ".tmp", "w") as f:
-    json.dump(record, f, indent=2)
-  os.replace(path + ".tmp", path)
+  log.write_json(path, record)
   return record
 
 
@@ -308,7 +312,6 @@ def record(result: dict, experiment: str, command: str, out: str) -> None:
     json.dump(result, f, indent=2)
   path = os.path.join(out, "bench.md")
   fresh = not os.path.exists(path)
-  fmt = lambda v, spec="": "" if v is None else format(v, spec)
   rate = lambda v: "" if v is None else format(v, ",.0f" if v >= 100 else ".3g")
   with open(path, "a") as f:
     if fresh:
@@ -334,6 +337,10 @@ def main(argv):
       raise ConfigError(f"--steps={FLAGS.steps} must be >= 1")
     if not 0 < FLAGS.back_to_back_s < float("inf"):
       raise ConfigError(f"--back_to_back_s={FLAGS.back_to_back_s} must be a positive number")
+    try:
+      FLAGS.config.keys()  # config_flags loads the file lazily: a missing or broken one fails here
+    except Exception as e:  # noqa: BLE001  whatever the user's config file raises
+      raise ConfigError(f"cannot load --config: {one_line(e)}") from e
     check_writable(FLAGS.out, "--out")  # before the timing, not after it
     with tfds.testing.mock_data(num_examples=4 * FLAGS.config.batch_size) if FLAGS.mock_data \
         else contextlib.nullcontext():

@@ -452,8 +452,11 @@ def rewrite_readme(report_paths: list[str], speed: str = os.path.join(REPO, "doc
   """docs/speed.md's GPU block: the whole report; README.md's: the targets' verdicts."""
   reports = []
   for path in report_paths:
-    with open(path) as f:
-      reports.append(json.load(f))
+    try:
+      with open(path) as f:
+        reports.append(json.load(f))
+    except (OSError, ValueError) as e:
+      sys.exit(f"error: --readme {path}: {type(e).__name__}: {e}")
   report = merge(reports)
   replace_block(speed, README_BLOCK, render_markdown(report))
   env = report["environment"]

@@ -216,6 +216,9 @@ def main(argv=None):
   parser.add_argument("--out", help="where report.png and report.html go (default: the first path)")
   parser.add_argument("--no-plot", action="store_true", help="print the table only")
   args = parser.parse_args(argv)
+  missing = [p for p in args.paths if not glob.glob(p)]  # a path, or a quoted pattern
+  if missing:
+    parser.error(f"no such path: {', '.join(missing)}")
   runs = readable(find_runs(args.paths))
   table = rows(runs)
   print(format_table(table, args.markdown))

@@ -226,6 +226,8 @@ def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[
 def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None = None,
               download: bool = False, run: bool = True) -> list[dict]:
   """Trains (when `run`) and checks every registry entry of one experiment file."""
+  from train.workdir import read_diverged
+
   name = experiment_name(path)
   planned = plan(path, quick, overrides)
   if not planned:
@@ -244,6 +246,10 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
           if not isinstance(entry, Diverges):
             status = "MISMATCH: diverged"
       values, point_stale = measure(parent, entry, config, point)
+      if not isinstance(entry, Diverges) and not status and any(
+          read_diverged(os.path.join(parent, sweep.member_name(m)))
+          for m in entry_members(entry, point)):
+        status = "MISMATCH: diverged"  # also when only checking (run=False, --readme)
       measured.append(values)
       stale.update(point_stale)
     if stale and not status:

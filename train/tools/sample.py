@@ -61,6 +61,8 @@ def main(argv=None):
     if not data.spec_of(config.dataset.name).text:
       raise ConfigError(f"{args.workdir} trained on {config.dataset.name!r}, not a text dataset")
     chars = data.vocabulary(config.dataset)
+    if not args.prompt:
+      raise ConfigError("--prompt must hold at least one character (the model continues it)")
     unknown = sorted(set(args.prompt) - set(chars))
     if unknown:
       raise ConfigError(f"the prompt has characters the model never saw: {unknown}")

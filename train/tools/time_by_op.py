@@ -19,6 +19,8 @@ import gzip
 import json
 import os
 
+from train.tools import positive_int
+
 
 PROFILED_STEPS = 3  # what train.tools.bench --profile traces
 CPU_WAITS = ("ThunkExecutor::", "SlinkyThreadPool::")
@@ -91,10 +93,15 @@ def markdown(rows: list[dict]) -> list[str]:
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("trace_dir")
-  parser.add_argument("--steps", type=int, default=PROFILED_STEPS, help="steps the trace holds")
-  parser.add_argument("--top", type=int, default=20)
+  parser.add_argument("--steps", type=positive_int, default=PROFILED_STEPS,
+                      help="steps the trace holds")
+  parser.add_argument("--top", type=positive_int, default=20)
   args = parser.parse_args(argv)
-  print("\n".join(markdown(time_by_op(args.trace_dir, args.steps, args.top))))
+  try:
+    rows = time_by_op(args.trace_dir, args.steps, args.top)
+  except FileNotFoundError as e:
+    parser.error(str(e))
+  print("\n".join(markdown(rows)))
 
 
 if __name__ == "__main__":
