@@ -1,6 +1,7 @@
 """Bad inputs that must be one line before anything is built: finished runs are final (and
 config.init_from continues one), values checked up front, tools on bad input, messages that name
 the real cause."""
+import importlib
 import os
 import subprocess
 import sys
@@ -112,6 +113,7 @@ def test_a_config_file_returning_a_dict_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--steps=0"], "error: --steps=0 must be >= 1"),
+    (["--config=experiments/nonexistent.py"], "error: cannot load --config: "),
     (["--back_to_back_s=inf"], "error: --back_to_back_s=inf must be a positive number"),
     (["--out=FILE"], "error: cannot write to --out 'FILE': "),
     (["--config.batch_sise=3"], "error: bad flags: "),
@@ -119,13 +121,36 @@ def test_a_config_file_returning_a_dict_is_one_line(tmp_path):
 def test_bench_on_bad_input_fails_first_in_one_line(tmp_path, args, message):
   (tmp_path / "file").write_text("")
   args = [a.replace("FILE", str(tmp_path / "file")) for a in args]
-  bad = subprocess.run([sys.executable, "-m", "train.tools.bench",
-                        "--config=experiments/mnist1d_mlp.py", *args],
+  config = [] if any(a.startswith("--config=") for a in args) else [
+      "--config=experiments/mnist1d_mlp.py"]
+  bad = subprocess.run([sys.executable, "-m", "train.tools.bench", *config, *args],
                        cwd=REPO, capture_output=True, text=True, timeout=300)
   lines = bad.stderr.strip().splitlines()
   assert bad.returncode == 2 and len(lines) == 1, bad.stderr[-2000:]
   assert lines[0].startswith(message.replace("FILE", str(tmp_path / "file")))
   assert not (tmp_path / "file").read_text()
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("experiments.analysis.bench_seq_len", ["--steps", "0"], "argument --steps: must be >= 1, got 0"),
+    ("experiments.analysis.seq2seq", ["speed", "--tokens", "-1"], "argument --tokens: must be >= 1"),
+    ("train.tools.time_by_op", ["EMPTY"], "no perfetto_trace.json.gz under EMPTY"),
+    ("train.tools.report", ["EMPTY/nothing"], "no such path: EMPTY/nothing"),
+    ("experiments.analysis.cnn_claims", ["shift", "EMPTY", "--out", "EMPTY"],
+     "no finished runs (results.json) under EMPTY"),
+    ("train.tools.gpu", ["--readme", "EMPTY/gpu.json"], "error: --readme EMPTY/gpu.json: "
+     "FileNotFoundError"),
+])
+def test_the_tools_on_bad_input_are_one_line(tmp_path, capsys, module, args, message):
+  """(argparse's usage line comes first; the error is the last line.)"""
+  args, message = [a.replace("EMPTY", str(tmp_path)) for a in args], message.replace(
+      "EMPTY", str(tmp_path))
+  with pytest.raises(SystemExit) as exit_info:
+    importlib.import_module(module).main(args)
+  assert exit_info.value.code != 0
+  err = str(exit_info.value.code) if isinstance(exit_info.value.code, str) else (
+      capsys.readouterr().err.strip().splitlines()[-1])
+  assert message in err, err
 
 
 def test_reproduce_on_a_failing_config_or_a_missing_readme_is_one_line(tmp_path, capsys):
