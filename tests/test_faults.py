@@ -16,7 +16,7 @@ import train.loop
 from tests import kill_harness
 from tests.kill_harness import assert_same_run, final_state, metric_rows
 from train import faults
-from tests.test_train import snapshot
+from tests.test_train import cli, cli_args, snapshot
 from train.config import ConfigError
 from train.faults import TrainingDiverged
 from train.loop import train_and_evaluate
@@ -187,6 +187,29 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous(reference, tmp_pat
           f"{tmp_path / 'checkpoints.corrupt' / '30'}") in err
   assert os.path.isdir(tmp_path / "checkpoints.corrupt" / "30")
   assert_same_run(ref_dir, tmp_path)
+
+
+def test_a_torn_metrics_file_costs_only_the_checkpoints_rank(reference, tmp_path, capfd):
+  """orbax reads every checkpoint's metrics/metrics (its validation metrics, for the best) when a
+  manager opens; a torn one used to stop the resume with a JSONDecodeError traceback."""
+  config, ref_dir = reference
+  as_killed_after(ref_dir, tmp_path, 30)
+  torn = tmp_path / "checkpoints" / "30" / "metrics" / "metrics"
+  os.truncate(torn, os.path.getsize(torn) // 2)
+  capfd.readouterr()
+  assert train_and_evaluate(config, str(tmp_path))["resumed_from_step"] == 30
+  assert f"Warning: removed the unreadable {torn} (JSONDecodeError)" in capfd.readouterr().err
+  assert_same_run(ref_dir, tmp_path)
+
+
+def test_unscheduled_saves_print_no_warning_of_missing_metrics(data_dir, tmp_path):
+  """Time-based saves carry no validation metrics, so they are never the best; orbax warns of
+  each such save on stderr (absl's handler, as a command sets it up; hundreds in a long run)
+  unless filtered."""
+  done = cli(*cli_args(data_dir, tmp_path / "run", "mnist1d_mlp", "--config.num_steps=10",
+                       "--config.checkpoint.every_s=1e-9"))
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "did not provide metrics" not in done.stderr
 
 
 def test_no_readable_checkpoint_is_an_error_that_moves_nothing(tiny_config, tmp_path):

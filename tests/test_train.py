@@ -69,11 +69,13 @@ def test_the_best_checkpoint_is_chosen_by_validation_and_survives_a_resume(tmp_p
   train.checkpoint.wait(manager)
   assert (manager.all_steps(), manager.best_step()) == ([5, 17], 5)
   train.checkpoint.close(manager)
-  manager = train.checkpoint.open_manager(str(tmp_path), cfg)  # a resume
-  for step, accuracy in [(20, 0.1), (25, 0.95), (30, 0.5)]:
+  manager = train.checkpoint.open_manager(str(tmp_path), cfg)  # a resume reads the metrics back
+  assert (manager.all_steps(), manager.best_step()) == ([5, 17], 5)
+  for step, accuracy, kept, best in [(20, 0.1, [5, 20], 5), (25, 0.95, [25], 25),
+                                     (30, 0.5, [25, 30], 25)]:
     save(manager, step, accuracy)
-  train.checkpoint.wait(manager)
-  assert (manager.all_steps(), manager.best_step()) == ([25, 30], 25)
+    train.checkpoint.wait(manager)
+    assert (manager.all_steps(), manager.best_step()) == (kept, best), step
   train.checkpoint.close(manager)
 
 

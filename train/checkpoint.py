@@ -1,6 +1,8 @@
 """Orbax checkpoints of everything a resume needs: the state pytree, the data iterator's position
 (with the wall time so far) and the config that wrote it. Keeps the latest `keep` steps plus the best one by the configured validation metric."""
+import glob
 import json
+import logging
 import os
 import re
 import shutil
@@ -17,6 +19,33 @@ import nets
 from train.config import ConfigError
 
 
+class _NoMetricsWarning(logging.Filter):
+  """orbax warns on every save without metrics once the manager ranks checkpoints; ours are the
+  unscheduled saves (checkpoint.every_s, a signal), which are never the best by design."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "did not provide metrics" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_NoMetricsWarning())
+
+
+def checkpoints_dir(workdir: str) -> str:
+  """The workdir's checkpoints/, once any unreadable metrics file in it is removed (with a
+  warning): orbax reads them all when a manager opens and stops at a torn one, before a resume
+  could fall back to another checkpoint. Only that checkpoint's rank for `best` is lost."""
+  directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+  for path in sorted(glob.glob(os.path.join(directory, "*", "metrics", "metrics"))):
+    try:
+      with open(path) as f:
+        json.load(f)
+    except (OSError, ValueError) as e:
+      print(f"Warning: removed the unreadable {path} ({type(e).__name__}); that checkpoint is "
+            "no longer a candidate for the best", file=sys.stderr)
+      os.remove(path)
+  return directory
+
+
 def open_manager(workdir: str, cfg: ml_collections.ConfigDict) -> ocp.CheckpointManager:
   sign = 1.0 if cfg.best_mode == "max" else -1.0
   policy = policies.AnyPreservationPolicy([
@@ -31,8 +60,7 @@ def open_manager(workdir: str, cfg: ml_collections.ConfigDict) -> ocp.Checkpoint
       create=True)
   handlers = {"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler(),
               "config": ocp.JsonCheckpointHandler()}
-  return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
-                               options=options, item_handlers=handlers)
+  return ocp.CheckpointManager(checkpoints_dir(workdir), options=options, item_handlers=handlers)
 
 
 def check_space(workdir: str, abstract_state, keep: int) -> None:
@@ -260,7 +288,7 @@ def warm_start(run_dir: str, state, abstract_state):
   step = last_good_step(run_dir)
   if step is None:
     raise ConfigError(f"config.init_from={run_dir!r} holds no checkpoint")
-  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(run_dir, "checkpoints")),
+  manager = ocp.CheckpointManager(checkpoints_dir(run_dir),
                                   item_handlers={"state": ocp.PyTreeCheckpointHandler()})
   target = {k: getattr(abstract_state, k) for k in WARM_START}
   try:
@@ -280,7 +308,7 @@ def load_for_inference(workdir: str):
   if stored is None:
     raise ConfigError(f"{workdir!r} is not a run directory: it has no config.json")
   config = ml_collections.ConfigDict(stored)
-  manager = ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")),
+  manager = ocp.CheckpointManager(checkpoints_dir(workdir),
                                   item_handlers={"state": ocp.StandardCheckpointHandler()})
   step = manager.latest_step()
   if step is None:

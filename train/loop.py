@@ -242,7 +242,8 @@ def test_last_and_best(run: Setup, manager, state, config, workdir: str) -> tupl
   """The test split on the last state, and the best checkpoint by validation `best_metric` with
   its validation and test metrics: the only reads of the test split."""
   test = evaluate(run.eval_step, state, run.eval_batches["test"](), run.task)
-  best_step = manager.best_step()
+  # None: no checkpoint holds metrics (all written before `best` was tracked, 2026-11-27).
+  best_step = manager.best_step() or config.num_steps
   best_test = test
   if best_step != config.num_steps:
     best_state = checkpoint.restore(manager, best_step, run.abstract_state)[0]

@@ -20,14 +20,16 @@ def make_schedule(opt: ml_collections.ConfigDict, num_steps: int) -> optax.Sched
   return optax.join_schedules([warmup, decay], [opt.warmup_steps])
 
 
-NO_DECAY = ("bias", "scale")  # biases, and norms' scales and offsets (flax names the offset bias)
+# Name prefixes: biases (the GRU's bias_hn too), and norms' scales and offsets (flax: bias).
+NO_DECAY = ("bias", "scale")
 
 
 def decay_mask(params):
   """Weight decay on kernels and embeddings only. By name, not by being 1-D: an attention
   projection's bias is (num_heads, head_dim), and scanned layers stack every parameter."""
   return jax.tree_util.tree_map_with_path(
-      lambda path, p: p.ndim > 1 and getattr(path[-1], "key", None) not in NO_DECAY, params)
+      lambda path, p: p.ndim > 1 and not str(getattr(path[-1], "key", "")).startswith(NO_DECAY),
+      params)
 
 
 def make_optimizer(opt: ml_collections.ConfigDict, num_steps: int, max_skips: int = 0):

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from nets.transformer import Transformer, attention_weights  # noqa: E402
 from train import checkpoint, data, log  # noqa: E402
 from train.config import ConfigError  # noqa: E402
+from train.tools import positive_int  # noqa: E402
 
 
 def token_labels(config, x, n: int) -> list[str]:
@@ -31,7 +32,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--example", type=int, default=0, help="index in the validation split")
-  parser.add_argument("--tokens", type=int, default=48, help="show the first N queries and keys")
+  parser.add_argument("--tokens", type=positive_int, default=48, help="show the first N queries and keys")
   parser.add_argument("--out", default=None, help="default: the workdir")
   parser.add_argument("--name", default="maps", help="the files' names: attention_NAME.png, .json")
   args = parser.parse_args(argv)

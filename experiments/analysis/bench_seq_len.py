@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import nets  # noqa: E402
 from experiments import chars_lstm, chars_transformer  # noqa: E402
 from train.tools.bench import jax_step, median_ms, write_rows  # noqa: E402
-from train.tools import positive_int  # noqa: E402
+from train.tools import positive_int, positive_ints  # noqa: E402
 
 EXPERIMENTS = {"transformer": chars_transformer, "lstm": chars_lstm}
 
@@ -33,12 +33,12 @@ def model_for(name: str, length: int):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--lengths", default="64,128,256,512,1024,2048,4096")
+  parser.add_argument("--lengths", type=positive_ints, default="64,128,256,512,1024,2048,4096")
   parser.add_argument("--tokens", type=positive_int, default=8192, help="tokens per batch (B = tokens / T)")
   parser.add_argument("--steps", type=positive_int, default=3, help="timed steps per point (median)")
   parser.add_argument("--out", default="runs/bench_seq_len")
   args = parser.parse_args(argv)
-  lengths = [int(t) for t in args.lengths.split(",")]
+  lengths = args.lengths
   command = "python -m experiments.analysis.bench_seq_len " + " ".join(
       sys.argv[1:] if argv is None else argv)
   rows = []

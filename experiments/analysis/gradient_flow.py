@@ -29,6 +29,7 @@ from experiments.analysis import json_blocks  # noqa: E402
 from train import checkpoint, data, log, losses, workdir as run_dir  # noqa: E402
 from train.config import ConfigError  # noqa: E402
 from train.steps import init_variables  # noqa: E402
+from train.tools import positive_int  # noqa: E402
 
 
 def hidden_grad_norms(model, variables, batch, task: str):
@@ -126,7 +127,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("runs", nargs="+", help="workdirs of recurrent runs")
   parser.add_argument("--out", default="runs/gradient_flow")
-  parser.add_argument("--examples", type=int, default=500, help="eval examples to average over")
+  parser.add_argument("--examples", type=positive_int, default=500, help="eval examples to average over")
   args = parser.parse_args(argv)
   try:
     results = {os.path.normpath(run): analyse(run, args.examples) for run in args.runs}

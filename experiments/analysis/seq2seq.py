@@ -36,7 +36,7 @@ from train import checkpoint, data  # noqa: E402
 from train.config import ConfigError, fail, one_line  # noqa: E402
 from train.data.transduction import decode_chars  # noqa: E402
 from train.tools.bench import jax_step, median_ms, write_rows  # noqa: E402
-from train.tools import positive_int  # noqa: E402
+from train.tools import positive_int, positive_ints  # noqa: E402
 
 # task -> its source lengths, and model -> (experiment, its runs' folder name between the dataset
 # and ",seed=S"), and the files' stem.
@@ -227,7 +227,7 @@ def main(argv=None):
   parser.add_argument("--runs", default="runs/reproduce", help="accuracy, alignments")
   parser.add_argument("--out", default="docs")
   parser.add_argument("--length", type=positive_int, default=50, help="alignments: the runs' L")
-  parser.add_argument("--lengths", default="10,25,50,100,200", help="speed")
+  parser.add_argument("--lengths", type=positive_ints, default="10,25,50,100,200", help="speed")
   parser.add_argument("--tokens", type=positive_int, default=3200, help="speed: tokens per batch")
   parser.add_argument("--steps", type=positive_int, default=3, help="speed: timed steps (median)")
   args = parser.parse_args(argv)
@@ -240,7 +240,7 @@ def main(argv=None):
   except ConfigError as e:  # no runs where --runs says, or not the ones alignments needs
     fail(one_line(e))
   if args.what == "speed":
-    lengths = [int(n) for n in args.lengths.split(",")]
+    lengths = args.lengths
     command = "python -m experiments.analysis.seq2seq " + " ".join(
         sys.argv[1:] if argv is None else argv)
     print(speed_markdown(speed(args.out, lengths, args.tokens, args.steps, command)))

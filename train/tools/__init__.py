@@ -11,3 +11,8 @@ def positive_int(text: str) -> int:
   if value < 1:
     raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
   return value
+
+
+def positive_ints(text: str) -> list[int]:
+  """argparse type for a comma-separated list of counts or sizes, each >= 1 ("64,128,256")."""
+  return [positive_int(t) for t in text.split(",")]

@@ -246,9 +246,9 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
           if not isinstance(entry, Diverges):
             status = "MISMATCH: diverged"
       values, point_stale = measure(parent, entry, config, point)
+      paths = [os.path.join(parent, sweep.member_name(m)) for m in entry_members(entry, point)]
       if not isinstance(entry, Diverges) and not status and any(
-          read_diverged(os.path.join(parent, sweep.member_name(m)))
-          for m in entry_members(entry, point)):
+          read_diverged(p) and not os.path.exists(os.path.join(p, "results.json")) for p in paths):
         status = "MISMATCH: diverged"  # also when only checking (run=False, --readme)
       measured.append(values)
       stale.update(point_stale)
