@@ -202,6 +202,7 @@ def test_a_torn_metrics_file_costs_only_the_checkpoints_rank(reference, tmp_path
   assert_same_run(ref_dir, tmp_path)
 
 
+@pytest.mark.slow  # a subprocess run: `make test-slow`
 def test_unscheduled_saves_print_no_warning_of_missing_metrics(data_dir, tmp_path):
   """Time-based saves carry no validation metrics, so they are never the best; orbax warns of
   each such save on stderr (absl's handler, as a command sets it up; hundreds in a long run)

@@ -85,7 +85,12 @@ def of_the_head(multiplication, head: int | None) -> bool:
   return head is not None and any(shape[-1] == head for shape in multiplication[2])
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("resnet", "transformer") else n
+# make test keeps one seq2seq model (the additive RNN's, the default); test-slow runs the others.
+SLOW_SEQ2SEQ = ("rnn_seq2seq_multiplicative", "transformer_seq2seq")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if n in ("resnet", "transformer", *SLOW_SEQ2SEQ) else n
                                   for n in MODELS])  # ResNet-18 compiles for a minute: test-slow
 def test_bfloat16_models_multiply_in_bfloat16(name):
   """The forward pass's jaxpr: with dtype='bfloat16' every matmul and convolution (but a float32
@@ -122,7 +127,8 @@ def test_the_tied_lm_head_and_both_its_gradients_multiply_in_bfloat16():
   assert all(set(f[1]) == {"bfloat16"} for f in head), head
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "resnet" else n
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
+                                  if n in ("resnet", "rnn_seq2seq_additive", *SLOW_SEQ2SEQ) else n
                                   for n in MODELS])  # ResNet-18's two compiles, 15 s: test-slow
 def test_bfloat16_keeps_float32_params_and_logits_and_rounds_the_outputs(name):
   model, x, _ = MODELS[name]
