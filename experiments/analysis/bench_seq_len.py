@@ -38,11 +38,10 @@ def main(argv=None):
   parser.add_argument("--steps", type=positive_int, default=3, help="timed steps per point (median)")
   parser.add_argument("--out", default="runs/bench_seq_len")
   args = parser.parse_args(argv)
-  lengths = args.lengths
   command = "python -m experiments.analysis.bench_seq_len " + " ".join(
       sys.argv[1:] if argv is None else argv)
   rows = []
-  for length in lengths:
+  for length in args.lengths:
     batch = max(1, args.tokens // length)
     tokens_BT = jax.random.randint(jax.random.PRNGKey(0), (batch, length), 0, 103)
     for name in EXPERIMENTS:
@@ -71,7 +70,7 @@ def main(argv=None):
     f.write(f"{record['date']}, {record['device']}, `{command}`\n\n")
     f.write("| T | batch | " + " | ".join(f"{n} tokens/s" for n in EXPERIMENTS) + " |\n")
     f.write("|---|---|" + "---|" * len(EXPERIMENTS) + "\n")
-    for length in lengths:
+    for length in args.lengths:
       by = {r["model"]: r for r in rows if r["length"] == length}
       f.write(f"| {length} | {by['lstm']['batch']} | "
               + " | ".join(f"{by[n]['tokens_per_s']:,}" for n in EXPERIMENTS) + " |\n")

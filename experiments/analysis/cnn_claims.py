@@ -29,6 +29,7 @@ import numpy as np
 import nets
 from experiments.analysis import json_blocks
 from train import log
+from train.config import ConfigError
 from train.tools import report
 
 IMAGE = (100, 100, 3)
@@ -99,7 +100,12 @@ def shift(parents: list[str], shifts: list[int], out: str) -> dict:
   """{experiment: {"shifts", "accuracy": mean over seeds, "std", "runs"}} for each parent."""
   table = {}
   for parent in parents:  # a dir holding runs, or a quoted pattern: 'runs/x/pool=max,seed=*'
-    runs = report.find_runs(sorted(glob.glob(parent)))
+    groups = report.group_by_seed(report.find_runs(sorted(glob.glob(parent))))
+    if len(groups) != 1:  # a curve is one config over its seeds
+      raise ConfigError(f"{parent} holds runs of {len(groups)} configs; a curve is one config "
+                        "over its seeds: name it, e.g. 'runs/x/pool=max,seed=*'" if groups else
+                        f"no finished runs (results.json) under {parent}")
+    runs = groups[0]
     accs = np.array([shifted_accuracy(r, shifts) for r in runs])
     name = os.path.basename(os.path.normpath(parent))
     if glob.has_magic(parent):  # 'runs/x/pool=max,seed=*' -> 'x pool=max'
@@ -153,7 +159,10 @@ def translation(parent: str, out: str, shifts=tuple(range(17))) -> dict:
   """{model: top and bottom test accuracy (mean, std over seeds), accuracy against the rows the
   top test images are rolled down by, runs} for the runs under `parent`."""
   table = {}
-  for runs in report.group_by_seed(report.find_runs([parent])):
+  groups = report.group_by_seed(report.find_runs([parent]))
+  if not groups:
+    raise ConfigError(f"no finished runs (results.json) under {parent}")
+  for runs in groups:
     config, rows = report.load(runs[0], "config.json"), []
     for run in runs:
       run_config, predict = predictor(run)
@@ -236,24 +245,21 @@ def main(argv=None):
   parser.add_argument("--out", default="docs")
   parser.add_argument("--max-shift", type=int, default=20)
   args = parser.parse_intermixed_args(argv)
-  for parent in args.runs:  # shift: one curve a parent, the mean over one config's seeds
-    groups = report.group_by_seed(report.find_runs(sorted(glob.glob(parent))))
-    if not groups:
-      parser.error(f"no finished runs (results.json) under {parent}")
-    if args.claim == "shift" and len(groups) > 1:
-      parser.error(f"{parent} holds runs of {len(groups)} configs; a curve is one config over its "
-                   "seeds: name it, e.g. 'runs/x/pool=max,seed=*'")
   os.makedirs(args.out, exist_ok=True)
   if args.claim == "params":
     print(params_markdown(params(args.out)))
-  elif args.claim == "translation":
-    if len(args.runs) != 1:
-      parser.error("translation needs one parent dir of runs")
-    print(translation_markdown(translation(args.runs[0], args.out)))
-  else:
-    if not args.runs:
-      parser.error("shift needs run dirs")
-    print(shift_markdown(shift(args.runs, list(range(args.max_shift + 1)), args.out), every=1))
+    return
+  if len(args.runs) != 1 and args.claim == "translation":
+    parser.error("translation needs one parent dir of runs")
+  if not args.runs:
+    parser.error("shift needs run dirs")
+  try:
+    if args.claim == "translation":
+      print(translation_markdown(translation(args.runs[0], args.out)))
+    else:
+      print(shift_markdown(shift(args.runs, list(range(args.max_shift + 1)), args.out), every=1))
+  except ConfigError as e:  # no runs where the arguments say, or several configs for one curve
+    parser.error(str(e))
 
 
 if __name__ == "__main__":

@@ -240,10 +240,9 @@ def main(argv=None):
   except ConfigError as e:  # no runs where --runs says, or not the ones alignments needs
     fail(one_line(e))
   if args.what == "speed":
-    lengths = args.lengths
     command = "python -m experiments.analysis.seq2seq " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    print(speed_markdown(speed(args.out, lengths, args.tokens, args.steps, command)))
+    print(speed_markdown(speed(args.out, args.lengths, args.tokens, args.steps, command)))
 
 
 if __name__ == "__main__":

@@ -97,23 +97,27 @@ def missing_dataset(cfg) -> str | None:
 
 
 def measure(parent: str, entry: Expected | Beats | Diverges, config, point: dict | None = None
-            ) -> tuple[list[float], list[str]]:
+            ) -> tuple[list[float], list[str], bool]:
   """The entry's final test metric in each of its finished runs (of grid point `point`, default
-  its only one; for `Diverges`, inf for a run the guard stopped), and the config fields in which
-  these runs differ from the registry's config (a stale run: the experiment changed since)."""
+  its only one; for `Diverges`, inf for a run the guard stopped), the config fields in which
+  these runs differ from the registry's config (a stale run: the experiment changed since), and
+  whether a run of an entry that expects a result was stopped by the guard instead."""
   from train.workdir import config_changes, read_diverged
 
-  values, stale = [], set()
+  values, stale, diverged = [], set(), False
   for member in entry_members(entry, point):
     path = os.path.join(parent, sweep.member_name(member))
     if os.path.exists(os.path.join(path, "results.json")):
       values.append(report.load(path, "results.json")["final"][entry.metric])
-    elif isinstance(entry, Diverges) and read_diverged(path) is not None:
+    elif read_diverged(path) is None:
+      continue
+    elif isinstance(entry, Diverges):
       values.append(float("inf"))  # stopped by the non-finite guard
     else:
+      diverged = True
       continue
     stale.update(config_changes(path, sweep.apply(config, member)))
-  return values, sorted(stale)
+  return values, sorted(stale), diverged
 
 
 def fmt(x: float) -> str:
@@ -226,8 +230,6 @@ def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[
 def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None = None,
               download: bool = False, run: bool = True) -> list[dict]:
   """Trains (when `run`) and checks every registry entry of one experiment file."""
-  from train.workdir import read_diverged
-
   name = experiment_name(path)
   planned = plan(path, quick, overrides)
   if not planned:
@@ -242,14 +244,11 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
       if run and not why:
         try:
           sweep.run_members(config, parent, entry_members(entry, point))
-        except TrainingDiverged:  # reported by the sweep; the other entries still run
-          if not isinstance(entry, Diverges):
-            status = "MISMATCH: diverged"
-      values, point_stale = measure(parent, entry, config, point)
-      paths = [os.path.join(parent, sweep.member_name(m)) for m in entry_members(entry, point)]
-      if not isinstance(entry, Diverges) and not status and any(
-          read_diverged(p) and not os.path.exists(os.path.join(p, "results.json")) for p in paths):
-        status = "MISMATCH: diverged"  # also when only checking (run=False, --readme)
+        except TrainingDiverged:  # reported by the sweep; measure finds its diverged.json, and
+          pass  # the other entries still run
+      values, point_stale, diverged = measure(parent, entry, config, point)
+      if diverged and not status:
+        status = "MISMATCH: diverged"
       measured.append(values)
       stale.update(point_stale)
     if stale and not status:
