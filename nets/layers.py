@@ -1,5 +1,6 @@
 """What the three families share: compute dtypes and rematerialisation policies chosen by name, and
-the one check of a named choice ("unknown X; valid: ...") that models and configs use.
+the one check of a named choice ("unknown X; valid: ...") that models and configs use, and the one
+check that a cuDNN kernel can run here.
 
 Precision policy: parameters stay float32; `dtype='bfloat16'` runs the matmuls and convolutions in
 bfloat16 (output heads included, but the recurrent and the Transformer classifiers' heads: one tiny
@@ -10,6 +11,7 @@ import difflib
 
 import flax.linen as nn
 import jax
+import jax.extend
 import jax.numpy as jnp
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -40,3 +42,14 @@ def remat(block: type[nn.Module], enabled: bool, policy: str, **kwargs) -> type[
   if not enabled:
     return block
   return nn.remat(block, policy=REMAT_POLICIES[policy], **kwargs)
+
+
+def cuda_problem() -> str | None:
+  """Why a kernel of CUDA's cuDNN cannot run here, or None. ROCm's jax also reports the backend
+  'gpu', but its MIOpen is no drop-in: it orders the LSTM's gates differently, for one."""
+  backend = jax.default_backend()
+  if backend != "gpu":
+    return f"needs a CUDA GPU; jax's default backend is {backend!r}"
+  if "rocm" in jax.extend.backend.get_backend().platform_version.lower():
+    return "needs a CUDA GPU (cuDNN); this GPU runs ROCm"
+  return None

@@ -16,22 +16,13 @@ names the reason and the layer raises it as a one-line ValueError.
 from typing import Any
 
 import jax
-import jax.extend
 import jax.numpy as jnp
 from jax.experimental import rnn
 
+from nets import layers
+
 # The op that runs the layer; tests on CPU replace it by `lstm_reference`.
 lstm_op = rnn.lstm
-
-
-def platform_problem() -> str | None:
-  """Why cuDNN cannot run here, or None."""
-  backend = jax.default_backend()
-  if backend != "gpu":
-    return f"needs a CUDA GPU; jax's default backend is {backend!r}"
-  if "rocm" in jax.extend.backend.get_backend().platform_version.lower():
-    return "needs CUDA's cuDNN; ROCm's MIOpen orders the LSTM gates differently"
-  return None
 
 
 def problem(cell: str, dtype: Any, param_dtype: Any, perturb: bool) -> str | None:
@@ -43,7 +34,7 @@ def problem(cell: str, dtype: Any, param_dtype: Any, perturb: bool) -> str | Non
             "TF32); use dtype='float32' or backend='scan'")
   if perturb:
     return "cannot add perturb_BTH inside cuDNN's recurrence; use backend='scan'"
-  return platform_problem()
+  return layers.cuda_problem()
 
 
 def pack_weights(W_x_DG: jax.Array, b_G: jax.Array, W_h_HG: jax.Array) -> jax.Array:

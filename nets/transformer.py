@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from nets.attention import KERNELS, MultiHeadAttention
-from nets.layers import DTYPES, check_choice, remat
+from nets.layers import DTYPES, check_choice, cuda_problem, remat
 
 POS_ENCODINGS = ("learned", "sinusoidal", "rotary")
 POOLS = ("cls", "mean")
@@ -111,9 +111,8 @@ class Transformer(nn.Module):
     if self.attention_dropout > 0 and self.attention_kernel != "xla":
       raise ValueError(f"attention_dropout={self.attention_dropout} needs attention_kernel='xla', "
                        f"not {self.attention_kernel!r}")
-    if self.attention_kernel == "cudnn" and jax.default_backend() != "gpu":
-      raise ValueError("attention_kernel='cudnn' needs a CUDA GPU; jax's default backend is "
-                       f"{jax.default_backend()!r} (use 'xla' or 'dot_product')")
+    if self.attention_kernel == "cudnn" and (problem := cuda_problem()):
+      raise ValueError(f"attention_kernel='cudnn' {problem} (use 'xla' or 'dot_product')")
 
   def add_positions(self, x_BTD, positions_T, train: bool):
     """Adds the learned or sinusoidal encoding of `positions_T`, then dropout."""

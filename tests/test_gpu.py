@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 import nets
-from nets import recurrent_cudnn
+from nets import layers
 from nets.attention import MultiHeadAttention
 from nets.recurrent import RNNLayer
 from nets.decoding import init_cache
@@ -279,7 +279,7 @@ def test_cudnn_lstm_equals_the_scan(reverse):
   scan = RNNLayer(H, "lstm", reverse=reverse)
   params = scan.init(jax.random.key(0), x_BTD)["params"]
   params = jax.tree.map(lambda p: p + 0.1 * normal(3, p.shape), params)
-  assert recurrent_cudnn.platform_problem() is None
+  assert layers.cuda_problem() is None
 
   def loss(backend, params, x_BTD, carry):
     h_BTH, (c_BH, h_BH) = scan.clone(backend=backend).apply(

@@ -1,13 +1,17 @@
 """The cuDNN LSTM backend on a CPU: its refusals, and the whole layer with cuDNN's op replaced by
 jax's plain-jnp reference of cuDNN's math (`lstm_ref`) on our packed weights, against the scan.
 The real op against the scan is in tests/test_gpu.py."""
+import types
+
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nets import recurrent_cudnn
+from nets import layers, recurrent_cudnn
 from nets.recurrent import RecurrentNet, RNNLayer
+from nets.transformer import TransformerClassifier
 
 B, T, D, H = 3, 7, 5, 4
 
@@ -20,7 +24,7 @@ def normal(seed, shape):
 def cudnn_on_cpu(monkeypatch):
   """backend='cudnn' runnable here, with cuDNN's op replaced by its jnp reference."""
   monkeypatch.setattr(recurrent_cudnn, "lstm_op", recurrent_cudnn.lstm_reference)
-  monkeypatch.setattr(recurrent_cudnn, "platform_problem", lambda: None)
+  monkeypatch.setattr(layers, "cuda_problem", lambda: None)
 
 
 @pytest.mark.parametrize("reverse", [False, pytest.param(True, marks=pytest.mark.slow)])
@@ -93,3 +97,16 @@ def test_refuses_without_a_gpu():
   with pytest.raises(ValueError, match="backend='cudnn' needs a CUDA GPU; jax's default backend "
                                        "is 'cpu'"):
     RecurrentNet(features=H, backend="cudnn").init(jax.random.key(0), normal(0, (B, T, D)))
+
+
+def test_rocm_is_refused_by_both_cudnn_kernels(monkeypatch):
+  """ROCm's jax reports the backend 'gpu' too; its MIOpen is no cuDNN."""
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  monkeypatch.setattr(jax.extend.backend, "get_backend",
+                      lambda: types.SimpleNamespace(platform_version="rocm 6.3.1"))
+  transformer = TransformerClassifier(vocab_size=11, num_layers=1, num_heads=2, features=8,
+                                      max_len=T, attention_kernel="cudnn")
+  for model, x in [(RecurrentNet(features=H, backend="cudnn"), normal(0, (B, T, D))),
+                   (transformer, jnp.zeros((B, T), jnp.int32))]:
+    with pytest.raises(ValueError, match=r"needs a CUDA GPU \(cuDNN\); this GPU runs ROCm"):
+      model.init(jax.random.key(0), x)

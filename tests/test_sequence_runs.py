@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.analysis import gradient_flow
-from train.tools import sample
+from experiments.analysis import bench_seq_len, gradient_flow, seq2seq
+from train.tools import length_table, sample
 from train.loop import TrainingDiverged, train_and_evaluate
 
 
@@ -153,13 +153,27 @@ def test_attention_maps_of_a_trained_classifier(tiny_config, tmp_path):
 
 @pytest.mark.slow  # compiles both models at each length: `make test-slow`
 def test_throughput_against_sequence_length_runs_at_tiny_size(tmp_path):
-  from experiments.analysis import bench_seq_len
   bench_seq_len.main(["--lengths", "8,16", "--tokens", "32", "--steps", "1", "--out", str(tmp_path)])
   with open(tmp_path / "bench_seq_len.json") as f:
     rows = json.load(f)["rows"]
   assert {(r["model"], r["length"], r["batch"]) for r in rows} == {
       ("transformer", 8, 4), ("lstm", 8, 4), ("transformer", 16, 2), ("lstm", 16, 2)}
   assert (tmp_path / "bench_seq_len.png").exists()
+  table = (tmp_path / "bench_seq_len.md").read_text().splitlines()[2:]
+  assert table[0] == "| T | batch | transformer tokens/s | lstm tokens/s |" and len(table) == 4
+  seq2seq.main(["speed", "--lengths", "8", "--tokens", "16", "--steps", "1", "--out", str(tmp_path)])
+  with open(tmp_path / "seq2seq_speed.json") as f:
+    rows = json.load(f)["rows"]
+  assert [(r["model"], r["length"], r["batch"]) for r in rows] == [
+      ("RNN, additive", 8, 2), ("Transformer", 8, 2)]
+
+
+def test_length_table_lines_up_each_models_tokens_per_second_by_length():
+  rows = [{"model": "a", "length": 8, "batch": 4, "tokens_per_s": 1000},
+          {"model": "b", "length": 8, "batch": 4, "tokens_per_s": 2000},
+          {"model": "a", "length": 16, "batch": 2, "tokens_per_s": 1500}]  # b cut off at 16
+  assert length_table(rows, "L") == ["| L | batch | a tokens/s | b tokens/s |", "|---|---|---|---|",
+                                     "| 8 | 4 | 1,000 | 2,000 |", "| 16 | 2 | 1,500 |  |"]
 
 
 def adding_batch(T: int, size: int = 64) -> dict:

@@ -18,17 +18,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import nets  # noqa: E402
 from experiments import chars_lstm, chars_transformer  # noqa: E402
-from train.tools.bench import jax_step, median_ms, write_rows  # noqa: E402
-from train.tools import positive_int, positive_ints  # noqa: E402
+from train.tools import length_table, positive_int, positive_ints  # noqa: E402
+from train.tools.bench import length_sweep  # noqa: E402
 
 EXPERIMENTS = {"transformer": chars_transformer, "lstm": chars_lstm}
 
 
-def model_for(name: str, length: int):
-  cfg = EXPERIMENTS[name].get_config().model
-  if "max_len" in cfg:
-    cfg.max_len = length
-  return nets.create_model(**cfg)
+def make(name: str):
+  """(module, tokens) at a length and batch: the experiment's model, its table `max_len` long."""
+  def model_and_tokens(length: int, batch: int):
+    cfg = EXPERIMENTS[name].get_config().model
+    if "max_len" in cfg:
+      cfg.max_len = length
+    return (nets.create_model(**cfg),
+            jax.random.randint(jax.random.PRNGKey(0), (batch, length), 0, 103))
+  return model_and_tokens
 
 
 def main(argv=None):
@@ -40,19 +44,9 @@ def main(argv=None):
   args = parser.parse_args(argv)
   command = "python -m experiments.analysis.bench_seq_len " + " ".join(
       sys.argv[1:] if argv is None else argv)
-  rows = []
-  for length in args.lengths:
-    batch = max(1, args.tokens // length)
-    tokens_BT = jax.random.randint(jax.random.PRNGKey(0), (batch, length), 0, 103)
-    for name in EXPERIMENTS:
-      model = model_for(name, length)
-      params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), tokens_BT[:1]))["params"]
-      ms = median_ms(jax_step(model, tokens_BT), args.steps)
-      rows.append({"model": name, "length": length, "batch": batch, "ms": round(ms, 2),
-                   "tokens_per_s": round(batch * length / ms * 1e3),
-                   "params": sum(p.size for p in jax.tree.leaves(params))})
-      print(f"T={length:5} B={batch:4} {name:12} {ms:10.1f} ms {rows[-1]['tokens_per_s']:>10,} tok/s")
-      record = write_rows(os.path.join(args.out, "bench_seq_len.json"), command, rows)
+  record = length_sweep({name: make(name) for name in EXPERIMENTS}, args.lengths, args.tokens,
+                        args.steps, os.path.join(args.out, "bench_seq_len.json"), command)
+  rows = record["rows"]
 
   fig, ax = plt.subplots(figsize=(6, 4))
   for name in EXPERIMENTS:
@@ -68,12 +62,7 @@ def main(argv=None):
   plt.close(fig)
   with open(os.path.join(args.out, "bench_seq_len.md"), "w") as f:
     f.write(f"{record['date']}, {record['device']}, `{command}`\n\n")
-    f.write("| T | batch | " + " | ".join(f"{n} tokens/s" for n in EXPERIMENTS) + " |\n")
-    f.write("|---|---|" + "---|" * len(EXPERIMENTS) + "\n")
-    for length in args.lengths:
-      by = {r["model"]: r for r in rows if r["length"] == length}
-      f.write(f"| {length} | {by['lstm']['batch']} | "
-              + " | ".join(f"{by[n]['tokens_per_s']:,}" for n in EXPERIMENTS) + " |\n")
+    f.write("\n".join(length_table(rows)) + "\n")
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ from nets.seq2seq import cross_attention_weights  # noqa: E402
 from train import checkpoint, data  # noqa: E402
 from train.config import ConfigError, fail, one_line  # noqa: E402
 from train.data.transduction import decode_chars  # noqa: E402
-from train.tools.bench import jax_step, median_ms, write_rows  # noqa: E402
-from train.tools import positive_int, positive_ints  # noqa: E402
+from train.tools import length_table, positive_int, positive_ints  # noqa: E402
+from train.tools.bench import length_sweep  # noqa: E402
 
 # task -> its source lengths, and model -> (experiment, its runs' folder name between the dataset
 # and ",seed=S"), and the files' stem.
@@ -171,19 +171,17 @@ def alignments(runs: str, out: str, length: int, task: str = "reversal") -> None
 def speed(out: str, lengths: list[int], tokens: int, steps: int, command: str) -> dict:
   configs = {"RNN, additive": seq2seq_rnn.get_config().model,
              "Transformer": seq2seq_transformer.get_config().model}
-  rows = []
-  for length in lengths:
-    batch = max(1, tokens // length)
-    x_B2L = jax.random.randint(jax.random.PRNGKey(0), (batch, 2, length), 3, 13)
-    for name, cfg in configs.items():
+
+  def make(cfg):
+    def model_and_pairs(length: int, batch: int):
       if "max_len" in cfg:
         cfg.max_len = max(cfg.max_len, length)
-      ms = median_ms(jax_step(nets.create_model(**cfg), x_B2L), steps)
-      rows.append({"model": name, "length": length, "batch": batch, "ms": round(ms, 2),
-                   "tokens_per_s": round(batch * length / ms * 1e3)})
-      print(f"L={length:4} B={batch:4} {name:14} {ms:9.1f} ms {rows[-1]['tokens_per_s']:>9,} tok/s")
-      record = write_rows(os.path.join(out, "seq2seq_speed.json"), command, rows)
-  return record
+      return (nets.create_model(**cfg),
+              jax.random.randint(jax.random.PRNGKey(0), (batch, 2, length), 3, 13))
+    return model_and_pairs
+
+  return length_sweep({name: make(cfg) for name, cfg in configs.items()}, lengths, tokens, steps,
+                      os.path.join(out, "seq2seq_speed.json"), command)
 
 
 def accuracy_markdown(record: dict) -> str:
@@ -202,14 +200,8 @@ def accuracy_markdown(record: dict) -> str:
 
 
 def speed_markdown(record: dict) -> str:
-  models = list(dict.fromkeys(r["model"] for r in record["rows"]))
-  lines = [f"`{record['command']}` ({record['date']}, {record['device']}); training tokens/s:", "",
-           "| L | batch | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
-  for length in sorted({r["length"] for r in record["rows"]}):
-    by = {r["model"]: r for r in record["rows"] if r["length"] == length}
-    lines.append(f"| {length} | {next(iter(by.values()))['batch']} | "
-                 + " | ".join(f"{by[m]['tokens_per_s']:,}" for m in models) + " |")
-  return "\n".join(lines)
+  return "\n".join([f"`{record['command']}` ({record['date']}, {record['device']}); training "
+                    "tokens/s:", "", *length_table(record["rows"], "L")])
 
 
 def readme_blocks(docs: str = "docs") -> dict[str, str]:

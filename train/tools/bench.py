@@ -48,7 +48,7 @@ from ml_collections import config_flags
 
 from train import log
 from train.config import ConfigError, one_line, parse_flags
-from train.tools.gpu import fmt
+from train.tools import fmt
 from train.tools.time_by_op import PROFILED_STEPS, markdown, time_by_op
 from train.workdir import check_writable
 
@@ -290,6 +290,28 @@ def loop_rate(config, before_ms: float, back_to_back: Callable[[], float]) -> di
   return {"loop_steps": last["step"] - first["step"], "loop_examples_per_s": round(rate, 1),
           "back_to_back_after_ms": round(after_ms, 3),
           "loop_share": round(rate * (before_ms + after_ms) / 2 / 1e3 / config.batch_size, 3)}
+
+
+def length_sweep(models: dict[str, Callable], lengths: list[int], tokens: int, steps: int,
+                 path: str, command: str) -> dict:
+  """Training tokens/s of each model against sequence length at `tokens` tokens per batch
+  (B = tokens // T): the lecture's parallelism claim (a recurrent net takes its T steps one after
+  another, attention all positions at once). `models[name](length, batch)` gives (module, inputs)
+  for `jax_step`; the rows are written to `path` after each point."""
+  rows = []
+  for length in lengths:
+    batch = max(1, tokens // length)
+    for name, make in models.items():
+      module, x = make(length, batch)
+      params = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), x))["params"]
+      ms = median_ms(jax_step(module, x), steps)
+      rows.append({"model": name, "length": length, "batch": batch, "ms": round(ms, 2),
+                   "tokens_per_s": round(batch * length / ms * 1e3),
+                   "params": sum(p.size for p in jax.tree.leaves(params))})
+      print(f"T={length:5} B={batch:4} {name:14} {ms:10.1f} ms "
+            f"{rows[-1]['tokens_per_s']:>10,} tok/s", flush=True)
+      record = write_rows(path, command, rows)
+  return record
 
 
 def write_rows(path: str, command: str, rows: list[dict], **fields) -> dict:

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 
+from train.tools import fmt, length_table
 from train.tools.time_by_op import PROFILED_STEPS, markdown
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -279,10 +280,6 @@ def run_item(item: Item, timeout_s: float, work: str, log) -> dict:
   return entry
 
 
-def fmt(v, spec: str = "") -> str:
-  return "" if v is None else format(v, spec)
-
-
 def targets(report: dict) -> list[dict]:
   """The issues' speed targets, read off the report. A comparison's `ratio` is our time over the
   peer's, met where <= its `bound`; a level's (GPT-2's MFU, the loop's share of the step rate) is
@@ -387,14 +384,7 @@ def render_markdown(report: dict) -> str:
                     f"{PROFILE_TOP} longest ops; `train.tools.time_by_op`):", "",
                 *markdown(r["time_by_op"][:PROFILE_TOP])]
     if i["name"] in ("bench_seq_len", "seq2seq_speed") and r:
-      models = sorted({x["model"] for x in r["rows"]})
-      lines += ["", "Training tokens/s against sequence length:", "",
-                "| T | batch | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
-      for length in sorted({x["length"] for x in r["rows"]}):
-        by = {x["model"]: x for x in r["rows"] if x["length"] == length}
-        lines.append(f"| {length} | {next(iter(by.values()))['batch']} | "
-                     + " | ".join(fmt(by.get(m, {}).get("tokens_per_s"), ",") for m in models)
-                     + " |")
+      lines += ["", "Training tokens/s against sequence length:", "", *length_table(r["rows"])]
   return "\n".join(lines) + "\n"
 
 
