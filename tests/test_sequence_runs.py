@@ -237,11 +237,13 @@ def test_clipping_caps_the_first_update_of_the_exploding_experiment():
   assert moved[1.0] <= lr * 1.0001 and moved[0.0] > 100 * lr
 
 
-def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, monkeypatch):
+def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, monkeypatch,
+                                                                   capsys):
   """The GRU-vs-LSTM tool on every task, with the timed step faked (its real one is
   `train.tools.bench`, tested there): FLOPs from XLA match the matmul count 2 G H (D + H) within
-  the elementwise ops, the test metrics come from the runs of each grid point, and the README
-  block shows both."""
+  the elementwise ops, the test metrics come from the runs of each grid point (a stale one left
+  out), and the README block shows both."""
+  from experiments import adding_problem
   from experiments.analysis import gru_vs_lstm
   from train import sweep
   point = {"dataset.name": "adding_problem/t100", "model.cell": "gru"}
@@ -249,6 +251,11 @@ def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, mo
     run = tmp_path / "runs" / "adding_problem" / sweep.member_name({**point, "seed": seed})
     run.mkdir(parents=True)
     (run / "results.json").write_text(json.dumps({"final": {"loss": loss}}))
+  stale = sweep.apply(adding_problem.get_config(), {**point, "seed": 1, "num_steps": 7})
+  run = tmp_path / "runs" / "adding_problem" / sweep.member_name({**point, "seed": 1})
+  run.mkdir()
+  (run / "results.json").write_text(json.dumps({"final": {"loss": 0.5}}))
+  (run / "config.json").write_text(stale.to_json_best_effort())  # trained before a change
   monkeypatch.setattr(gru_vs_lstm.bench, "bench", lambda config, steps: {
       "params": {"lstm": 400, "gru": 300}[config.model.cell], "step_ms": 2.0})
   gru_vs_lstm.main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path), "--steps", "1",
@@ -258,6 +265,7 @@ def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, mo
   assert len(rows) == 6
   adding = rows["adding_problem", "gru"]
   assert adding["values"] == [1e-4, 3e-4] and adding["seeds"] == 2
+  assert adding["stale_runs"] == [run.name] and "num_steps" in capsys.readouterr().err
   assert adding["step_ms_repeats"] == [2.0, 2.0]
   assert adding["inputs"] == 2 and adding["flops_per_step_matmuls"] == 2 * 3 * 64 * (2 + 64)
   assert rows["copy_memory", "lstm"]["flops_per_step_matmuls"] == 2 * 4 * 64 * (16 + 64)
@@ -267,7 +275,7 @@ def test_gru_vs_lstm_table_counts_flops_and_reads_the_registry_runs(tmp_path, mo
   assert rows["mnist1d_rnn", "lstm"]["seeds"] == 0
   block = gru_vs_lstm.readme_blocks(str(tmp_path))["gru_vs_lstm"]
   assert "| adding problem (T = 100) | gru | 300 | " in block
-  assert "0.0002 ± 0.00014 (2 seeds)" in block
+  assert "0.0002 ± 0.00014 (2 seeds, 1 stale left out)" in block
   assert "params 0.75" in block and "(no runs)" in block
 
 

@@ -14,7 +14,7 @@ steps, the adding problem and the copy task at T = 100), for each cell:
     `--repeats` times with the two cells taking turns, and the fastest repeat kept (on a shared
     machine the other jobs only ever slow a step down);
   - the task's test metric in the registry's finished runs under RUNS (mean, std over the seeds
-    found).
+    found; a run whose config differs from the experiment's now is left out with a warning).
 
 Writes OUT/gru_vs_lstm.json; `readme_blocks()` makes the table from `--out docs`.
 """
@@ -33,8 +33,9 @@ import numpy as np
 from experiments import adding_problem, copy_memory, mnist1d_rnn
 from experiments.analysis import json_blocks
 from nets.recurrent import CELLS, RNNLayer
-from train import log, sweep
+from train import checkpoint, log, sweep
 from train.tools import bench, positive_int
+from train.workdir import config_changes
 
 # (task, experiment module, grid point without the cell, test metric, better when)
 TASKS = (("MNIST-1D (T = 40)", mnist1d_rnn, {}, "accuracy", "higher"),
@@ -67,15 +68,25 @@ def step_flops(cell: str, features: int, inputs: int) -> dict:
           "matmuls": 2 * gates * features * (inputs + features)}
 
 
-def registry_metric(runs: str, module, point: dict, metric: str) -> list[float]:
-  """The test metric of every finished run of this grid point under RUNS (any seed)."""
+def registry_metric(runs: str, module, point: dict, metric: str) -> tuple[list[float], list[str]]:
+  """The test metric of every finished run of this grid point under RUNS (any seed), and the
+  runs left out as stale: their config differs from the experiment's now (as `reproduce` says
+  MISMATCH of them), so their metric is not this config's."""
   parent = os.path.join(runs, module.__name__.split(".")[-1])
-  values = []
+  values, stale = [], []
   for path in sorted(glob.glob(os.path.join(parent, sweep.member_name({**point, "seed": "*"}),
                                             "results.json"))):
+    run = os.path.dirname(path)
+    seed = (checkpoint.run_config(run) or {}).get("seed")
+    changes = config_changes(run, sweep.apply(module.get_config(), {**point, "seed": seed}))
+    if seed is not None and changes:
+      print(f"warning: {run} left out, a stale run: its config differs from "
+            f"{module.__name__}'s in {', '.join(changes)}", file=sys.stderr)
+      stale.append(os.path.basename(run))
+      continue
     with open(path) as f:
       values.append(json.load(f)["final"][metric])
-  return values
+  return values, stale
 
 
 def measure(runs: str, steps: int, repeats: int) -> dict:
@@ -91,7 +102,7 @@ def measure(runs: str, steps: int, repeats: int) -> dict:
       at, config = {**point, "model.cell": cell}, configs[cell]
       timed = min(timings[cell], key=lambda t: t["step_ms"])
       flops = step_flops(cell, config.model.features, input_size(config))
-      values = registry_metric(runs, module, at, metric)
+      values, stale = registry_metric(runs, module, at, metric)
       rows.append({
           "task": task, "cell": cell, "experiment": module.__name__.split(".")[-1],
           "overrides": at, "features": config.model.features, "inputs": input_size(config),
@@ -99,7 +110,7 @@ def measure(runs: str, steps: int, repeats: int) -> dict:
           "flops_per_step_matmuls": flops["matmuls"], "batch": config.batch_size,
           "step_ms": timed["step_ms"], "step_ms_repeats": [t["step_ms"] for t in timings[cell]],
           "metric": metric, "better": better,
-          "values": values, "seeds": len(values),
+          "values": values, "seeds": len(values), "stale_runs": stale,
           "mean": float(np.mean(values)) if values else None,
           "std": float(np.std(values, ddof=1)) if len(values) > 1 else None})
       print(f"{task:26} {cell:4} {timed['params']:7,} params  {flops['xla']:9,.0f} FLOPs/step "
@@ -111,11 +122,12 @@ def measure(runs: str, steps: int, repeats: int) -> dict:
 
 
 def fmt_metric(r: dict) -> str:
+  stale = f", {len(r['stale_runs'])} stale left out" if r.get("stale_runs") else ""
   if r["mean"] is None:
-    return "(no runs)"
+    return f"(no runs{stale})"
   spread = f" ± {r['std']:.2g}" if r["std"] is not None else ""
   value = f"{r['mean']:.3g}" if r["metric"] == "loss" else f"{r['mean']:.3f}"
-  return f"{value}{spread} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''})"
+  return f"{value}{spread} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''}{stale})"
 
 
 def table(record: dict) -> str:
