@@ -12,9 +12,10 @@ from nets.transformer import TransformerLM
 
 def sample_logits(key, logits_BV, temperature=1.0, top_k=0, top_p=1.0) -> jax.Array:
   """One token per row (B,): greedy when temperature == 0, else a draw from
-  softmax(logits / temperature) restricted to the top_k most likely tokens (0: all) and then to
-  the smallest set of them whose probability reaches top_p (nucleus sampling; Holtzman et al.
-  2020). The settings may be traced, so that changing them does not recompile."""
+  softmax(logits / temperature) restricted to the top_k most likely tokens (0: all; tokens tied
+  with the k-th all stay, as in Hugging Face's TopKLogitsWarper) and then to the smallest set of
+  them whose probability reaches top_p (nucleus sampling; Holtzman et al. 2020). The settings may
+  be traced, so that changing them does not recompile."""
   V = logits_BV.shape[-1]
   logits_BV = logits_BV.astype(jnp.float32)
   scaled_BV = logits_BV / jnp.where(temperature > 0, temperature, 1.0)
@@ -84,6 +85,14 @@ def decode_loop(model, params, prompt_BT, max_new_tokens, rng, temperature, top_
 Seq2Seq = RNNSeq2Seq | TransformerSeq2Seq
 
 
+def writable(logp_BV, bos: int):
+  """Log-probabilities with padding (0) and the start token ruled out: no target holds them before
+  its end token, yet a weak model can rank them first, and an output with padding inside would
+  read as ended there."""
+  token_V = jnp.arange(logp_BV.shape[-1])
+  return jnp.where((token_V == 0) | (token_V == bos), -jnp.inf, logp_BV)
+
+
 def start(model: Seq2Seq, params, source_BS, max_len: int):
   """The encoder's memory and the decoder's initial state for up to `max_len` steps."""
   memory = model.apply({"params": params}, source_BS, method="encode")
@@ -109,14 +118,14 @@ def step(model: Seq2Seq, params, memory, state, tokens_B):
 
 @functools.partial(jax.jit, static_argnames=("model", "max_len"))
 def greedy(model: Seq2Seq, params, source_BS, max_len: int, bos: int, eos: int):
-  """The most likely token at each step: `(tokens (B, max_len), their log-probability (B,))`;
-  after the end token `eos` come padding tokens (0)."""
+  """The most likely token at each step (`writable`: not padding, not `bos`): `(tokens
+  (B, max_len), their log-probability (B,))`; after the end token `eos` come padding tokens (0)."""
   memory, state = start(model, params, source_BS, max_len)
 
   def body(carry, _):
     state, token_B, done_B, score_B = carry
     logp_BV, state = step(model, params, memory, state, token_B)
-    token_B = jnp.where(done_B, 0, jnp.argmax(logp_BV, -1))
+    token_B = jnp.where(done_B, 0, jnp.argmax(writable(logp_BV, bos), -1))
     score_B += jnp.where(done_B, 0.0, jnp.take_along_axis(logp_BV, token_B[:, None], -1)[:, 0])
     return (state, token_B, done_B | (token_B == eos), score_B), token_B
 
@@ -137,8 +146,9 @@ def beam_search(model: Seq2Seq, params, source_BS, max_len: int, beam_size: int,
   """Beam search: `(tokens (B, K, max_len), log-probabilities (B, K))`, the K beams sorted by
   length-normalised score, log p(Y) / length_penalty(|Y|, alpha) (|Y| counts the end token).
 
-  Each step extends every live beam by every token and keeps the K best by log-probability; a
-  finished beam (past `eos`) carries on with padding at no cost. K = 1 is greedy decoding."""
+  Each step extends every live beam by every `writable` token and keeps the K best by
+  log-probability; a finished beam (past `eos`) carries on with padding at no cost. K = 1 is
+  greedy decoding."""
   B, K = source_BS.shape[0], beam_size
   memory, state = start(model, params, jnp.repeat(source_BS, K, axis=0), max_len)
   rows = lambda tree, index_BK: jax.tree.map(  # beam rows of the (B*K, ...) leaves; not scalars
@@ -149,7 +159,8 @@ def beam_search(model: Seq2Seq, params, source_BS, max_len: int, beam_size: int,
     logp_BV, state = step(model, params, memory, state, tokens_BKT[:, :, t - 1].reshape(-1))
     V = logp_BV.shape[-1]
     only_padding_V = jnp.where(jnp.arange(V) == 0, 0.0, -jnp.inf)
-    logp_BKV = jnp.where(done_BK[..., None], only_padding_V, logp_BV.reshape(B, K, V))
+    logp_BKV = jnp.where(done_BK[..., None], only_padding_V,
+                         writable(logp_BV, bos).reshape(B, K, V))
     score_BK, index_BK = jax.lax.top_k((score_BK[..., None] + logp_BKV).reshape(B, K * V), K)
     beam_BK, token_BK = index_BK // V, index_BK % V
     keep = lambda a: jnp.take_along_axis(a, beam_BK.reshape(B, K, *[1] * (a.ndim - 2)), axis=1)

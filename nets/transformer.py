@@ -108,6 +108,9 @@ class Transformer(nn.Module):
       check_choice(name, value, sorted(valid))
     if self.features % self.num_heads:
       raise ValueError(f"features={self.features} is not a multiple of num_heads={self.num_heads}")
+    if self.pos_encoding == "sinusoidal" and self.features % 2:
+      raise ValueError(f"pos_encoding='sinusoidal' needs an even features (sines and cosines in "
+                       f"halves), got {self.features}")
     if self.attention_dropout > 0 and self.attention_kernel != "xla":
       raise ValueError(f"attention_dropout={self.attention_dropout} needs attention_kernel='xla', "
                        f"not {self.attention_kernel!r}")

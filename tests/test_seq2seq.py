@@ -272,6 +272,23 @@ def test_beam_search(name):
   assert (jnp.where(after_end, tokens, 0) == 0).all()  # padding after the end token
 
 
+@pytest.mark.parametrize("name", ["rnn_additive", "transformer"])
+def test_decoding_never_writes_padding_or_the_start_token(name):
+  """Even where the model ranks them first (an untrained one can; here its head's bias says so):
+  an output with padding inside would read as ended there."""
+  params = params_of(name)
+  head = params["decoder"]["head"]
+  head = {**head, "bias": head["bias"].at[0].add(10.0).at[BOS].add(9.0).at[EOS].add(-10.0)}
+  params = {**params, "decoder": {**params["decoder"], "head": head}}
+  source = jnp.asarray(X[:, 0])
+  greedy, _ = decoding.greedy(MODELS[name], params, source, source.shape[1], BOS, EOS)
+  beams, _ = decoding.beam_search(MODELS[name], params, source, source.shape[1], 3, BOS, EOS)
+  for out_BKT in (greedy[:, None], beams):
+    written_BKT = jnp.cumsum(out_BKT == EOS, -1) == 0  # before the end token
+    assert written_BKT.any()
+    assert not (written_BKT & ((out_BKT == 0) | (out_BKT == BOS))).any()
+
+
 def test_exact_match_counts_whole_targets():
   batch = {"label": jnp.array([[3, 4, 2, 0], [3, 4, 2, 0]]),
            "weights": jnp.array([[1, 1, 1, 0], [1, 1, 1, 0.]])}

@@ -242,6 +242,14 @@ def test_bad_fields_raise(field, value):
     init(model, tokens(0))
 
 
+def test_sinusoidal_positions_with_odd_features_is_a_value_error():
+  """(It was a broadcasting error between (1, T, 9) and (T, 8) from inside the model.)"""
+  model = TransformerClassifier(vocab_size=V, **{**TINY, "features": 9, "num_heads": 3,
+                                                 "pos_encoding": "sinusoidal"})
+  with pytest.raises(ValueError, match="pos_encoding='sinusoidal' needs an even features"):
+    init(model, tokens(0))
+
+
 @pytest.mark.skipif(jax.default_backend() == "gpu", reason="a GPU runs the cuDNN kernel")
 def test_the_cudnn_kernel_off_a_gpu_is_a_value_error():
   """(jax's own error, a RuntimeError from deep inside the first call, is no user error.)"""
