@@ -185,7 +185,9 @@ def test_attention_weights_of_every_layer(lm):
 
 
 @pytest.mark.parametrize("pos_encoding,scan_layers,kernel", [
-    pytest.param("rotary", True, "xla", marks=pytest.mark.slow), ("learned", False, "dot_product")])
+    pytest.param("rotary", True, "xla", marks=pytest.mark.slow),
+    pytest.param("sinusoidal", False, "xla", marks=pytest.mark.slow),
+    ("learned", False, "dot_product")])
 def test_kv_cache_decoding_equals_full_recomputation(pos_encoding, scan_layers, kernel):
   model = TransformerLM(vocab_size=V, num_outputs=V, pos_encoding=pos_encoding,
                         scan_layers=scan_layers, attention_kernel=kernel, **TINY)
