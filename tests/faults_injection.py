@@ -13,8 +13,8 @@ fault armed, for the tests that need the real exit status and a process that mus
 
   python -m tests.faults_injection --under W/checkpoints --errno ENOSPC --from_step 15 -- \
       --config=experiments/mnist1d_mlp.py --workdir=W ...
-  python -m tests.faults_injection --ctrl_c_in_init -- ...   # Ctrl-C while the initial state
-                                                             # is compiled, before any step
+  python -m tests.faults_injection --signal_in_init SIGINT -- ...  # Ctrl-C (or SIGTERM) while
+                                                                  # the initial state compiles
 """
 import argparse
 import builtins
@@ -111,15 +111,15 @@ def failing_writes(under, code: int = errno.ENOSPC, from_step: int = 0):
 
 
 @contextlib.contextmanager
-def ctrl_c_in_init():
-  """SIGINT to this process as the loop calls `run.init()` (the first compile of a fresh run)."""
+def signal_in_init(signum: int):
+  """`signum` to this process as the loop calls `run.init()` (the first compile of a fresh run)."""
   make_setup = train.loop.setup
 
   def setup(config):
     run = make_setup(config)
 
     def init():
-      os.kill(os.getpid(), signal.SIGINT)
+      os.kill(os.getpid(), signum)
       return run.init()
 
     return dataclasses.replace(run, init=init)
@@ -136,13 +136,14 @@ def main():
   parser.add_argument("--under", help="the folder whose writes fail")
   parser.add_argument("--errno", default="ENOSPC", help="a name from the errno module")
   parser.add_argument("--from_step", type=int, default=0)
-  parser.add_argument("--ctrl_c_in_init", action="store_true")
+  parser.add_argument("--signal_in_init", choices=["SIGINT", "SIGTERM"])
   args, train_args = parser.parse_known_args()
   from absl import app
 
   from train import __main__ as cli
-  fault = (ctrl_c_in_init() if args.ctrl_c_in_init
+  fault = (signal_in_init(signal.Signals[args.signal_in_init]) if args.signal_in_init
            else failing_writes(args.under, getattr(errno, args.errno), args.from_step))
+  cli.catch_signals()  # as `python -m train` does first
   with fault:
     app.run(cli.main, argv=["train", *[a for a in train_args if a != "--"]],
             flags_parser=cli.parse_flags)

@@ -4,6 +4,7 @@ first step. Failures are injected by tests/faults_injection.py."""
 import errno
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -163,12 +164,17 @@ def test_damaged_progress_metadata_falls_back_to_the_previous_checkpoint(finishe
   assert_same_run(ref_dir, workdir)
 
 
-def test_ctrl_c_while_the_initial_state_compiles_is_one_line(data_dir, tmp_path):
-  """Nothing to checkpoint yet: exit 130 with one line, no traceback; the re-run starts."""
+@pytest.mark.parametrize("signum,what", [(signal.SIGINT, "Ctrl-C"),
+                                          pytest.param(signal.SIGTERM, "SIGTERM",
+                                                       marks=pytest.mark.slow)])
+def test_a_signal_while_the_initial_state_compiles_is_one_line(data_dir, tmp_path, signum, what):
+  """Nothing to checkpoint yet: exit 128 + the signal with one line, no traceback (it was a
+  KeyboardInterrupt, which a callback of jax's could swallow, or a segfault of the interpreter's
+  shutdown beside XLA's threads; SIGTERM ended the process without a word); the re-run trains."""
   workdir = tmp_path / "run"
-  bad, _ = injected(data_dir, workdir, "--ctrl_c_in_init")
-  assert bad.returncode == 130, bad.stderr[-3000:]
+  bad, _ = injected(data_dir, workdir, "--signal_in_init", signum.name)
+  assert bad.returncode == 128 + signum, bad.stderr[-3000:]
   assert bad.stderr.strip().splitlines() == [
-      "interrupted: Ctrl-C before the first training step (nothing to checkpoint) or a second "
-      "Ctrl-C; run the same command again to start or resume"]
+      f"interrupted: {what} before training started or after it ended (nothing to checkpoint), "
+      f"or a second {what}; run the same command again to start or resume"]
   assert checkpoint.last_good_step(str(workdir)) is None

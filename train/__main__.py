@@ -9,16 +9,46 @@ Every failure prints one line and exits with its own status:
       the last good checkpoint, nothing good is deleted, and the same command resumes once fixed;
   75  SIGTERM or Ctrl-C during training: the step being trained is checkpointed (EX_TEMPFAIL,
       re-run to resume);
-  130 Ctrl-C before the first training step (setup, data preparation, the first compile of the
-      initial state), when there is nothing to checkpoint, or a second Ctrl-C.
+  130 Ctrl-C before training starts (imports, setup, data preparation, the first compile of the
+      initial state) or after it ended (results being written), when there is nothing to
+      checkpoint, or a second Ctrl-C;
+  143 SIGTERM there (128 + the signal's number, as a shell reports a process it stopped).
 """
 import os
+import signal
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
 
-from train.config import ConfigError, check_schema, fail, one_line, parse_flags
+def stop_outside_training(signum, frame) -> None:
+  """SIGINT/SIGTERM while no training step runs (train.faults.Preemption handles them during
+  training): nothing to checkpoint, so one line and out at once. At once, with os._exit: a
+  KeyboardInterrupt unwinding from here could be swallowed by one of jax's callbacks (the run
+  then trained on), or crash the interpreter's shutdown while XLA's threads still compile."""
+  del frame
+  what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+  try:
+    sys.stdout.flush()
+  except (OSError, RuntimeError):  # a reentrant call: the signal came in the middle of a print
+    pass
+  # A newline first: the line may come after the progress bar's.
+  os.write(2, f"\ninterrupted: {what} before training started or after it ended (nothing to "
+              f"checkpoint), or a second {what}; run the same command again to start or "
+              "resume\n".encode())
+  os._exit(128 + signum)
+
+
+def catch_signals() -> None:
+  for signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(signum, stop_outside_training)
+
+
+if __name__ == "__main__":
+  catch_signals()  # before the imports below (a second of jax and absl): no traceback from them
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from train.config import ConfigError, check_schema, fail, one_line, parse_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory; an existing one is resumed.")
@@ -26,9 +56,6 @@ _SWEEP = flags.DEFINE_multi_string(
     "sweep", [], "FIELD=V1,V2,...: run every combination of the given values, each in "
     "WORKDIR/<field=value,...>, one after another; finished members are skipped (train/sweep.py).")
 flags.mark_flags_as_required(["config", "workdir"])
-
-
-INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports a process stopped by Ctrl-C
 
 
 def main(argv):
@@ -66,10 +93,6 @@ def main(argv):
     sys.stdout.flush()
     # A checkpoint write stuck in orbax's (non-daemon) threads must not keep the process alive.
     os._exit(IO_EXIT_STATUS)
-  except KeyboardInterrupt:
-    print("interrupted: Ctrl-C before the first training step (nothing to checkpoint) or a "
-          "second Ctrl-C; run the same command again to start or resume", file=sys.stderr)
-    sys.exit(INTERRUPTED_STATUS)
 
 
 if __name__ == "__main__":

@@ -177,9 +177,10 @@ def path_str(path) -> str:
   return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
-def check_compatible(manager, step: int, abstract_state, only: tuple[str, ...] = ()) -> None:
+def check_compatible(manager, step: int, abstract_state, only: tuple[str, ...] = (),
+                     advice: str = "Use a new --workdir, or the config that wrote it") -> None:
   """ConfigError naming the parameter paths whose shape differs from the checkpoint's (of those
-  under the top-level keys `only`, when given)."""
+  under the top-level keys `only`, when given), then `advice`."""
   stored = manager.item_metadata(step)["state"]
   stored = {path_str(p): tuple(m.shape) for p, m in jax.tree_util.tree_flatten_with_path(stored)[0]
             if not only or path_str(p).split("/")[0] in only}
@@ -193,8 +194,7 @@ def check_compatible(manager, step: int, abstract_state, only: tuple[str, ...] =
     diffs.sort(key=lambda d: (not d.startswith("params/"), d))  # the architecture first
     more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
     raise ConfigError(f"the checkpoint at step {step} in {manager.directory} does not fit this "
-                      f"config: {'; '.join(diffs[:3])}{more}. Use a new --workdir, or the config "
-                      "that wrote it")
+                      f"config: {'; '.join(diffs[:3])}{more}. {advice}")
 
 
 def restore(manager, step: int, abstract_state):
@@ -281,18 +281,32 @@ def unpack_metrics(rows: list[dict]) -> list[dict]:
 WARM_START = ("params", "batch_stats")
 
 
-def warm_start(run_dir: str, state, abstract_state):
-  """`state` with the parameters and BatchNorm statistics of the latest checkpoint of `run_dir`
-  (config.init_from); its optimizer state, step and RNG are not taken. ConfigError when it has no
-  checkpoint or its parameters do not fit the config."""
+def check_init_from(run_dir: str, abstract_state) -> int:
+  """The step of the latest checkpoint of `run_dir` (config.init_from), whose parameters fit the
+  config's: ConfigError otherwise. It reads metadata only, so a run checks it before its own
+  workdir is touched."""
   step = last_good_step(run_dir)
   if step is None:
     raise ConfigError(f"config.init_from={run_dir!r} holds no checkpoint")
   manager = ocp.CheckpointManager(checkpoints_dir(run_dir),
                                   item_handlers={"state": ocp.PyTreeCheckpointHandler()})
+  try:
+    check_compatible(manager, step, {k: getattr(abstract_state, k) for k in WARM_START},
+                     only=WARM_START, advice="config.init_from must be a run of this architecture")
+  finally:
+    manager.close()
+  return step
+
+
+def warm_start(run_dir: str, state, abstract_state):
+  """`state` with the parameters and BatchNorm statistics of the latest checkpoint of `run_dir`
+  (config.init_from, checked by `check_init_from`); its optimizer state, step and RNG are not
+  taken."""
+  step = check_init_from(run_dir, abstract_state)
+  manager = ocp.CheckpointManager(checkpoints_dir(run_dir),
+                                  item_handlers={"state": ocp.PyTreeCheckpointHandler()})
   target = {k: getattr(abstract_state, k) for k in WARM_START}
   try:
-    check_compatible(manager, step, target, only=WARM_START)
     restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
         item=target, restore_args=ocp.checkpoint_utils.construct_restore_args(target),
         partial_restore=True)))["state"]

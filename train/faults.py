@@ -9,7 +9,8 @@ and stops only when the parameters themselves went non-finite.
 Preemption: SIGTERM or SIGINT (Ctrl-C) asks the training loop to finish its current step (its
 current call of config.steps_per_call steps), write a checkpoint and raise `Preempted`;
 `python -m train` then exits with EXIT_STATUS and re-running the same command resumes. A second
-signal acts as it would without us: Ctrl-C raises KeyboardInterrupt at once, SIGTERM kills.
+signal goes to the handler before ours: `python -m train`'s (one line, exit 128 + the signal, as
+before training starts), or Python's (Ctrl-C raises KeyboardInterrupt, SIGTERM kills).
 
 Failed writes (a full disk, a folder turned read-only) in logging or checkpointing stop the run at
 once with `WriteFailed`, naming the path and the last good checkpoint (exit IO_EXIT_STATUS); out of

@@ -106,6 +106,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   is locked for the run (train/workdir.py); failed writes and out of memory are one-line errors
   (train/faults.py)."""
   run = setup(config)
+  if config.init_from and checkpoint.last_good_step(workdir) is None:  # (a resume does not read it)
+    checkpoint.check_init_from(config.init_from, run.abstract_state)  # a bad one touches nothing
   run_dir.check_writable(workdir)
   with (run_dir.locked(workdir, take=sharding.is_main_process()),
         faults.explained(workdir, run.abstract_state)):
