@@ -201,14 +201,24 @@ def test_text_windows_and_vocabulary(tmp_path):
   assert len(reader) == (int(465049 * 0.9) - 1) // 32
 
 
+def grain_order(n: int, seed: int) -> list[int]:
+  from grain._src.python.experimental.index_shuffle.python import index_shuffle_module
+  return [index_shuffle_module.index_shuffle(i, max_index=n - 1, seed=seed, rounds=4)
+          for i in range(n)]
+
+
 @pytest.mark.parametrize("n, seed", [(1, 0), (2, 5), (3, 7), (37, 0), (100, 1), (4000, 12345),
-                                     (1000, 2**32 - 1), (20000, 8), (2**16, 3), (2**16 + 1, 3),
+                                     (1000, 2**32 - 1), (20000, 8), (2**16, 3), (2**17 + 1, 3),
                                      (70001, 99)])
 def test_epoch_permutation_is_grains_index_shuffle(n, seed):
-  from grain._src.python.experimental.index_shuffle.python import index_shuffle_module
-  grain_order = [index_shuffle_module.index_shuffle(i, max_index=n - 1, seed=seed, rounds=4)
-                 for i in range(n)]
-  np.testing.assert_array_equal(data.shuffle.epoch_permutation(n, seed), grain_order)
+  np.testing.assert_array_equal(data.shuffle.epoch_permutation(n, seed), grain_order(n, seed))
+
+
+def test_epoch_permutation_is_one_where_grains_is_not():
+  """n = 4^8 + 1: grain's cipher domain [0, 4^8) leaves index n - 1 out (it repeats another)."""
+  n = 4**8 + 1
+  assert len(set(grain_order(n, 3))) == n - 1
+  np.testing.assert_array_equal(np.sort(data.shuffle.epoch_permutation(n, 3)), np.arange(n))
 
 
 def test_shuffled_batches_are_grains_shuffle_repeat_batch():

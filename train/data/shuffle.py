@@ -3,10 +3,9 @@
 `grain.MapDataset.range(n).shuffle(seed)` calls the C++ `index_shuffle` once per example from
 Python (tens of microseconds each with the dataset layers around it: as long as a small model's
 training step). `epoch_permutation(n, seed)` computes the same permutation of a whole epoch at once,
-bit for bit (tests/test_data.py compares it with grain), so a run's order does not change.
+bit for bit (tests/test_data.py compares it with grain), so a run's order does not change; but for
+n = 4^k + 1 (k >= 8: 65,537, 262,145, ...), where grain's is no permutation (`half_width`).
 """
-import math
-
 import numpy as np
 
 _M32 = 0xFFFFFFFF
@@ -51,9 +50,12 @@ def _simon_encrypt(x, keys, w: int):
 
 
 def half_width(max_index: int) -> int:
-  """The cipher's half-word width w for indices up to max_index >= 1, as grain computes it: the
-  block holds ceil(log2(max_index)) bits, rounded up to even, at least 16."""
-  block = math.ceil(math.log2(max_index))
+  """The cipher's half-word width w for indices up to max_index >= 1: the block holds the bits of
+  max_index, rounded up to even, at least 16. grain takes ceil(log2(max_index)) bits, one too few
+  for max_index = 4^k (k >= 8), whose domain [0, 4^k) then leaves max_index out: index 4^k is
+  encrypted as 0 is, and one example comes twice an epoch, example n - 1 never. Elsewhere the two
+  are equal."""
+  block = int(max_index).bit_length()
   return max(block + block % 2, 16) // 2
 
 
@@ -95,7 +97,7 @@ def epoch_permutation(n: int, seed: int) -> np.ndarray:
                          w).astype(np.int32)
   out = table[np.arange(n) & (domain - 1)]
   step = table.copy()
-  step[:n] = np.arange(min(n, domain), dtype=np.int32)  # n = 2^2w + 1 walks nowhere
+  step[:n] = np.arange(n, dtype=np.int32)
   while (out >= n).any():
     out, step = step[out], step[step]
   return out.astype(np.int64)
