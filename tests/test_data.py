@@ -144,6 +144,17 @@ def test_augment_keeps_shape_and_changes_pixels():
   assert out.shape == x.shape and out.dtype == x.dtype and not np.array_equal(out, x)
 
 
+def test_augment_draws_for_the_global_batch_whatever_the_processes():
+  """Two processes' halves, each augmented with the same rng (grain seeds it by batch index), are
+  the one process's batch: not each other's crops (as they were) nor another run's."""
+  x = np.random.default_rng(0).normal(size=(16, 32, 32, 3)).astype(np.float32)
+  label = np.zeros(16, np.int32)
+  whole = data.augment({"x": x, "label": label}, np.random.default_rng(1))["x"]
+  halves = [data.augment({"x": x[rows], "label": label[rows]}, np.random.default_rng(1), rows,
+                         16)["x"] for rows in (slice(0, 8), slice(8, 16))]
+  np.testing.assert_array_equal(np.concatenate(halves), whole)
+
+
 @pytest.mark.parametrize("experiment, how", [
     ("mnist_cnn", "prepare it with `tfds build mnist --data_dir={} --file_format=array_record` (on "
                   "a machine with network, then copy the folder over) or set "

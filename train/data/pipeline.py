@@ -177,13 +177,17 @@ class Reader:
     return self.spec.make_batch(records, self.info)
 
 
-def augment(batch: dict, rng: np.random.Generator) -> dict:
-  """CIFAR-style, per image: reflect-pad 4 and random-crop back, random horizontal flip."""
+def augment(batch: dict, rng: np.random.Generator, rows: slice = slice(None),
+            batch_size: int | None = None) -> dict:
+  """CIFAR-style, per image: reflect-pad 4 and random-crop back, random horizontal flip. The
+  batch holds `rows` of a global batch of `batch_size` (this process's share; default all): the
+  draws are the global batch's, so that processes do not repeat each other's crops (grain seeds
+  `rng` by batch index only) and a run augments the same whatever its number of processes."""
   x = batch["x"]
   b, h, w = x.shape[:3]
   padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)), mode="reflect")
-  offsets = rng.integers(0, 9, size=(b, 2))
-  flips = rng.random(b) < 0.5
+  offsets = rng.integers(0, 9, size=(batch_size or b, 2))[rows]
+  flips = (rng.random(batch_size or b) < 0.5)[rows]
   out = np.empty_like(x)
   for n, ((i, j), flip) in enumerate(zip(offsets, flips)):
     crop = padded[n, i:i + h, j:j + w]
@@ -242,7 +246,8 @@ def train_iterator(config: ml_collections.ConfigDict, reader: Reader, ids_only: 
     if not reader.spec.images:
       raise ConfigError("config.dataset.augment=True needs an image dataset, not "
                         f"{config.dataset.name!r}")
-    ds = ds.random_map(augment, seed=config.seed)
+    ds = ds.random_map(functools.partial(augment, rows=rows, batch_size=config.batch_size),
+                       seed=config.seed)
   read = grain.ReadOptions(num_threads=config.dataset.num_threads, prefetch_buffer_size=4)
   return iter(ds.to_iter_dataset(read))
 
