@@ -279,6 +279,21 @@ def test_reproduce_skips_a_dataset_that_is_not_prepared(tmp_path, capsys):
   assert not os.path.exists(tmp_path / "runs" / "mnist_cnn")
 
 
+def test_where_keeps_the_entries_that_read_a_run_of_those_values(capsys):
+  """`--where dataset.name=...`: what re-checking a changed dataset has to train, no more."""
+  path = os.path.join(REPO, "experiments", "dates_rnn.py")
+  every = reproduce.plan(path)
+  kept = reproduce.plan(path, where={"dataset.name": ["dates/l25", "dates/l50"]})
+  assert 0 < len(kept) < len(every)
+  for entry, points in every:  # a relation with one point at L = 100 too
+    read = {p.dataset.name for p in points}
+    assert ((entry, points) in kept) == bool(read & {"dates/l25", "dates/l50"}), entry
+  with pytest.raises(ConfigError, match="--where dataset.nam: the config has no such field"):
+    reproduce.plan(path, where={"dataset.nam": ["x"]})
+  assert reproduce.main([path, "--where", "dataset.name=dates/l99", "--runs", "/nonexistent"]) == 0
+  assert "no entry with such a run (--where)" in capsys.readouterr().out
+
+
 def test_the_registry_of_every_experiment():
   """Each entry names a metric of its dataset and where its value comes from, its overrides make a
   valid config, and the tolerances are real; every experiment has a reduced form."""

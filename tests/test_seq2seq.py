@@ -85,6 +85,23 @@ def test_reversal_lengths_vary_within_a_batch():
   assert all((a["source"] == b["source"]).all() for (_, a), (_, b) in zip(examples, again))
 
 
+@pytest.mark.parametrize("builder, repeats", [(transduction.Reversal, 9), (transduction.Dates, 51)])
+def test_validation_and_test_hold_no_source_of_an_earlier_split(builder, repeats):
+  """At the shortest length independent draws repeat (reversal/l10: 9 test sources in train;
+  dates/l25: 50, and 1 more in validation); the repeats are replaced, every other example stays
+  the draw it was."""
+  builder = builder(config=builder.BUILDER_CONFIGS[0].name, data_dir="/nonexistent")
+  splits = builder._split_generators(None)
+  sources = {name: [tuple(e["source"]) for _, e in examples] for name, examples in splits.items()}
+  train = set(sources["train"])
+  assert not train & set(sources["validation"]) and not train & set(sources["test"])
+  assert not set(sources["validation"]) & set(sources["test"])
+  drawn = [tuple(e["source"]) for _, e in builder._generate_examples(
+      transduction.NUM_TEST, seed=[builder.length, 1])]
+  assert sum(a != b for a, b in zip(drawn, sources["test"])) == repeats
+  assert len(sources["test"]) == transduction.NUM_TEST
+
+
 def dates_examples(L, count=300, seed=0):
   builder = transduction.Dates(config=f"l{L}", data_dir="/nonexistent")
   return [e for _, e in builder._generate_examples(count, seed=[L, seed])]

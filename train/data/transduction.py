@@ -41,9 +41,31 @@ def seq2seq_batch(source_BL, target_BL, lengths_B):
 class TransductionBuilder(LengthBuilder):
   """Builder configs `l<L>` (`self.length`: the sources' maximum length L); `FEATURES`: the int32
   features stored, each of length L (True) or a scalar (False)."""
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.1.0": "Validation and test hold no source of train, nor test of validation "
+                            "(reversal/l10, dates/l25 and dates/l50 had 9, 50 and 1 test sources "
+                            "in train); every other example unchanged."}
   SPLIT_SIZES = (NUM_TRAIN, NUM_VALIDATION, NUM_TEST)
   FEATURES: dict[str, bool]
+
+  def _split_generators(self, dl_manager):
+    """LengthBuilder's independent draws, but a validation or test source already in an earlier
+    split (train; then validation) is replaced by a draw of its own stream (seed [L, k, 1]): the
+    short configs' spaces are small enough for independent draws to repeat, and a test source
+    seen in training is no test. Examples without a repeat are the draws' as before."""
+    del dl_manager
+    (train, validation, test), n = self.SPLIT_SIZES, self.length
+    splits = {"train": list(self._generate_examples(train, seed=[n, 0]))}
+    seen = {tuple(example["source"]) for _, example in splits["train"]}
+    for name, count, k in (("validation", validation, 2), ("test", test, 1)):
+      spare = (example for _, example in self._generate_examples(count, seed=[n, k, 1]))
+      splits[name] = []
+      for key, example in self._generate_examples(count, seed=[n, k]):
+        while tuple(example["source"]) in seen:
+          example = next(spare)
+        seen.add(tuple(example["source"]))
+        splits[name].append((key, example))
+    return splits
 
   def _info(self):
     n = self.length

@@ -19,6 +19,7 @@ as skipped, not as a mismatch; an experiment without EXPECTED (a benchmark) as n
 """
 import argparse
 import datetime
+import functools
 import glob
 import importlib
 import importlib.util
@@ -203,9 +204,18 @@ def counts(rows: list[dict]) -> str:
   return "; ".join(parts)
 
 
-def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[tuple]:
+def field_of(config, field: str):
+  try:
+    return functools.reduce(getattr, field.split("."), config)
+  except AttributeError:
+    raise ConfigError(f"--where {field}: the config has no such field") from None
+
+
+def plan(path: str, quick: bool = False, overrides: dict | None = None,
+         where: dict[str, list[str]] | None = None) -> list[tuple]:
   """[(entry, [the config of each grid point it reads])] of one experiment file, every config
-  checked (ConfigError)."""
+  checked (ConfigError); with `where` ({field: values}), only the entries with a grid point whose
+  field has one of the values (as written on the command line)."""
   from train import data
   from train.config import validate
 
@@ -223,17 +233,23 @@ def plan(path: str, quick: bool = False, overrides: dict | None = None) -> list[
               for point in entry_points(entry)]
     for point in points:
       validate(point, data.DATASETS)
+    if where and not any(str(field_of(point, field)) in values
+                         for point in points for field, values in where.items()):
+      continue
     planned.append((entry, points))
   return planned
 
 
 def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None = None,
-              download: bool = False, run: bool = True) -> list[dict]:
-  """Trains (when `run`) and checks every registry entry of one experiment file."""
+              download: bool = False, run: bool = True,
+              where: dict[str, list[str]] | None = None) -> list[dict]:
+  """Trains (when `run`) and checks every registry entry of one experiment file (`where`: those
+  `plan` keeps)."""
   name = experiment_name(path)
-  planned = plan(path, quick, overrides)
+  planned = plan(path, quick, overrides, where)
   if not planned:
-    return [{"experiment": name, "runs": "-", "status": "no expected result (a benchmark)"}]
+    return [{"experiment": name, "runs": "-", "status": "no entry with such a run (--where)"
+             if where else "no expected result (a benchmark)"}]
   parent = os.path.join(root, name)
   rows = []
   for entry, configs in planned:
@@ -356,6 +372,9 @@ def main(argv=None) -> int:
   parser.add_argument("--runs", help="where the runs go (default runs/reproduce, runs/quick)")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                       help="a config override for every run (e.g. dataset.data_dir=...)")
+  parser.add_argument("--where", action="append", default=[], metavar="FIELD=V1,V2",
+                      help="only the entries with a run whose FIELD is one of the values (e.g. "
+                      "dataset.name=dates/l25: re-check what a changed dataset touches)")
   parser.add_argument("--download", action="store_true",
                       help="let catalog datasets download instead of skipping unprepared ones")
   parser.add_argument("--readme", nargs="?", const="README.md docs/*.md", metavar="FILES",
@@ -379,11 +398,17 @@ def main(argv=None) -> int:
     if not paths:
       parser.error("name experiment files, or --all")
     overrides = parse_overrides(args.set)
+    where = {}
+    for text in args.where:
+      field, sep, values = text.partition("=")
+      if not sep or not values:
+        parser.error(f"--where {text!r}: expected FIELD=V1,V2")
+      where.setdefault(field, []).extend(values.split(","))
     for path in paths:  # every config is checked before anything trains
-      plan(path, args.quick, overrides)
+      plan(path, args.quick, overrides, where)
     rows = []
     for path in paths:
-      rows += reproduce(path, root, args.quick, overrides, args.download)
+      rows += reproduce(path, root, args.quick, overrides, args.download, where=where)
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
