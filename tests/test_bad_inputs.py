@@ -118,7 +118,8 @@ def test_a_config_file_returning_a_dict_is_one_line(tmp_path):
     (["--config=experiments/nonexistent.py"], "error: cannot load --config: "),
     (["--back_to_back_s=inf"], "error: --back_to_back_s=inf must be a positive number"),
     (["--out=FILE"], "error: cannot write to --out 'FILE': "),
-    (["--config.batch_sise=3"], "error: bad flags: "),
+    (["--config.batch_sise=3"], "error: --config.batch_sise: the config has no field "
+                                "'batch_sise' (did you mean 'batch_size'?)"),
 ])
 def test_bench_on_bad_input_fails_first_in_one_line(tmp_path, args, message):
   (tmp_path / "file").write_text("")

@@ -17,6 +17,7 @@ from tests.kill_harness import metric_rows
 from tests.test_experiments import EXPERIMENTS
 from experiments.analysis import cnn_claims
 from train import data, sweep
+from train.loop import train_and_evaluate
 from train.tools import report, reproduce
 from train.config import ConfigError, validate
 
@@ -114,6 +115,23 @@ def test_sweep_specs_make_a_grid_of_named_members():
   for bad in (["seed"], ["seed="], ["seed=0,,1"], ["seed=0", "seed=1"]):
     with pytest.raises(ConfigError):
       sweep.parse_sweep(bad)
+  with pytest.raises(ConfigError, match="'seed=0,1,0': 0 is given twice"):  # (ran one member)
+    sweep.parse_sweep(["seed=0,1,0"])
+
+
+def test_a_sweep_and_a_single_run_do_not_share_a_folder(data_dir, tmp_path):
+  """Both used to be accepted, and a report over the folder mixed them."""
+  config = load_config("mnist1d_mlp")
+  config.dataset.data_dir = data_dir
+  (tmp_path / "sweep").mkdir()
+  (tmp_path / "sweep" / "sweep.json").write_text("{}")
+  with pytest.raises(ConfigError, match="sweep is a sweep's folder"):
+    train_and_evaluate(config, str(tmp_path / "sweep"))
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "config.json").write_text("{}")
+  with pytest.raises(ConfigError, match="run holds a single run"):
+    sweep.run(config, str(tmp_path / "run"), ["seed=0,1"])
+  assert sorted(os.listdir(tmp_path / "run")) == ["config.json"]
 
 
 def test_sweep_overrides_are_typed_and_checked():

@@ -133,6 +133,8 @@ SLOW = pytest.mark.slow  # a CLI process each; one case of each kind stays in ma
 
 @pytest.mark.parametrize("overrides, message", [
     (["--config.batch_sise=3"], "batch_sise"),
+    pytest.param(["--config.optimizr.lr=1"], "error: --config.optimizr.lr: the config has no "
+                 "field 'optimizr' (did you mean 'optimizer'?)", marks=SLOW),
     pytest.param(["--config.batch_size=abc"], "batch_size", marks=SLOW),
     (["--config.dataset.name=adding_problem/t300"], "unknown config.dataset.name 'adding_problem/t300' (did you mean 'adding_problem/t400'?); valid: adding_problem/t10"),
     pytest.param(["--config.optimizer.momentum=1.5"], "config.optimizer.momentum=1.5 must be in [0, 1)", marks=SLOW),

@@ -3,6 +3,7 @@
 a user's mistake is one line, never a traceback. An experiment file starts from `base_config()`
 and changes a few fields."""
 import ast
+import re
 import sys
 
 import ml_collections
@@ -248,4 +249,21 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # noqa: BLE001  bad flags, overrides or config files: all the user's
-    fail(f"{type(e).__name__ if isinstance(e, SyntaxError) else 'bad flags'}: {one_line(e)}")
+    fail(unknown_field(one_line(e), argv) or
+         f"{type(e).__name__ if isinstance(e, SyntaxError) else 'bad flags'}: {one_line(e)}")
+
+
+def unknown_field(message: str, argv) -> str | None:
+  """ml_collections' error for an override of a field the config lacks names the field's last
+  part only ("'lrr' Did you mean "lr" ...?"): the whole flag instead, with the whole suggestion."""
+  match = re.match(r"'(\w+)'(?: Did you mean \"(\w+)\")?", message)
+  if not match:
+    return None
+  for arg in argv:
+    flag = arg.split("=", 1)[0]
+    path = flag.removeprefix("--config.").split(".")
+    if flag.startswith("--config.") and match[1] in path:
+      prefix = ".".join(path[:path.index(match[1])])
+      close = f" (did you mean {'.'.join(filter(None, [prefix, match[2]]))!r}?)" if match[2] else ""
+      return f"{flag}: the config has no field {'.'.join(filter(None, [prefix, match[1]]))!r}{close}"
+  return None

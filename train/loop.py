@@ -109,6 +109,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   if config.init_from and checkpoint.last_good_step(workdir) is None:  # (a resume does not read it)
     checkpoint.check_init_from(config.init_from, run.abstract_state)  # a bad one touches nothing
   run_dir.check_writable(workdir)
+  run_dir.check_kind(workdir, sweep=False)
   with (run_dir.locked(workdir, take=sharding.is_main_process()),
         faults.explained(workdir, run.abstract_state)):
     try:

@@ -16,6 +16,7 @@ import os
 import ml_collections
 
 from train import log
+from nets.layers import did_you_mean
 from train.config import ConfigError
 
 
@@ -51,6 +52,9 @@ def parse_sweep(specs: list[str]) -> dict[str, list]:
     if key in axes:
       raise ConfigError(f"--sweep: {key} is given twice")
     axes[key] = [parse_value(v) for v in split_values(values)]
+    repeated = [v for i, v in enumerate(axes[key]) if v in axes[key][:i]]
+    if repeated:
+      raise ConfigError(f"--sweep {spec!r}: {repeated[0]!r} is given twice")
   return axes
 
 
@@ -81,15 +85,20 @@ def apply(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.
   for key, value in overrides.items():
     *parents, field = key.split(".")
     node = config
-    for p in parents:
-      node = node.get(p) if isinstance(node, ml_collections.ConfigDict) else None
-    if not isinstance(node, ml_collections.ConfigDict) or field not in node:
-      raise ConfigError(f"config has no field {key!r}")
+    for depth, name in enumerate(key.split(".")):  # down to the field, or to the first miss
+      if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+        path = ".".join(key.split(".")[:depth + 1])
+        siblings = ([".".join([*parents[:depth], k]) for k in node]
+                    if isinstance(node, ml_collections.ConfigDict) else [])
+        raise ConfigError(f"config has no field {path!r}{did_you_mean(path, siblings)}")
+      if depth < len(parents):
+        node = node[name]
     if isinstance(node[field], float) and isinstance(value, int) and not isinstance(value, bool):
       value = float(value)
     if isinstance(value, str) and node[field] is not None and not isinstance(node[field], str):
-      raise ConfigError(f"{key}={value!r}: config.{key} is a {type(node[field]).__name__}, "
-                        f"not a string")
+      kind = type(node[field]).__name__
+      raise ConfigError(f"{key}={value!r}: config.{key} is {'an' if kind[0] in 'aeiou' else 'a'} "
+                        f"{kind}, not a string")
     with node.ignore_type():  # e.g. an int kernel_size where the config has a tuple
       node[field] = value
   return config
@@ -104,12 +113,13 @@ def run_members(config: ml_collections.ConfigDict, parent: str, members: list[di
   the sweep goes on, then TrainingDiverged names them all."""
   from train import data, sharding
   from train.config import validate
-  from train.workdir import check_writable, locked
+  from train.workdir import check_kind, check_writable, locked
 
   named = {member_name(m): (m, apply(config, m)) for m in members}
   for _, member_config in named.values():
     validate(member_config, data.DATASETS)
   check_writable(parent, "sweep dir")
+  check_kind(parent, sweep=True)
   sharding.initialize_distributed(config)  # before asking which process this is
   # A second sweep on the same parent is refused, naming this one.
   with locked(parent, take=sharding.is_main_process()):

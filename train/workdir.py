@@ -35,6 +35,16 @@ def check_writable(workdir: str, what: str = "workdir") -> None:
 LOCK = "lock"
 
 
+def check_kind(workdir: str, sweep: bool) -> None:
+  """A run's workdir is no sweep's folder, nor the other way round (a report would mix them)."""
+  if sweep and os.path.exists(os.path.join(workdir, "config.json")):
+    raise ConfigError(f"{workdir} holds a single run (config.json), not a sweep's members; use "
+                      "another --workdir for the sweep")
+  if not sweep and os.path.exists(os.path.join(workdir, "sweep.json")):
+    raise ConfigError(f"{workdir} is a sweep's folder (sweep.json), not a run's; use another "
+                      "--workdir, or --sweep to add members")
+
+
 @contextlib.contextmanager
 def locked(workdir: str, take: bool = True):
   """Holds an OS lock (flock) on workdir/lock while the block runs: a second run or sweep on the
