@@ -15,6 +15,7 @@ fault armed, for the tests that need the real exit status and a process that mus
       --config=experiments/mnist1d_mlp.py --workdir=W ...
   python -m tests.faults_injection --signal_in_init SIGINT -- ...  # Ctrl-C (or SIGTERM) while
                                                                   # the initial state compiles
+  python -m tests.faults_injection --ctrl_c_twice_in_training -- ...
 """
 import argparse
 import builtins
@@ -111,18 +112,13 @@ def failing_writes(under, code: int = errno.ENOSPC, from_step: int = 0):
 
 
 @contextlib.contextmanager
-def signal_in_init(signum: int):
-  """`signum` to this process as the loop calls `run.init()` (the first compile of a fresh run)."""
+def patched_run(**wrappers):
+  """`train.loop.setup` builds its Setup with these fields wrapped: field=lambda original: new."""
   make_setup = train.loop.setup
 
   def setup(config):
     run = make_setup(config)
-
-    def init():
-      os.kill(os.getpid(), signum)
-      return run.init()
-
-    return dataclasses.replace(run, init=init)
+    return dataclasses.replace(run, **{k: wrap(getattr(run, k)) for k, wrap in wrappers.items()})
 
   train.loop.setup = setup
   try:
@@ -131,17 +127,37 @@ def signal_in_init(signum: int):
     train.loop.setup = make_setup
 
 
+def signal_in_init(signum: int):
+  """`signum` to this process as the loop calls `run.init()` (the first compile of a fresh run)."""
+  return patched_run(init=lambda init: lambda: (os.kill(os.getpid(), signum), init())[1])
+
+
+def ctrl_c_twice_in_training():
+  """Two SIGINTs as the first train step is called: the first asks for a checkpoint, the second
+  stops at once (the handler before train.faults.Preemption's)."""
+  def train_step(original):
+    def interrupted(*args):
+      os.kill(os.getpid(), signal.SIGINT)
+      os.kill(os.getpid(), signal.SIGINT)
+      return original(*args)
+    return interrupted
+
+  return patched_run(train_step=train_step)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--under", help="the folder whose writes fail")
   parser.add_argument("--errno", default="ENOSPC", help="a name from the errno module")
   parser.add_argument("--from_step", type=int, default=0)
   parser.add_argument("--signal_in_init", choices=["SIGINT", "SIGTERM"])
+  parser.add_argument("--ctrl_c_twice_in_training", action="store_true")
   args, train_args = parser.parse_known_args()
   from absl import app
 
   from train import __main__ as cli
   fault = (signal_in_init(signal.Signals[args.signal_in_init]) if args.signal_in_init
+           else ctrl_c_twice_in_training() if args.ctrl_c_twice_in_training
            else failing_writes(args.under, getattr(errno, args.errno), args.from_step))
   cli.catch_signals()  # as `python -m train` does first
   with fault:

@@ -16,7 +16,7 @@ from tests.kill_harness import REPO, final_state
 from tests.test_faults import steps_wrapped
 from tests.test_train import assert_one_line_error, cli, finished_run  # noqa: F401  (fixture)
 from train import faults
-from train.config import ConfigError
+from train.config import ConfigError, loaded_config, unknown_field
 from train.loop import train_and_evaluate
 from train.tools import reproduce
 
@@ -111,6 +111,19 @@ def test_a_config_file_returning_a_dict_is_one_line(tmp_path):
   assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
       f"error: --config {path}: get_config() returned a dict, not an ml_collections.ConfigDict; "
       "start from train.config.base_config()"], bad.stderr
+
+
+def test_an_unknown_field_is_named_by_its_whole_flag():
+  """absl names its last part only: 'lr' here is --config.lr's, not --config.optimizer.lr's."""
+  path = os.path.join(REPO, "experiments", "mnist1d_mlp.py")
+  argv = ["train", f"--config={path}", "--config.optimizer.lr=2", "--config.lr=1"]
+  assert unknown_field("'lr'", argv, loaded_config(argv)) == (
+      "--config.lr: the config has no field 'lr'")
+  argv = ["train", "--config", path, "--config.model.hiden=3"]
+  assert unknown_field("'hiden' Did you mean \"hidden\" instead of \"hiden\"?", argv,
+                       loaded_config(argv)) == ("--config.model.hiden: the config has no field "
+                                                "'model.hiden' (did you mean 'model.hidden'?)")
+  assert loaded_config(["train", "--config=nonexistent.py"]) is None
 
 
 @pytest.mark.parametrize("args, message", [

@@ -126,6 +126,23 @@ def test_calls_of_several_steps_resume_exactly(reference, tmp_path, monkeypatch,
     np.testing.assert_allclose(row["loss"], one["loss"], rtol=1e-3)
 
 
+def test_a_signal_while_the_last_checkpoint_is_written_stops_before_the_test(reference, tmp_path,
+                                                                             monkeypatch):
+  """(It printed "stopping after this step, with a checkpoint", then tested and exited 0.)"""
+  config, ref_dir = reference
+  as_killed_after(ref_dir, tmp_path, config.num_steps - 10)  # so the run ends here in 10 steps
+  wait, signals = train.loop.checkpoint.wait, [signal.SIGTERM]  # one, at the loop's wait
+  monkeypatch.setattr(train.loop.checkpoint, "wait", lambda manager: (
+      signals and os.kill(os.getpid(), signals.pop()), wait(manager)))
+  with pytest.raises(faults.Preempted, match=f"after step {config.num_steps}, which is "
+                     "checkpointed; run the same command again to test it"):
+    train_and_evaluate(config, str(tmp_path))
+  assert not os.path.exists(tmp_path / "results.json")
+  monkeypatch.undo()
+  assert train_and_evaluate(config, str(tmp_path))["resumed_from_step"] == config.num_steps
+  assert_same_run(ref_dir, tmp_path)
+
+
 def test_second_ctrl_c_interrupts_at_once():
   # Python's own Ctrl-C handler as the one before ours (a test worker may have set another).
   outer = signal.signal(signal.SIGINT, signal.default_int_handler)

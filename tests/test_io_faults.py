@@ -178,3 +178,13 @@ def test_a_signal_while_the_initial_state_compiles_is_one_line(data_dir, tmp_pat
       f"interrupted: {what} before training started or after it ended (nothing to checkpoint), "
       f"or a second {what}; run the same command again to start or resume"]
   assert checkpoint.last_good_step(str(workdir)) is None
+
+
+@pytest.mark.slow  # a CLI process
+def test_a_second_ctrl_c_in_training_stops_at_once_in_one_line(data_dir, tmp_path):
+  bad, _ = injected(data_dir, tmp_path / "run", "--ctrl_c_twice_in_training")
+  assert bad.returncode == 130, bad.stderr[-3000:]
+  lines = [line for line in bad.stderr.splitlines() if line.strip()]
+  assert lines[-2].startswith("SIGINT: stopping after this step") and lines[-1] == (
+      "interrupted: Ctrl-C before training started or after it ended (nothing to checkpoint), or "
+      "a second Ctrl-C; run the same command again to start or resume")

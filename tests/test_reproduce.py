@@ -4,6 +4,7 @@ import functools
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -117,6 +118,9 @@ def test_sweep_specs_make_a_grid_of_named_members():
       sweep.parse_sweep(bad)
   with pytest.raises(ConfigError, match="'seed=0,1,0': 0 is given twice"):  # (ran one member)
     sweep.parse_sweep(["seed=0,1,0"])
+  with pytest.raises(ConfigError, match="would share the folder hidden=32x64"):
+    sweep.run_members(load_config("mnist1d_mlp"), "/nonexistent",
+                      sweep.grid(sweep.parse_sweep(["model.hidden=(32, 64),[32, 64]"])))
 
 
 def test_a_sweep_and_a_single_run_do_not_share_a_folder(data_dir, tmp_path):
@@ -140,8 +144,10 @@ def test_sweep_overrides_are_typed_and_checked():
   assert config.optimizer.lr == 1.0 and isinstance(config.optimizer.lr, float)
   assert config.model.kernel_size == 3 and config.model.pool == "max"
   validate(config, data.DATASETS)
-  for bad in ({"optimizer.lrr": 1.0}, {"seed.x": 1}):
-    with pytest.raises(ConfigError, match="no field"):
+  for bad, message in (({"optimizer.lrr": 1.0}, "config has no field 'optimizer.lrr' (did you "
+                         "mean 'optimizer.lr'?)"), ({"optimizr.lr": 1.0}, "config has no field "
+                         "'optimizr' (did you mean 'optimizer'?)"), ({"seed.x": 1}, "no field")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
       sweep.apply(config, bad)
   for bad in ({"batch_size": "abc"}, {"optimizer.lr": "x1e-3"}):
     with pytest.raises(ConfigError, match="not a string"):
@@ -223,6 +229,23 @@ def test_reproduce_measures_the_runs_and_checks_the_expected_value(finished_swee
   rows = reproduce.reproduce(config_path, str(tmp / "runs"), overrides={"optimizer.lr": 0.5},
                              run=False)
   assert rows[0]["status"].startswith("MISMATCH: stale runs") and "optimizer.lr" in rows[0]["status"]
+
+  # ... or whose dataset has changed since (its builder's version: a run records the one it read).
+  path = os.path.join(parent, "seed=0", "results.json")
+  with open(path) as f:
+    original = f.read()
+  try:
+    results = json.loads(original)
+    assert results["dataset_version"] == data.dataset_version("mnist1d") is not None
+    with open(path, "w") as f:
+      json.dump({**results, "dataset_version": "0.9.0"}, f)
+    rows = reproduce.reproduce(config_path, str(tmp / "runs"),
+                               overrides={"dataset.data_dir": data_dir}, run=False)
+    assert rows[0]["status"] == ("MISMATCH: stale runs (they differ in the dataset's version: "
+                                 f"0.9.0, now {results['dataset_version']})")
+  finally:
+    with open(path, "w") as f:
+      f.write(original)
 
 
 @pytest.mark.slow  # trains a grid: `make test-slow`
@@ -306,8 +329,13 @@ def test_where_keeps_the_entries_that_read_a_run_of_those_values(capsys):
   for entry, points in every:  # a relation with one point at L = 100 too
     read = {p.dataset.name for p in points}
     assert ((entry, points) in kept) == bool(read & {"dates/l25", "dates/l50"}), entry
+  assert len(reproduce.plan(path, where={"optimizer.lr": [3e-3]})) == len(every)  # 0.003: typed
+  both = reproduce.plan(path, where={"dataset.name": ["dates/l25"], "model.attention": ["none"]})
+  assert 0 < len(both) < len(kept) and all(
+      any(p.dataset.name == "dates/l25" and p.model.attention == "none" for p in points)
+      for _, points in both)
   with pytest.raises(ConfigError, match="--where dataset.nam: the config has no such field"):
-    reproduce.plan(path, where={"dataset.nam": ["x"]})
+    reproduce.plan(path, where={"dataset.name": ["dates/l25"], "dataset.nam": ["x"]})
   assert reproduce.main([path, "--where", "dataset.name=dates/l99", "--runs", "/nonexistent"]) == 0
   assert "no entry with such a run (--where)" in capsys.readouterr().out
 

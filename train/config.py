@@ -249,16 +249,51 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # noqa: BLE001  bad flags, overrides or config files: all the user's
-    fail(unknown_field(one_line(e), argv) or
+    fail(unknown_field(one_line(e), argv, loaded_config(argv)) or
          f"{type(e).__name__ if isinstance(e, SyntaxError) else 'bad flags'}: {one_line(e)}")
 
 
-def unknown_field(message: str, argv) -> str | None:
+def loaded_config(argv):
+  """The --config file's `get_config()`, or None (absl has not loaded it when an override fails)."""
+  import importlib.util  # noqa: PLC0415
+
+  paths = [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+  paths += [b for a, b in zip(argv, argv[1:]) if a == "--config"]
+  try:
+    path, _, arg = paths[-1].partition(":")
+    spec = importlib.util.spec_from_file_location("_config_for_errors", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg) if arg else module.get_config()
+  except Exception:  # noqa: BLE001  no file, or one that fails: absl's own message then
+    return None
+  return config if isinstance(config, ml_collections.ConfigDict) else None
+
+
+def unknown_field(message: str, argv, config=None) -> str | None:
   """ml_collections' error for an override of a field the config lacks names the field's last
-  part only ("'lrr' Did you mean "lr" ...?"): the whole flag instead, with the whole suggestion."""
+  part only ("'lrr' Did you mean "lr" ...?"): the whole flag instead, with the whole suggestion.
+  The flag is the one whose first part missing from `config` (the loaded config file) is that
+  name; without a config, the first flag holding the name."""
   match = re.match(r"'(\w+)'(?: Did you mean \"(\w+)\")?", message)
   if not match:
     return None
+  for arg in argv:
+    flag = arg.split("=", 1)[0]
+    path = flag.removeprefix("--config.").split(".")
+    if not flag.startswith("--config.") or match[1] not in path:
+      continue
+    missing, node = path.index(match[1]), config
+    if config is not None:
+      missing = next((i for i, part in enumerate(path) if not (
+          isinstance(node, ml_collections.ConfigDict) and part in node and
+          (node := node[part]) is not None)), None)
+      if missing is None or path[missing] != match[1]:
+        continue
+    prefix = ".".join(path[:missing])
+    close = f" (did you mean {'.'.join(filter(None, [prefix, match[2]]))!r}?)" if match[2] else ""
+    return f"{flag}: the config has no field {'.'.join(filter(None, [prefix, match[1]]))!r}{close}"
+  return None
   for arg in argv:
     flag = arg.split("=", 1)[0]
     path = flag.removeprefix("--config.").split(".")

@@ -214,6 +214,12 @@ def train(run: Setup, config: ml_collections.ConfigDict, workdir: str) -> dict:
       if not pending:
         t_sync, steps_since_sync = time.time(), 0  # eval and saving stay out of examples/s
     checkpoint.wait(manager)
+    # The last checkpoint is on disk: from here a signal stops at once (python -m train's own
+    # handler, one line), and one that came while it was written stops the run now.
+    preemption.uninstall()
+    if preemption.requested:
+      raise faults.Preempted(f"stopped by {preemption.name} after step {step}, which is "
+                             "checkpointed; run the same command again to test it")
     test, best = test_last_and_best(run, manager, state, config, workdir)
     logger.write(config.num_steps, "test", test)
   finally:  # also on a crash, a failed write or Ctrl-C: finish the checkpoint being written (not

@@ -41,20 +41,20 @@ def split_values(text: str) -> list[str]:
   return [p.strip() for p in parts + [current]]
 
 
-def parse_sweep(specs: list[str]) -> dict[str, list]:
+def parse_sweep(specs: list[str], flag: str = "--sweep") -> dict[str, list]:
   """['seed=0,1,2', 'optimizer.lr=1e-3,3e-3'] -> {'seed': [0, 1, 2], 'optimizer.lr': [...]}."""
   axes = {}
   for spec in specs:
     key, sep, values = spec.partition("=")
     key = key.strip().removeprefix("config.")
     if not sep or not key or not values.strip() or "" in split_values(values):
-      raise ConfigError(f"--sweep {spec!r}: expected FIELD=VALUE1,VALUE2,...")
+      raise ConfigError(f"{flag} {spec!r}: expected FIELD=VALUE1,VALUE2,...")
     if key in axes:
-      raise ConfigError(f"--sweep: {key} is given twice")
+      raise ConfigError(f"{flag}: {key} is given twice")
     axes[key] = [parse_value(v) for v in split_values(values)]
     repeated = [v for i, v in enumerate(axes[key]) if v in axes[key][:i]]
     if repeated:
-      raise ConfigError(f"--sweep {spec!r}: {repeated[0]!r} is given twice")
+      raise ConfigError(f"{flag} {spec!r}: {repeated[0]!r} is given twice")
   return axes
 
 
@@ -116,6 +116,11 @@ def run_members(config: ml_collections.ConfigDict, parent: str, members: list[di
   from train.workdir import check_kind, check_writable, locked
 
   named = {member_name(m): (m, apply(config, m)) for m in members}
+  if len(named) < len(members):  # values that differ but name one folder: (32, 64) and [32, 64]
+    names = [member_name(m) for m in members]
+    clash = next(n for n in names if names.count(n) > 1)
+    raise ConfigError(f"--sweep: members {[m for m in members if member_name(m) == clash]} "
+                      f"would share the folder {clash}")
   for _, member_config in named.values():
     validate(member_config, data.DATASETS)
   check_writable(parent, "sweep dir")

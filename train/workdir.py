@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 import nets
-from train import checkpoint, log
+from train import checkpoint, data, log
 from train.config import ConfigError, base_config, flat
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "grain",
@@ -142,6 +142,7 @@ def write_results(workdir, config, splits: dict, test: dict, best: dict, num_par
       "workdir": os.path.basename(os.path.normpath(workdir)),
       "model": config.model.name,
       "dataset": config.dataset.name,
+      "dataset_version": data.dataset_version(config.dataset.name),
       "seed": config.seed,
       "splits": splits,
       "final": {"step": config.num_steps, **test},

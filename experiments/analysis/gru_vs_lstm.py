@@ -44,6 +44,9 @@ TASKS = (("MNIST-1D (T = 40)", mnist1d_rnn, {}, "accuracy", "higher"),
          ("copy task (T = 100)", copy_memory,
           {"dataset.name": "copy_memory/t100"}, "recall_accuracy", "higher"))
 COMPARED = ("lstm", "gru")
+# Where a run read its data from, not what it trained: a run of `reproduce --set
+# dataset.data_dir=...` is no stale run.
+WHERE_DATA_IS = ("dataset.data_dir", "dataset.download")
 
 
 def input_size(config) -> int:
@@ -78,7 +81,9 @@ def registry_metric(runs: str, module, point: dict, metric: str) -> tuple[list[f
                                             "results.json"))):
     run = os.path.dirname(path)
     seed = (checkpoint.run_config(run) or {}).get("seed")
-    changes = config_changes(run, sweep.apply(module.get_config(), {**point, "seed": seed}))
+    changes = [c for c in config_changes(run, sweep.apply(module.get_config(),
+                                                          {**point, "seed": seed}))
+               if c not in WHERE_DATA_IS]
     if seed is not None and changes:
       print(f"warning: {run} left out, a stale run: its config differs from "
             f"{module.__name__}'s in {', '.join(changes)}", file=sys.stderr)

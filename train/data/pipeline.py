@@ -107,6 +107,14 @@ def is_generated(name: str) -> bool:
     return False
 
 
+def dataset_version(name: str) -> str | None:
+  """The version of `name`'s TFDS builder ('dates/l25' -> '1.1.0'): which data a run read."""
+  try:
+    return str(tfds.builder_cls(name.split("/")[0]).VERSION)
+  except Exception:  # noqa: BLE001  not a registered builder
+    return None
+
+
 def how_to_prepare(cfg: ml_collections.ConfigDict) -> str:
   if is_generated(cfg.name):
     return "it is generated offline, so set config.dataset.download=True"

@@ -101,15 +101,22 @@ def measure(parent: str, entry: Expected | Beats | Diverges, config, point: dict
             ) -> tuple[list[float], list[str], bool]:
   """The entry's final test metric in each of its finished runs (of grid point `point`, default
   its only one; for `Diverges`, inf for a run the guard stopped), the config fields in which
-  these runs differ from the registry's config (a stale run: the experiment changed since), and
+  these runs differ from the registry's config, or their dataset's version from the builder's
+  (a stale run: the experiment or its data changed since), and
   whether a run of an entry that expects a result was stopped by the guard instead."""
   from train.workdir import config_changes, read_diverged
 
+  from train import data
+
   values, stale, diverged = [], set(), False
+  version = data.dataset_version(config.dataset.name)
   for member in entry_members(entry, point):
     path = os.path.join(parent, sweep.member_name(member))
     if os.path.exists(os.path.join(path, "results.json")):
-      values.append(report.load(path, "results.json")["final"][entry.metric])
+      results = report.load(path, "results.json")
+      values.append(results["final"][entry.metric])
+      if results.get("dataset_version", version) != version:  # (not recorded before 2026-11-27)
+        stale.add(f"the dataset's version: {results['dataset_version']}, now {version}")
     elif read_diverged(path) is None:
       continue
     elif isinstance(entry, Diverges):
@@ -211,11 +218,17 @@ def field_of(config, field: str):
     raise ConfigError(f"--where {field}: the config has no such field") from None
 
 
+def matches(value, values: list) -> bool:
+  """Whether a config value is one of `--where`'s (typed as --sweep types them: 3e-3 == 0.003)."""
+  as_tuple = lambda v: tuple(v) if isinstance(v, (list, tuple)) else v
+  return any(as_tuple(value) == as_tuple(v) for v in values)
+
+
 def plan(path: str, quick: bool = False, overrides: dict | None = None,
-         where: dict[str, list[str]] | None = None) -> list[tuple]:
+         where: dict[str, list] | None = None) -> list[tuple]:
   """[(entry, [the config of each grid point it reads])] of one experiment file, every config
-  checked (ConfigError); with `where` ({field: values}), only the entries with a grid point whose
-  field has one of the values (as written on the command line)."""
+  checked (ConfigError); with `where` ({field: values}), only the entries with a grid point
+  whose every `where` field has one of its values."""
   from train import data
   from train.config import validate
 
@@ -227,14 +240,16 @@ def plan(path: str, quick: bool = False, overrides: dict | None = None,
     raise
   except Exception as e:  # noqa: BLE001  whatever the experiment file raises: never "ok"
     raise ConfigError(f"{path}: {type(e).__name__}: {one_line(e)}") from e
+  for field in where or {}:  # every one, before any entry is left out by another
+    field_of(module.get_config(), field)
   planned = []
   for entry, config in zip(entries, configs):
     points = [sweep.apply(config, {**base, **(overrides or {}), **point})
               for point in entry_points(entry)]
     for point in points:
       validate(point, data.DATASETS)
-    if where and not any(str(field_of(point, field)) in values
-                         for point in points for field, values in where.items()):
+    if where and not any(all(matches(field_of(point, field), values)
+                             for field, values in where.items()) for point in points):
       continue
     planned.append((entry, points))
   return planned
@@ -242,7 +257,7 @@ def plan(path: str, quick: bool = False, overrides: dict | None = None,
 
 def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None = None,
               download: bool = False, run: bool = True,
-              where: dict[str, list[str]] | None = None) -> list[dict]:
+              where: dict[str, list] | None = None) -> list[dict]:
   """Trains (when `run`) and checks every registry entry of one experiment file (`where`: those
   `plan` keeps)."""
   name = experiment_name(path)
@@ -268,7 +283,7 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
       measured.append(values)
       stale.update(point_stale)
     if stale and not status:
-      status = f"MISMATCH: stale runs (their config differs in {', '.join(sorted(stale))})"
+      status = f"MISMATCH: stale runs (they differ in {', '.join(sorted(stale))})"
     if isinstance(entry, Beats):
       rows.append(relation_outcome(name, entry, *measured, status))
     elif isinstance(entry, Diverges):
@@ -374,7 +389,7 @@ def main(argv=None) -> int:
                       help="a config override for every run (e.g. dataset.data_dir=...)")
   parser.add_argument("--where", action="append", default=[], metavar="FIELD=V1,V2",
                       help="only the entries with a run whose FIELD is one of the values (e.g. "
-                      "dataset.name=dates/l25: re-check what a changed dataset touches)")
+                      "dataset.name=dates/l25; several --where: all hold)")
   parser.add_argument("--download", action="store_true",
                       help="let catalog datasets download instead of skipping unprepared ones")
   parser.add_argument("--readme", nargs="?", const="README.md docs/*.md", metavar="FILES",
@@ -398,12 +413,7 @@ def main(argv=None) -> int:
     if not paths:
       parser.error("name experiment files, or --all")
     overrides = parse_overrides(args.set)
-    where = {}
-    for text in args.where:
-      field, sep, values = text.partition("=")
-      if not sep or not values:
-        parser.error(f"--where {text!r}: expected FIELD=V1,V2")
-      where.setdefault(field, []).extend(values.split(","))
+    where = sweep.parse_sweep(args.where, "--where")  # typed as --sweep's values
     for path in paths:  # every config is checked before anything trains
       plan(path, args.quick, overrides, where)
     rows = []
