@@ -19,6 +19,8 @@ declares `Diverges`: its runs must be stopped by the non-finite guard or end blo
 import dataclasses
 import math
 
+import numpy as np
+
 KINDS = ("paper", "analytic", "recorded", "estimate")
 INDEPENDENT = ("paper", "analytic")
 
@@ -110,21 +112,27 @@ class Diverges:
     return value == math.inf or value > self.above
 
 
-def confirmation(value: float, tolerance: float, other: float | None) -> tuple[float, str]:
-  """The tolerance and source text of a seed-0 value given seed 1's (None: not run): the borrowed
-  tolerance, widened to 3 std over the two seeds (3 |a - b| / sqrt 2) where they differ more, so a
-  widened one holds seed 1 by construction (a weak confirmation: two seeds)."""
+def confirmation(value: float, tolerance: float, other: float | None,
+                 more: tuple[float, ...] = (), more_source: str = "") -> tuple[float, str]:
+  """The tolerance and source text of a seed-0 value given seed 1's (None: not run) and `more`
+  runs (`more_source` says which): the borrowed tolerance, widened to 3 std over all of them where
+  they spread more (two runs: 3 |a - b| / sqrt 2), so a widened one holds seed 1 by construction
+  (a weak confirmation where only two seeds ran)."""
   if other is None:
     return tolerance, "not yet confirmed by another run"
-  spread = round(3 * abs(value - other) / 2 ** 0.5, 3)
-  return max(tolerance, spread), f"seed 1: {other:.3f} (tolerance >= 3 std over seeds 0-1)"
+  runs = np.array([value, other, *more])
+  spread = round(3 * float(np.std(runs, ddof=1)), 3)
+  text = f"seed 1: {other:.3f}" + (f"; {more_source}: {', '.join(f'{v:.3f}' for v in more)}"
+                                   if more else "")
+  return max(tolerance, spread), f"{text} (tolerance >= 3 std over these {len(runs)} runs)"
 
 
 def confirmed_by_seed1(metric: str, value: float, other: float, tolerance: float,
-                       overrides: dict) -> Expected:
+                       overrides: dict, more: tuple[float, ...] = (),
+                       more_source: str = "") -> Expected:
   """The entry of a seed-0 value of 2026-11-26's 2-core CPU runs, confirmed by seed 1's `other`
-  (`confirmation`)."""
-  tolerance, confirmed = confirmation(value, tolerance, other)
+  and `more` runs (`confirmation`)."""
+  tolerance, confirmed = confirmation(value, tolerance, other, more, more_source)
   return Expected(metric, value, tolerance, overrides=overrides,
                   source=f"recorded: seed 0, 2-core CPU, 2026-11-26; {confirmed}")
 

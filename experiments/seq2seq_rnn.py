@@ -79,6 +79,15 @@ def get_config():
   return config
 
 
+# More runs, where two seeds understated the spread. Exact match at L = 10 with multiplicative
+# attention: seeds 0 and 1 scored 1.000 on 2026-11-26 (an AMD EPYC); on an Intel Xeon on
+# 2026-11-27 (same jax, the transduction data's version 1.1.0) seed 0 scored 0.886 (0.887 on the
+# data's 1.0.0: the CPU, not the data) and seeds 1, 2 1.000 and 0.979
+# (docs/registry/retrain_data_2026-11-27.md). The tolerance is 3 std over the five runs.
+MORE = {("multiplicative", 10, "exact_match"): (
+    (0.886, 1.000, 0.979), "seeds 0-2 on an Intel CPU, 2026-11-27")}
+
+
 def entry(length: int, attention: str, metric: str = "accuracy") -> Expected:
   seed0, confirmations = ((SEED0, CONFIRMED) if metric == "accuracy"
                           else (EXACT_SEED0, EXACT_CONFIRMED))
@@ -87,7 +96,8 @@ def entry(length: int, attention: str, metric: str = "accuracy") -> Expected:
     confirmed = f"confirmed by seeds 1, 2 ({others})"
   else:
     other = SEED1.get((attention, length), (None, None))[metric != "accuracy"]
-    tolerance, confirmed = confirmation(seed0[attention, length], tolerance, other)
+    tolerance, confirmed = confirmation(seed0[attention, length], tolerance, other,
+                                        *MORE.get((attention, length, metric), ()))
   return Expected(metric, seed0[attention, length], tolerance,
                   overrides=point(length, attention),
                   source=f"recorded: seed 0, 2-core CPU, 2026-11-26; {confirmed}")
