@@ -126,6 +126,7 @@ def test_calls_of_several_steps_resume_exactly(reference, tmp_path, monkeypatch,
     np.testing.assert_allclose(row["loss"], one["loss"], rtol=1e-3)
 
 
+@pytest.mark.slow  # two runs' ends: `make test-slow`
 def test_a_signal_while_the_last_checkpoint_is_written_stops_before_the_test(reference, tmp_path,
                                                                              monkeypatch):
   """(It printed "stopping after this step, with a checkpoint", then tested and exited 0.)"""

@@ -289,7 +289,8 @@ def test_beam_search(name):
   assert (jnp.where(after_end, tokens, 0) == 0).all()  # padding after the end token
 
 
-@pytest.mark.parametrize("name", ["rnn_additive", "transformer"])
+@pytest.mark.parametrize("name", ["rnn_additive", pytest.param("transformer",
+                                                                marks=pytest.mark.slow)])
 def test_decoding_never_writes_padding_or_the_start_token(name):
   """Even where the model ranks them first (an untrained one can; here its head's bias says so):
   an output with padding inside would read as ended there."""
