@@ -161,6 +161,7 @@ def test_second_ctrl_c_interrupts_at_once():
     signal.signal(signal.SIGINT, outer)
 
 
+@pytest.mark.slow  # a training run or two: `make test-slow`
 def test_time_based_checkpoints_resume_between_syncs_exactly(reference, tmp_path, monkeypatch):
   """checkpoint.every_s: with a tiny interval every step is saved, so a crash at step 27 (of a run
   resumed from step 20) resumes from step 26, mid-way between host syncs."""

@@ -116,6 +116,7 @@ def translation_run(image_dir, tmp_path_factory):
   return workdir, train_and_evaluate(config, workdir)
 
 
+@pytest.mark.slow  # a training run or two: `make test-slow`
 def test_a_run_reports_the_test_split_of_dataset_test_name(translation_run):
   workdir, results = translation_run
   assert results["splits"] == {"train": "train", "validation": "validation",
@@ -139,6 +140,7 @@ def test_test_name_must_match_the_inputs_and_classes(image_dir, tmp_path):
     data.check_name(config.dataset)
 
 
+@pytest.mark.slow  # a training run or two: `make test-slow`
 def test_feature_maps_shapes_receptive_fields_and_patches(translation_run, tmp_path):
   workdir, _ = translation_run
   out = tmp_path / "feature_maps"
