@@ -296,7 +296,10 @@ def test_the_exploding_experiment_diverges_without_clipping_and_learns_with_it(t
   try:
     final = train_and_evaluate(config, str(tmp_path / "noclip"))["final"][diverges.metric]
   except TrainingDiverged:
-    assert read_diverged(str(tmp_path / "noclip"))["error"].startswith("grad_norm became inf")
+    # Which the guard sees first turns on rounding too (an AMD EPYC: grad_norm; an Intel Xeon:
+    # the loss, at step 45).
+    error = read_diverged(str(tmp_path / "noclip"))["error"]
+    assert error.startswith(("grad_norm became inf", "loss became inf", "loss became nan")), error
     final = float("inf")
   assert diverges.diverged(final)
   config.optimizer.grad_clip_norm = 1.0
