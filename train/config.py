@@ -3,13 +3,12 @@
 a user's mistake is one line, never a traceback. An experiment file starts from `base_config()`
 and changes a few fields."""
 import ast
-import re
 import sys
 
 import ml_collections
 
 import nets
-from nets.layers import DTYPES, check_choice
+from nets.layers import DTYPES, check_choice, did_you_mean
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
@@ -249,7 +248,7 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # noqa: BLE001  bad flags, overrides or config files: all the user's
-    fail(unknown_field(one_line(e), argv, loaded_config(argv)) or
+    fail(unknown_field(argv, loaded_config(argv)) or
          f"{type(e).__name__ if isinstance(e, SyntaxError) else 'bad flags'}: {one_line(e)}")
 
 
@@ -270,35 +269,27 @@ def loaded_config(argv):
   return config if isinstance(config, ml_collections.ConfigDict) else None
 
 
-def unknown_field(message: str, argv, config=None) -> str | None:
-  """ml_collections' error for an override of a field the config lacks names the field's last
-  part only ("'lrr' Did you mean "lr" ...?"): the whole flag instead, with the whole suggestion.
-  The flag is the one whose first part missing from `config` (the loaded config file) is that
-  name; without a config, the first flag holding the name."""
-  match = re.match(r"'(\w+)'(?: Did you mean \"(\w+)\")?", message)
-  if not match:
+def missing_field(config: ml_collections.ConfigDict, key: str) -> str | None:
+  """Why `config` has no field `key` ('optimizer.lr'): its first missing part, with a close name
+  where there is one; None where it has the field."""
+  node, parts = config, key.split(".")
+  for depth, name in enumerate(parts):
+    if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+      path = ".".join(parts[:depth + 1])
+      siblings = ([".".join([*parts[:depth], k]) for k in node]
+                  if isinstance(node, ml_collections.ConfigDict) else [])
+      return f"the config has no field {path!r}{did_you_mean(path, siblings)}"
+    node = node[name]
+  return None
+
+
+def unknown_field(argv, config) -> str | None:
+  """absl names an override of a field the config lacks by its last part only ("'lrr' Did you
+  mean "lr" ...?"): the whole flag instead, found in `config` (the loaded config file)."""
+  if config is None:
     return None
   for arg in argv:
     flag = arg.split("=", 1)[0]
-    path = flag.removeprefix("--config.").split(".")
-    if not flag.startswith("--config.") or match[1] not in path:
-      continue
-    missing, node = path.index(match[1]), config
-    if config is not None:
-      missing = next((i for i, part in enumerate(path) if not (
-          isinstance(node, ml_collections.ConfigDict) and part in node and
-          (node := node[part]) is not None)), None)
-      if missing is None or path[missing] != match[1]:
-        continue
-    prefix = ".".join(path[:missing])
-    close = f" (did you mean {'.'.join(filter(None, [prefix, match[2]]))!r}?)" if match[2] else ""
-    return f"{flag}: the config has no field {'.'.join(filter(None, [prefix, match[1]]))!r}{close}"
-  return None
-  for arg in argv:
-    flag = arg.split("=", 1)[0]
-    path = flag.removeprefix("--config.").split(".")
-    if flag.startswith("--config.") and match[1] in path:
-      prefix = ".".join(path[:path.index(match[1])])
-      close = f" (did you mean {'.'.join(filter(None, [prefix, match[2]]))!r}?)" if match[2] else ""
-      return f"{flag}: the config has no field {'.'.join(filter(None, [prefix, match[1]]))!r}{close}"
+    if flag.startswith("--config.") and (problem := missing_field(config, flag[len("--config."):])):
+      return f"{flag}: {problem}"
   return None

@@ -9,6 +9,7 @@ results.json stands), so running the same command again resumes the sweep.
 The parent's sweep.json lists the axes and each member's overrides.
 """
 import ast
+import functools
 import itertools
 import json
 import os
@@ -16,8 +17,7 @@ import os
 import ml_collections
 
 from train import log
-from nets.layers import did_you_mean
-from train.config import ConfigError
+from train.config import ConfigError, missing_field
 
 
 def parse_value(text: str):
@@ -83,16 +83,10 @@ def apply(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.
   """A copy of `config` with `overrides` ({'optimizer.lr': 3e-3}) set; unknown fields fail."""
   config = ml_collections.ConfigDict(config.to_dict())
   for key, value in overrides.items():
+    if problem := missing_field(config, key):
+      raise ConfigError(problem)
     *parents, field = key.split(".")
-    node = config
-    for depth, name in enumerate(key.split(".")):  # down to the field, or to the first miss
-      if not isinstance(node, ml_collections.ConfigDict) or name not in node:
-        path = ".".join(key.split(".")[:depth + 1])
-        siblings = ([".".join([*parents[:depth], k]) for k in node]
-                    if isinstance(node, ml_collections.ConfigDict) else [])
-        raise ConfigError(f"config has no field {path!r}{did_you_mean(path, siblings)}")
-      if depth < len(parents):
-        node = node[name]
+    node = functools.reduce(lambda node, name: node[name], parents, config)
     if isinstance(node[field], float) and isinstance(value, int) and not isinstance(value, bool):
       value = float(value)
     if isinstance(value, str) and node[field] is not None and not isinstance(node[field], str):

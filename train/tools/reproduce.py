@@ -104,9 +104,8 @@ def measure(parent: str, entry: Expected | Beats | Diverges, config, point: dict
   these runs differ from the registry's config, or their dataset's version from the builder's
   (a stale run: the experiment or its data changed since), and
   whether a run of an entry that expects a result was stopped by the guard instead."""
-  from train.workdir import config_changes, read_diverged
-
   from train import data
+  from train.workdir import config_changes, read_diverged
 
   values, stale, diverged = [], set(), False
   version = data.dataset_version(config.dataset.name)
