@@ -86,9 +86,9 @@ results: install
 	$(BIN)/python -m experiments.analysis.feature_maps runs/reproduce/digits_cnn/seed=0 \
 	  --out docs/feature_maps --name digits
 	$(BIN)/python -m experiments.analysis.cnn_claims params --out docs
-	$(BIN)/python -m experiments.analysis.attention_maps --workdir runs/reproduce/mnist1d_transformer/seed=0 \
+	$(BIN)/python -m experiments.analysis.attention_maps runs/reproduce/mnist1d_transformer/seed=0 \
 	  --out docs --name mnist1d
-	$(BIN)/python -m experiments.analysis.attention_maps --workdir runs/reproduce/chars_transformer/seed=0 \
+	$(BIN)/python -m experiments.analysis.attention_maps runs/reproduce/chars_transformer/seed=0 \
 	  --out docs --name chars
 	$(BIN)/python -m experiments.analysis.cnn_claims shift --out docs runs/reproduce/mnist1d_mlp \
 	  runs/reproduce/mnist1d_cnn_paper runs/reproduce/mnist1d_cnn \
@@ -141,8 +141,8 @@ transformer: install
 	    --workdir runs/transformer/mnist1d/seed$$seed --config.seed=$$seed >/dev/null || exit 1; done
 	$(BIN)/python -m train --config experiments/chars_transformer.py \
 	  --workdir runs/transformer/chars_transformer >/dev/null || exit 1
-	$(BIN)/python -m experiments.analysis.attention_maps --workdir runs/transformer/mnist1d/seed0
-	$(BIN)/python -m experiments.analysis.attention_maps --workdir runs/transformer/chars_transformer
+	$(BIN)/python -m experiments.analysis.attention_maps runs/transformer/mnist1d/seed0
+	$(BIN)/python -m experiments.analysis.attention_maps runs/transformer/chars_transformer
 	$(BIN)/python -m experiments.analysis.bench_seq_len --tokens 4096 --out runs/transformer/bench_seq_len
 	$(BIN)/python -m train.tools.report runs/transformer --markdown
 

@@ -1,4 +1,5 @@
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import tensorflow_datasets as tfds
 from tests.conftest import load_config
 from train import data
 from train.config import ConfigError
+from train.data import pipeline
 
 
 def take(iterator, n):
@@ -170,6 +172,33 @@ def test_missing_dataset_says_how_to_prepare_it(tmp_path, experiment, how):
   assert str(e.value) == (f"{config.dataset.name!r} is not prepared in {tmp_path} and "
                           f"config.dataset.download=False: {how.format(tmp_path)}")
   assert os.listdir(tmp_path) == []
+
+
+def test_download_without_network_fails_at_once(tmp_path, monkeypatch):
+  """TFDS retries every file for about 3.5 minutes where no name resolves; we say so first."""
+  def no_dns(*args, **kwargs):
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+  def tfds_load(*args, **kwargs):
+    raise RuntimeError("TFDS tried to download")
+
+  monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+  monkeypatch.setattr(tfds, "data_source", tfds_load)
+  for name in pipeline.PROXY_VARIABLES:
+    monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(name.upper(), raising=False)
+  config = load_config("mnist_cnn")
+  config.dataset.update(data_dir=str(tmp_path), download=True)
+  with pytest.raises(ConfigError) as e:
+    train_iter(config)
+  assert str(e.value) == (
+      f"cannot download 'mnist' into {tmp_path}: no network here (storage.googleapis.com does not "
+      f"resolve: Name or service not known); prepare it with `tfds build mnist --data_dir="
+      f"{tmp_path} --file_format=array_record` on a machine with network, then copy the folder over")
+  assert os.listdir(tmp_path) == []
+  monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")  # resolves names itself
+  with pytest.raises(ConfigError, match="^cannot load 'mnist' split 'train.*TFDS tried to download"):
+    train_iter(config)
 
 
 def test_adding_problem_batches(tmp_path):

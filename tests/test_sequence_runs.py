@@ -140,14 +140,14 @@ def test_attention_maps_of_a_trained_classifier(tiny_config, tmp_path):
   config = tiny_config("mnist1d_transformer", num_steps=10,
                        **{"model.features": 16, "model.num_layers": 2, "model.num_heads": 2})
   train_and_evaluate(config, workdir)
-  attention_maps.main(["--workdir", workdir, "--example", "3"])
+  attention_maps.main([workdir, "--example", "3"])
   with open(os.path.join(workdir, "attention_maps.json")) as f:
     maps = json.load(f)
   weights = np.asarray(maps["weights_LNTS"])
   assert weights.shape == (2, 2, 11, 11) and maps["tokens"][:2] == ["CLS", "p0"]
   np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-3)
   assert os.path.getsize(os.path.join(workdir, "attention_maps.png")) > 0
-  attention_maps.main(["--workdir", workdir, "--out", str(tmp_path), "--name", "vit"])
+  attention_maps.main([workdir, "--out", str(tmp_path), "--name", "vit"])
   assert {"attention_vit.png", "attention_vit.json"} <= set(os.listdir(tmp_path))
 
 

@@ -1,4 +1,4 @@
-"""python -m experiments.analysis.attention_maps --workdir RUN [--example 0] [--tokens 48] [--out DIR]
+"""python -m experiments.analysis.attention_maps RUN [--example 0] [--tokens 48] [--out DIR]
     [--name maps]
 
 Attention weights of a trained Transformer (classifier or LM), one heatmap per layer and head,
@@ -30,7 +30,7 @@ def token_labels(config, x, n: int) -> list[str]:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--workdir", required=True)
+  parser.add_argument("workdir", help="a finished or checkpointed run of a Transformer")
   parser.add_argument("--example", type=int, default=0, help="index in the validation split")
   parser.add_argument("--tokens", type=positive_int, default=48, help="show the first N queries and keys")
   parser.add_argument("--out", default=None, help="default: the workdir")

@@ -7,8 +7,10 @@ what differs between them is their `DatasetSpec` (train/data/spec.py). A batch i
 import collections
 import concurrent.futures
 import functools
+import inspect
 import itertools
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +30,9 @@ from train.data.spec import spec_of
 
 
 ROLES = ("train", "validation", "test")  # trained on; chosen on (best checkpoint); reported
+TFDS_HOST = "storage.googleapis.com"  # TFDS's mirror of its catalog, and most catalog URLs' host
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
+TFDS_DOWNLOAD = inspect.getattr_static(tfds.core.DatasetBuilder, "download_and_prepare")
 
 
 def role_dataset(cfg: ml_collections.ConfigDict, role: str) -> ml_collections.ConfigDict:
@@ -78,6 +83,8 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
   verbosity = logging.get_verbosity()
   if not cfg.download:  # TFDS warns about every empty version folder it probes; our error says it
     logging.set_verbosity(logging.ERROR)
+  else:
+    check_network(cfg)
   try:
     return tfds.data_source(cfg.name, split=split, data_dir=cfg.data_dir or None,
                             download=cfg.download)
@@ -91,6 +98,32 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
                       f"{str(e).strip().splitlines()[0]}") from e
   finally:
     logging.set_verbosity(verbosity)
+
+
+def check_network(cfg: ml_collections.ConfigDict) -> None:
+  """ConfigError at once where a catalog dataset must be downloaded and no name resolves: TFDS
+  would retry each file for about 3.5 minutes first. A proxy resolves names itself: not checked."""
+  mocked = inspect.getattr_static(tfds.core.DatasetBuilder, "download_and_prepare") \
+      is not TFDS_DOWNLOAD  # tfds.testing.mock_data: nothing is downloaded
+  if mocked or is_generated(cfg.name) or any(os.environ.get(v) or os.environ.get(v.upper())
+                                             for v in PROXY_VARIABLES):
+    return
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.ERROR)  # TFDS warns about every empty version folder it probes
+  try:
+    if tfds.builder(cfg.name, data_dir=cfg.data_dir or None).is_prepared():
+      return
+  except Exception:  # noqa: BLE001  not a dataset, or no such config: load_source says so
+    return
+  finally:
+    logging.set_verbosity(verbosity)
+  try:
+    socket.getaddrinfo(TFDS_HOST, 443)
+  except socket.gaierror as e:
+    raise ConfigError(f"cannot download {cfg.name!r} into {data_dir(cfg)}: no network here "
+                      f"({TFDS_HOST} does not resolve: {e.strerror}); prepare it with "
+                      f"{tfds_build(cfg)} on a machine with network, then copy the folder over"
+                      ) from None
 
 
 def data_dir(cfg: ml_collections.ConfigDict) -> str:
@@ -118,9 +151,13 @@ def dataset_version(name: str) -> str | None:
 def how_to_prepare(cfg: ml_collections.ConfigDict) -> str:
   if is_generated(cfg.name):
     return "it is generated offline, so set config.dataset.download=True"
+  return (f"prepare it with {tfds_build(cfg)} (on a machine with network, then copy the folder "
+          "over) or set config.dataset.download=True")
+
+
+def tfds_build(cfg: ml_collections.ConfigDict) -> str:
   data_dir = f" --data_dir={cfg.data_dir}" if cfg.data_dir else ""
-  return (f"prepare it with `tfds build {cfg.name}{data_dir} --file_format=array_record` (on a "
-          "machine with network, then copy the folder over) or set config.dataset.download=True")
+  return f"`tfds build {cfg.name}{data_dir} --file_format=array_record`"
 
 
 def check_split(cfg: ml_collections.ConfigDict, split: str) -> None:
