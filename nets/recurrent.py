@@ -77,6 +77,14 @@ class RecurrentCell(nn.Module):
     return jnp.zeros(shape, dtype)
 
 
+def sow_gates(cell: nn.Module, **gates: jax.Array) -> dict[str, jax.Array]:
+  """Records a step's gate activations (each (B, H)) as `intermediates/gates` when the caller
+  applies the cell with that collection mutable (`experiments/analysis/gates.py`); otherwise,
+  as in training, nothing is kept."""
+  cell.sow("intermediates", "gates", gates)
+  return gates
+
+
 class SimpleRNNCell(RecurrentCell):
   """Elman RNN: h_t = tanh(W_hh h_{t-1} + W_xh x_t + b)."""
   num_gates: ClassVar[int] = 1
@@ -104,11 +112,12 @@ class LSTMCell(RecurrentCell):
 
   @nn.compact
   def __call__(self, carry, xw_BG, hw_BG=None):
-    c_BH, _ = carry
     z_BG = xw_BG.astype(jnp.float32) + self.hidden_to_gates(carry, hw_BG)
     i, f, g, o = jnp.split(z_BG, 4, axis=-1)
-    c_BH = nn.sigmoid(f) * c_BH + nn.sigmoid(i) * jnp.tanh(g)
-    h_BH = nn.sigmoid(o) * jnp.tanh(c_BH)
+    gate = sow_gates(self, input=nn.sigmoid(i), forget=nn.sigmoid(f), candidate=jnp.tanh(g),
+                     output=nn.sigmoid(o))
+    c_BH = gate["forget"] * carry[0] + gate["input"] * gate["candidate"]
+    h_BH = gate["output"] * jnp.tanh(c_BH)
     return (c_BH, h_BH), h_BH
 
   @nn.nowrap
@@ -139,8 +148,9 @@ class GRUCell(RecurrentCell):
     xr, xz, xn = jnp.split(xw_BG.astype(jnp.float32), 3, axis=-1)
     hr, hz, hn = jnp.split(self.hidden_to_gates(carry, hw_BG), 3, axis=-1)
     r, z = nn.sigmoid(xr + hr), nn.sigmoid(xz + hz)
-    n = jnp.tanh(xn + r * (hn + b_hn.astype(jnp.float32)))
-    h_BH = (1.0 - z) * n + z * carry
+    gate = sow_gates(self, reset=r, update=z,
+                     candidate=jnp.tanh(xn + r * (hn + b_hn.astype(jnp.float32))))
+    h_BH = (1.0 - gate["update"]) * gate["candidate"] + gate["update"] * carry
     return h_BH, h_BH
 
 
