@@ -97,6 +97,8 @@ results: install
 	$(BIN)/python -m experiments.analysis.gradient_flow $(foreach c,simple lstm gru,\
 	  'runs/reproduce/adding_problem/name=adding_problem-t100,cell=$(c),seed=0') \
 	  $(foreach c,0.0 1.0,'runs/reproduce/exploding_gradients/grad_clip_norm=$(c),seed=0') --out docs
+	$(BIN)/python -m experiments.analysis.gates $(foreach c,lstm gru,\
+	  'runs/reproduce/adding_problem/name=adding_problem-t100,cell=$(c),seed=0') --out docs --example 16
 	$(BIN)/python -m train --config experiments/adding_problem.py --workdir runs/reproduce/adding_problem \
 	  --sweep dataset.name=adding_problem/t100 --sweep model.cell=lstm,gru --sweep seed=1,2 >/dev/null
 	$(BIN)/python -m experiments.analysis.gru_vs_lstm --out docs

@@ -4,10 +4,12 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.analysis import bench_seq_len, gradient_flow, seq2seq
+from experiments.analysis import bench_seq_len, gates, gradient_flow, seq2seq
+from nets import recurrent
 from train.tools import length_table, sample
 from train.loop import TrainingDiverged, train_and_evaluate
 
@@ -54,6 +56,17 @@ def test_adding_problem_trains_and_gradient_flow_is_measured(tiny_rnn, tmp_path)
   assert "| lstm | 1 | adding_problem/t10 | norm 1 | " in block
   assert "| lstm | 1 | adding_problem/t10 | none | " in block
   assert block.endswith(" | diverged (stopped by the non-finite guard) |")
+  gates.main([workdir, "--out", out, "--examples", "16", "--example", "3"])
+  with open(os.path.join(out, "gates.json")) as f:
+    r = json.load(f)[os.path.normpath(workdir)]
+  assert r["cell"] == "lstm" and r["step"] == 20 and len(r["trained_memory"]) == 8
+  assert [u["chosen by"] for u in r["units"]] == ["longest memory"] * 3 + ["writes most at marks"] * 3
+  assert r["units"][0]["memory"] == max(r["trained_memory"])
+  assert os.path.getsize(os.path.join(out, "gates.png")) > 0
+  assert gates.readme_blocks(out)["gates"].count("\n| lstm | ") == 1
+  with pytest.raises(SystemExit) as e:
+    gates.main([workdir, "--out", out, "--examples", "16", "--example", "16"])
+  assert e.value.code == 2
 
 
 @pytest.mark.slow  # trains for minutes on 2 cores: `make test-slow`
@@ -182,6 +195,34 @@ def adding_batch(T: int, size: int = 64) -> dict:
   x = np.stack([rng.uniform(size=(size, T)), np.zeros((size, T))], axis=-1).astype(np.float32)
   x[:, [0, T // 2], 1] = 1.0
   return {"x": x, "label": x[:, [0, T // 2], 0].sum(1)}
+
+
+@pytest.mark.parametrize("cell_name", ["lstm", "gru"])
+def test_recorded_gates_are_the_ones_the_layer_runs_on(cell_name):
+  """Rebuilding the layer's outputs from the recorded gates gives the layer's outputs."""
+  layer = recurrent.RNNLayer(6, cell=cell_name)
+  x_BTD = jax.random.uniform(jax.random.PRNGKey(0), (3, 7, 2))
+  params = layer.init(jax.random.PRNGKey(1), x_BTD)["params"]
+  h_BTH, _ = layer.apply({"params": params}, x_BTD)
+  trace = gates.gate_trace(recurrent.CELLS[cell_name](6), params, x_BTD)
+  state_BH, outputs = np.zeros((3, 6)), []
+  for t in range(7):
+    g = {name: a[t] for name, a in trace.items()}
+    if cell_name == "lstm":
+      state_BH = g["forget"] * state_BH + g["input"] * g["candidate"]
+      outputs.append(g["output"] * np.tanh(state_BH))
+    else:
+      state_BH = (1 - g["update"]) * g["candidate"] + g["update"] * state_BH
+      outputs.append(state_BH)
+  np.testing.assert_allclose(np.stack(outputs, 1), h_BTH, atol=1e-6)
+  keep, write, written = gates.keep_and_write(cell_name, trace)
+  np.testing.assert_allclose(keep + (write if cell_name == "gru" else 1 - keep), 1, atol=1e-6)
+  np.testing.assert_allclose(written, write * trace["candidate"])
+
+
+def test_memory_is_the_steps_a_unit_takes_to_shrink_by_e():
+  keep = jnp.full((50, 2, 3), 0.9).at[..., 1].set(np.exp(-1 / 40))
+  np.testing.assert_allclose(gates.memory(np.asarray(keep)), [9.49, 40, 9.49], rtol=1e-3)
 
 
 def test_spectral_radius_scales_each_gate_block_of_the_recurrent_weights():
