@@ -86,6 +86,7 @@ results: install
 	$(BIN)/python -m experiments.analysis.feature_maps runs/reproduce/digits_cnn/seed=0 \
 	  --out docs/feature_maps --name digits
 	$(BIN)/python -m experiments.analysis.cnn_claims params --out docs
+	$(BIN)/python -m experiments.analysis.cnn_claims sizes --out docs
 	$(BIN)/python -m experiments.analysis.attention_maps runs/reproduce/mnist1d_transformer/seed=0 \
 	  --out docs --name mnist1d
 	$(BIN)/python -m experiments.analysis.attention_maps runs/reproduce/chars_transformer/seed=0 \

@@ -465,6 +465,17 @@ def test_the_lecture_parameter_count(tmp_path):
   assert os.path.getsize(tmp_path / "cnn_params.png") > 0
 
 
+def test_the_lecture_feature_map_sizes(tmp_path):
+  """SAME pads the border: ceil(32 / s) a side; VALID does not: floor((32 - 3) / s) + 1; a w x w
+  pool keeps one position in w a side; the depth is the number of kernels."""
+  table = cnn_claims.sizes(str(tmp_path))
+  assert list(table["layers"].values()) == [[32, 32, 32], [30, 30, 32], [16, 16, 32], [15, 15, 32],
+                                            [16, 16, 32], [8, 8, 32]]
+  assert table["uhd"]["dense_weights_per_node"] == 3840 * 2160 * 3 == 24_883_200
+  assert "| max-pool 4x4 of the stride-1 SAME map | 8x8x32 |" in cnn_claims.readme_blocks(
+      str(tmp_path))["cnn_sizes"]
+
+
 def test_shifted_accuracy_matches_the_evaluation_at_no_shift(finished_sweep, tmp_path):
   _, _, parent = finished_sweep
   workdir = os.path.join(parent, "seed=0")

@@ -3,6 +3,11 @@
   python -m experiments.analysis.cnn_claims params --out docs
       Parameters of a first hidden layer on a 100x100x3 image: a dense layer needs 100*100*3 =
       30,000 weights per node; 32 3x3 kernels of a conv layer need (3x3x3) x 32 = 864.
+  python -m experiments.analysis.cnn_claims sizes --out docs
+      The feature map a layer makes of a 32x32x3 image: 32 3x3 kernels at stride 1 and 2, with
+      'SAME' padding (the border padded: ceil(32/s) positions a side) and 'VALID' (none:
+      floor((32-3)/s)+1), then max-pooling 2x2 and 4x4 (32/w a side): stride and pooling shrink
+      the map, the kernels set its depth. Also a dense layer's weights per node on a UHD frame.
   python -m experiments.analysis.cnn_claims shift --out docs RUN_PARENT [...]
       Test accuracy of trained runs (e.g. runs/reproduce/mnist1d_mlp and .../mnist1d_cnn, or a
       quoted pattern: 'runs/reproduce/mnist1d_cnn_pool/pool=max,seed=*') when every test signal is
@@ -21,6 +26,7 @@ import argparse
 import glob
 import os
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -40,6 +46,40 @@ def count(module, x) -> tuple[int, int]:
   params = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), x))["params"]
   first = params[sorted(params)[0]]
   return int(np.prod(first["kernel"].shape)), int(np.prod(first["bias"].shape))
+
+
+SIZES_INPUT = (32, 32, 3)
+UHD = (2160, 3840, 3)
+
+
+def sizes(out: str) -> dict:
+  """Output shapes of conv and pooling layers on a 32x32x3 image, from flax's own layers (shapes
+  only, nothing computed), and a dense layer's weights per node on a UHD frame."""
+  x = jax.ShapeDtypeStruct((1, *SIZES_INPUT), jnp.float32)
+  shape = lambda f: list(jax.eval_shape(f, x).shape[1:])
+  conv = lambda s, p: lambda x: nn.Conv(32, (3, 3), strides=s, padding=p).init_with_output(
+      jax.random.PRNGKey(0), x)[0]
+  layers = {f"conv 32 kernels 3x3, stride {s}, {p}": shape(conv(s, p))
+            for s in (1, 2) for p in ("SAME", "VALID")}
+  for w in (2, 4):
+    layers[f"max-pool {w}x{w} of the stride-1 SAME map"] = shape(
+        lambda x, w=w: nn.max_pool(conv(1, "SAME")(x), (w, w), strides=(w, w)))
+  uhd = jax.ShapeDtypeStruct((1, *UHD), jnp.float32)
+  dense = jax.eval_shape(lambda x: nn.Dense(1).init(jax.random.PRNGKey(0), x.reshape(1, -1)), uhd)
+  table = {"input": list(SIZES_INPUT), "layers": layers,
+           "uhd": {"input": list(UHD),
+                   "dense_weights_per_node": int(np.prod(dense["params"]["kernel"].shape))}}
+  log.write_json(os.path.join(out, "cnn_sizes.json"), table)
+  return table
+
+
+def sizes_markdown(table: dict) -> str:
+  lines = [f"| layer on a {'x'.join(map(str, table['input']))} image | feature map |", "|---|---|"]
+  lines += [f"| {name} | {'x'.join(map(str, s))} |" for name, s in table["layers"].items()]
+  uhd = table["uhd"]
+  lines.append(f"| dense layer on a {'x'.join(map(str, uhd['input']))} UHD frame | "
+               f"{uhd['dense_weights_per_node']:,} weights per node |")
+  return "\n".join(lines)
 
 
 def params(out: str) -> dict:
@@ -233,13 +273,14 @@ def shift_markdown(table: dict, every: int = 2) -> str:
 def readme_blocks(docs: str = "docs") -> dict[str, str]:
   """The README blocks made from the JSON files these commands wrote (absent: not run yet)."""
   return json_blocks(docs, {"cnn_params": lambda t: params_markdown(t["layers"]),
+                            "cnn_sizes": sizes_markdown,
                             "shift_invariance": shift_markdown,
                             "translation_2d": translation_markdown})
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("claim", choices=["params", "shift", "translation"])
+  parser.add_argument("claim", choices=["params", "sizes", "shift", "translation"])
   parser.add_argument("runs", nargs="*", help="shift: parent dirs of trained runs, one per curve; "
                       "translation: the parent of experiments/shapes_translation.py's runs")
   parser.add_argument("--out", default="docs")
@@ -248,6 +289,9 @@ def main(argv=None):
   os.makedirs(args.out, exist_ok=True)
   if args.claim == "params":
     print(params_markdown(params(args.out)))
+    return
+  if args.claim == "sizes":
+    print(sizes_markdown(sizes(args.out)))
     return
   if len(args.runs) != 1 and args.claim == "translation":
     parser.error("translation needs one parent dir of runs")
