@@ -313,3 +313,98 @@ def test_batch_ids_are_the_grain_pipelines_ids_and_states_across_chunks_and_resu
         take(pipeline.prefetch_to_device(ids_iter, replicated, resident), 20), expected[start:]):
       np.testing.assert_array_equal(np.asarray(batch["x"]), ids)
       assert state == grain_state
+
+
+def permuted(tiny_config, seed=0, **overrides):
+  return tiny_config(**{"dataset.permute_positions": seed, **overrides})
+
+
+def test_permuted_positions_are_one_order_for_every_split_batch_and_resume(tiny_config):
+  """config.dataset.permute_positions: each of the 40 steps once, in one order for every example
+  of every split and batch (the channels with their step), and a checkpointed iterator resumes
+  with the same batches; another seed, another order."""
+  from train import sharding
+  config, ordered = permuted(tiny_config, batch_size=1000), tiny_config(batch_size=1000)
+  order = data.position_order(config.dataset)
+  assert sorted(order.tolist()) == list(range(40)) and (order != np.arange(40)).any()
+  assert (order != data.position_order(permuted(tiny_config, 1).dataset)).any()
+  for role in data.ROLES:  # (streamed: only these ids are read)
+    ids = np.arange(0, 1000, 7)
+    got, want = (data.reader(streamed(c).dataset, role)(ids) for c in (config, ordered))
+    np.testing.assert_array_equal(got["x"], want["x"][:, order])
+    np.testing.assert_array_equal(got["label"], want["label"])
+  reader, ordered_reader = (data.reader(c.dataset, "train") for c in (config, ordered))
+  it = data.train_iterator(config, reader)
+  for got, want in zip(take(it, 6), take(data.train_iterator(ordered, ordered_reader), 6)):
+    np.testing.assert_array_equal(got["x"], want["x"][:, order])  # 4 batches an epoch
+  state, expected = it.get_state(), take(it, 3)
+  fresh = data.train_iterator(config, reader)
+  fresh.set_state(state)
+  for x, y in zip(expected, take(fresh, 3)):
+    np.testing.assert_array_equal(x["x"], y["x"])
+  resident = data.device_resident(config, reader, sharding.make_mesh(config))  # the same there
+  np.testing.assert_array_equal(np.asarray(resident["x"]), reader(np.arange(len(reader)))["x"])
+
+
+def streamed(config):
+  """A copy of `config` that reads only the records asked for (not the whole split)."""
+  config = config.copy_and_resolve_references()
+  config.dataset.cache = False
+  return config
+
+
+def test_positions_are_not_permuted_by_default():
+  """-1, off: a batch is its spec's make_batch of the records, as before the field."""
+  from train.config import base_config
+  assert base_config().dataset.permute_positions == -1
+  assert data.position_order(base_config().dataset) is None
+  batch = {"x": np.arange(6.0).reshape(1, 3, 2), "label": np.zeros(1, np.int32)}
+  assert data.permute_positions(batch, None) is batch
+
+
+def test_permuted_data_is_bit_identical_when_off(tiny_config):
+  """Every existing config (the field at -1) reads the very batches it read before."""
+  reader = data.reader(tiny_config().dataset, "train")
+  ids = np.arange(50)
+  want = reader.spec.make_batch({k: v[ids] for k, v in reader.cached.items()}, reader.info)
+  got = reader(ids)
+  assert got.keys() == want.keys()
+  for k in want:
+    np.testing.assert_array_equal(got[k], want[k])
+    assert got[k].dtype == want[k].dtype
+
+
+def test_images_are_permuted_by_pixel_with_their_channels():
+  """An image's H x W pixels are the positions (one order over both axes); a pixel's channels
+  stay together and in their order."""
+  x = np.random.default_rng(0).normal(size=(2, 4, 5, 3)).astype(np.float32)
+  order = data.shuffle.epoch_permutation(20, 0)
+  out = data.permute_positions({"x": x, "label": np.zeros(2)}, order)["x"]
+  assert out.shape == x.shape and out.dtype == x.dtype
+  for i, j in enumerate(order):
+    np.testing.assert_array_equal(out[:, i // 5, i % 5], x[:, j // 5, j % 5])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"dataset.permute_positions": -2},
+     "config.dataset.permute_positions=-2 must be -1 (off) or a seed >= 0"),
+    ({"dataset.permute_positions": 0.5},
+     "config.dataset.permute_positions=0.5 must be -1 (off) or a seed >= 0"),
+    ({"dataset.name": "copy_memory/t10", "dataset.permute_positions": 0},
+     ("config.dataset.permute_positions=0: 'copy_memory/t10' has token inputs (sequence task); "
+      "only float inputs with one target each (classify, regress) can be permuted")),
+    ({"dataset.name": "reversal/l10", "dataset.permute_positions": 3},
+     ("config.dataset.permute_positions=3: 'reversal/l10' has token inputs (seq2seq task); "
+      "only float inputs with one target each (classify, regress) can be permuted")),
+])
+def test_a_bad_permutation_is_one_line_before_any_data_is_read(tiny_config, tmp_path, overrides,
+                                                              message):
+  from train.config import validate
+  config = tiny_config(**{"dataset.data_dir": str(tmp_path), "dataset.download": False})
+  with config.ignore_type():
+    config.update_from_flattened_dict(overrides)
+  with pytest.raises(ConfigError) as e:
+    validate(config, data.DATASETS)
+    data.reader(config.dataset, "train")
+  assert str(e.value) == message
+  assert os.listdir(tmp_path) == []

@@ -129,6 +129,26 @@ def test_a_run_reports_the_test_split_of_dataset_test_name(translation_run):
   assert row["rolled"] == [pytest.approx(row["top"]), pytest.approx(row["bottom"])]
 
 
+def test_permuted_images_move_whole_pixels_and_are_augmented_first(image_dir):
+  """config.dataset.permute_positions on digits: one order of the 8 x 8 pixels for every split;
+  with augmentation an image is cropped and flipped as it is, then its pixels permuted."""
+  from experiments import digits_cnn
+
+  config = lambda **overrides: tiny(digits_cnn.get_config(), image_dir, **overrides)
+  order = data.position_order(config(**{"dataset.permute_positions": 5}).dataset)
+  assert sorted(order.tolist()) == list(range(64)) and (order != np.arange(64)).any()
+  ids = np.arange(20)
+  for role in data.ROLES:
+    got, want = (data.reader(config(**{"dataset.permute_positions": p}).dataset, role)(ids)["x"]
+                 for p in (5, -1))
+    np.testing.assert_array_equal(got, want.reshape(20, 64, 1)[:, order].reshape(20, 8, 8, 1))
+  batches = {}
+  for p in (5, -1):
+    augmented = config(**{"dataset.augment": True, "dataset.permute_positions": p})
+    batches[p] = next(data.train_iterator(augmented, data.reader(augmented.dataset, "train")))
+  np.testing.assert_array_equal(batches[5]["x"], data.permute_positions(batches[-1], order)["x"])
+
+
 def test_test_name_must_match_the_inputs_and_classes(image_dir, tmp_path):
   from experiments import shapes_translation
 

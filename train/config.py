@@ -63,6 +63,10 @@ def base_config() -> ml_collections.ConfigDict:
   # not augmented, one process: data.device_resident); the same batches either way.
   c.dataset.on_device = True
   c.dataset.augment = False  # random crop + flip, images only
+  # >= 0: the inputs' positions (MNIST-1D's 40 steps; an image's H x W pixels, each with its
+  # channels) in a fixed random order, this seed's, the same for every example and split: what a
+  # dense net never knew, which inputs are neighbours, hidden from a CNN too. -1: off.
+  c.dataset.permute_positions = -1
   c.dataset.num_threads = 2  # host threads reading and preprocessing batches
 
   c.optimizer = ml_collections.ConfigDict()
@@ -187,6 +191,10 @@ def validate(config: ml_collections.ConfigDict, datasets) -> None:
   if config.nonfinite == "skip" and config.max_nonfinite_skips < 1:
     raise ConfigError("config.nonfinite='skip' needs config.max_nonfinite_skips >= 1")
   check_fraction(config, "optimizer.momentum", "optimizer.b1", "optimizer.b2")
+  permute = config.dataset.permute_positions
+  if not isinstance(permute, int) or isinstance(permute, bool) or permute < -1:
+    raise ConfigError(f"config.dataset.permute_positions={permute!r} must be -1 (off) or a seed "
+                      ">= 0")
   for field in ("name", "test_name"):
     if field == "name" or config.dataset[field]:
       check_choice(f"config.dataset.{field}", config.dataset[field].split("/")[0], sorted(datasets),

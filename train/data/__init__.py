@@ -10,8 +10,8 @@ import pkgutil
 from train.data.pipeline import (  # noqa: F401
     ROLES, Reader, augment, check_name, check_test_name, data_dir, dataset_version, device_resident,
     eval_batches,
-    is_generated, prefetch_to_device, reader, role_dataset, shuffled_batch_ids, train_iterator,
-    vocabulary)
+    is_generated, permute_positions, position_order, prefetch_to_device, reader, role_dataset,
+    shuffled_batch_ids, train_iterator, vocabulary)
 from train.data.spec import DATASETS, DatasetSpec, register, spec_of  # noqa: F401
 
 for _module in pkgutil.iter_modules(__path__):

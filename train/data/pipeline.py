@@ -185,11 +185,42 @@ def vocabulary(cfg: ml_collections.ConfigDict) -> list[str]:
   return sorted(set(_text(cfg.name, split(cfg, "train"), cfg.data_dir, cfg.download)))
 
 
+def position_order(cfg: ml_collections.ConfigDict) -> np.ndarray | None:
+  """config.dataset.permute_positions's order of the input positions (None: off): position i of
+  a permuted input is position order[i] of the original, positions flattened over every axis
+  between the batch and the channels. A pure function of the seed and the input shape, so every
+  split, batch and resume sees the same order (grain's shuffle, `shuffle.epoch_permutation`, not
+  numpy's, whose streams may change between versions)."""
+  seed = cfg.get("permute_positions", -1)  # (the config.json of a run older than the field)
+  if seed < 0:
+    return None
+  spec = spec_of(cfg.name)
+  if spec.task not in ("classify", "regress") or spec.vocab_size or spec.text:
+    what = "token inputs" if spec.vocab_size or spec.text else "per-step targets"
+    raise ConfigError(f"config.dataset.permute_positions={seed}: {cfg.name!r} has {what} "
+                      f"({spec.task} task); only float inputs with one target each (classify, "
+                      "regress) can be permuted")
+  shape, _ = spec.input_shape(cfg)
+  return shuffle.epoch_permutation(int(np.prod(shape[:-1])), seed)
+
+
+def permute_positions(batch: dict, order_P: np.ndarray | None) -> dict:
+  """The batch with its inputs x (B, *positions, C) in `order_P` (`position_order`; None: as it
+  is); the channels of a position move together, and nothing else changes."""
+  if order_P is None:
+    return batch
+  x = batch["x"]
+  x_BPC = x.reshape(x.shape[0], -1, x.shape[-1])  # P: the positions, flattened
+  return {**batch, "x": x_BPC[:, order_P].reshape(x.shape)}
+
+
 class Reader:
-  """Batches by index: gathers records (from memory when cached) and turns them into a batch."""
+  """Batches by index: gathers records (from memory when cached) and turns them into a batch (its
+  positions permuted where config.dataset.permute_positions says so: `order`)."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, split: str):
     self.dataset, self.split, self.spec = cfg.name, split, spec_of(cfg.name)
+    self.order = position_order(cfg)  # before any data is read: a bad value touches nothing
     if self.spec.text:  # records are windows of seq_len + 1 characters, cut once, kept in memory
       chars = vocabulary(cfg)
       lookup = {c: i for i, c in enumerate(chars)}
@@ -216,10 +247,13 @@ class Reader:
     records = [self.source[int(i)] for i in ids]
     return {k: np.stack([np.asarray(r[k]) for r in records]) for k in self.spec.keys}
 
-  def __call__(self, ids) -> dict[str, np.ndarray]:
+  def __call__(self, ids, permute: bool = True) -> dict[str, np.ndarray]:
+    """The batch of examples `ids`; `permute=False`: its positions in their own order (to augment
+    an image before its pixels are scrambled)."""
     records = ({k: v[ids] for k, v in self.cached.items()} if self.cached is not None
                else self.read_records(ids))
-    return self.spec.make_batch(records, self.info)
+    batch = self.spec.make_batch(records, self.info)
+    return permute_positions(batch, self.order) if permute else batch
 
 
 def augment(batch: dict, rng: np.random.Generator, rows: slice = slice(None),
@@ -286,13 +320,17 @@ def train_iterator(config: ml_collections.ConfigDict, reader: Reader, ids_only: 
   if ids_only:  # a split on the device, which is never augmented (device_resident)
     return BatchIds(batch_ids)
   ds = grain.MapDataset.range(sys.maxsize // config.batch_size)
-  ds = ds.map(lambda b: reader(batch_ids(b)[rows]))
-  if config.dataset.augment:
+  if not config.dataset.augment:
+    ds = ds.map(lambda b: reader(batch_ids(b)[rows]))
+  else:  # crops and flips of the image, then (where asked) its pixels permuted
     if not reader.spec.images:
       raise ConfigError("config.dataset.augment=True needs an image dataset, not "
                         f"{config.dataset.name!r}")
+    ds = ds.map(lambda b: reader(batch_ids(b)[rows], permute=False))
     ds = ds.random_map(functools.partial(augment, rows=rows, batch_size=config.batch_size),
                        seed=config.seed)
+    if reader.order is not None:
+      ds = ds.map(lambda batch: permute_positions(batch, reader.order))
   read = grain.ReadOptions(num_threads=config.dataset.num_threads, prefetch_buffer_size=4)
   return iter(ds.to_iter_dataset(read))
 
