@@ -79,6 +79,12 @@ results: install
 	$(BIN)/python -m train --config experiments/shapes_translation.py \
 	  --workdir runs/reproduce/shapes_translation --sweep "model.features=()" \
 	  --sweep "model.hidden=(256,256)" --sweep optimizer.lr=1e-3 --sweep seed=3,4,5 >/dev/null
+	for grid in "model.pool=max --sweep model.global_pool=max,avg,none" \
+	    "model.pool=none --sweep model.global_pool=none" \
+	    "model.padding=CIRCULAR --sweep model.global_pool=max,avg"; do \
+	  $(BIN)/python -m train --config experiments/shapes_position.py \
+	    --workdir runs/reproduce/shapes_position --sweep $$grid --sweep seed=3,4,5 >/dev/null \
+	    || exit 1; done
 	$(BIN)/python -m experiments.analysis.cnn_claims translation --out docs \
 	  runs/reproduce/shapes_translation
 	$(BIN)/python -m experiments.analysis.feature_maps 'runs/reproduce/shapes_cnn_pool/pool=max,seed=0' \

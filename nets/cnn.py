@@ -58,11 +58,13 @@ class ConvNet(nn.Module):
   """Conv blocks (conv -> norm -> activation -> pool), then flatten and an MLP head.
 
   The number of spatial dims (1 or 2) follows the input rank. `kernel_size`, `strides` and
-  `padding` take one int for every block or one per block; `padding` may also be 'SAME'/'VALID'.
-  `global_pool` ('avg' or 'max') pools each channel over all positions instead of flattening, so
-  the head sees what was found, not where: a fully convolutional net. Without conv blocks
-  (`features=()`) this is the MLP. Each block's activation map is sown as intermediates
-  `block{i}` (`apply(..., mutable=["intermediates"])`), for plotting feature maps.
+  `padding` take one int for every block or one per block; `padding` may also be 'SAME'/'VALID'
+  or 'CIRCULAR' (wraps around: no border for the kernels to see). `global_pool` ('avg' or 'max')
+  pools each channel over all positions instead of flattening, so the head sees what was found,
+  not where: a fully convolutional net (but zero padding shows the kernels the borders, and from
+  them where: experiments/shapes_position.py). Without conv blocks (`features=()`) this is the
+  MLP. Each block's activation map is sown as intermediates `block{i}` (`apply(...,
+  mutable=["intermediates"])`), for plotting feature maps.
   """
   num_outputs: int = 10
   features: Sequence[int] = (25, 25, 25)

@@ -1,6 +1,8 @@
-"""The offline 2-D datasets (scikit-learn's digits, generated shapes), the fully convolutional
-ConvNet, training on one dataset and testing on another (dataset.test_name), and the 2-D tools
-(feature maps, the translation analysis) on a tiny run."""
+"""The offline 2-D datasets (scikit-learn's digits, generated shapes and their quadrants), the
+fully convolutional ConvNet and what padding shows it, training on one dataset and testing on
+another (dataset.test_name), and the 2-D tools (feature maps, the translation analysis) on a tiny
+run."""
+import hashlib
 import json
 import os
 
@@ -19,9 +21,9 @@ from train.loop import train_and_evaluate
 
 @pytest.fixture(scope="module")
 def image_dir(tmp_path_factory):
-  """digits, shapes/top and shapes/bottom prepared once (a few seconds)."""
+  """digits, shapes/top, shapes/bottom and shape_position prepared once (a few seconds)."""
   path = str(tmp_path_factory.mktemp("tfds_images"))
-  for name in ("digits", "shapes/top", "shapes/bottom"):
+  for name in ("digits", "shapes/top", "shapes/bottom", "shape_position"):
     tfds.builder(name, data_dir=path).download_and_prepare()
   return path
 
@@ -82,6 +84,79 @@ def test_shapes_stay_in_their_half():
     assert inside.reshape(n, -1).any(1).all()  # no shape is empty
 
 
+# sha256 of each shapes config's images and labels (generate's output, every split), recorded
+# before shape_position was added (2026-11-27): its `draw` must not change them.
+SHAPES_SHA256 = {
+    "anywhere/train": "e4954a27eea29da573f0f8eb9510319cf0c1b48be2d0e28e2ef07d8b369bb611",
+    "anywhere/validation": "18d85732a7a08d32073e001d8603021d9e7c0912abdaddffe221b61951c20f27",
+    "anywhere/test": "39b507b601deccbcca2ed0d736c87e5ecfda234176f687f43137365e08a333d6",
+    "top/train": "ce74c8228390490d21a5435fcc1db72ec1a72f6bfcddde97d719dd9bd428300d",
+    "top/validation": "9281210a2b38936ee59fd25711d17b3f0e1e0c27c42c155dc191555f21aaf64a",
+    "top/test": "f0d562e8bce81c4f7035ac8d4dac991a7b2499442a8f412fd3cb90867da29779",
+    "bottom/train": "5cf5289ae89e7ccad05acfbe1b77095407c924bd5031012272b7e9b4d1201aa9",
+    "bottom/validation": "ed071902b65840bfc974559335d7c22a86988dafc336168584565be9468b3e1b",
+    "bottom/test": "b3944bed511b18224bcd64e9969ced058f1ef6a2355b214b4f4d05571c556f86",
+}
+
+
+def test_the_shapes_configs_data_is_unchanged():
+  for name, rows in shapes.REGIONS.items():
+    for split, (n, seed) in shapes.SPLITS.items():
+      x, y = shapes.generate(n, seed, rows)
+      assert hashlib.sha256(x.tobytes() + y.tobytes()).hexdigest() == SHAPES_SHA256[
+          f"{name}/{split}"], (name, split)
+
+
+def test_shape_position_is_anywheres_images_labelled_by_the_quadrant_of_the_centre(image_dir):
+  """Every example is shapes/anywhere's image of the same index (`generate` is `draw` less the
+  centres), its label the quadrant of the shape's centre; exactly the centres within a pixel of a
+  midline are left out; deterministic."""
+  first, again = (shapes.draw(64, 5, shapes.REGIONS["anywhere"]) for _ in "ab")
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a, b)
+  prepared = split_arrays("shape_position", image_dir)
+  for split, (n, seed) in shapes.SPLITS.items():
+    images, labels, centres = shapes.draw(n, seed, shapes.REGIONS["anywhere"])
+    examples = list(shapes.ShapePosition(data_dir="/nonexistent")._generate_examples(n, seed))
+    keys = np.array([i for i, _ in examples])
+    near = np.any(np.abs(centres - 16) < shapes.MARGIN, axis=1)  # to a midline
+    np.testing.assert_array_equal(keys, np.flatnonzero(~near))
+    cy, cx = centres[keys].T
+    quadrant = np.array([e["label"] for _, e in examples])
+    np.testing.assert_array_equal(quadrant, 2 * (cy >= 16) + (cx >= 16))
+    assert set(quadrant) == {0, 1, 2, 3}
+    np.testing.assert_array_equal(np.stack([e["image"] for _, e in examples]), images[keys])
+    np.testing.assert_array_equal([e["shape"] for _, e in examples], labels[keys])
+    # The prepared split holds the same examples (in TFDS's order).
+    x, y = prepared[split]
+    assert len(y) == len(keys) == {"train": 2483, "validation": 484, "test": 834}[split]
+    by_image = {images[i].tobytes(): q for i, q in zip(keys, quadrant)}
+    assert [by_image[image.tobytes()] for image in x] == list(y)
+
+
+def test_a_quadrant_can_be_read_off_the_noise_free_image():
+  """With the centre at least MARGIN from both midlines, the middle of the rows (and columns) a
+  shape lights lies on the centre's side of the midline, for every shape: the label is not a
+  guess."""
+  rng = np.random.default_rng(0)
+  n = 4000
+  label, r = rng.integers(0, 5, n), rng.uniform(*shapes.RADIUS, n)
+  centres = r[:, None] + rng.uniform(size=(n, 2)) * (32 - 2 * r[:, None])
+  quadrant, kept = shapes.quadrants(centres)
+  y, x = np.mgrid[:32, :32] + 0.5
+  inside = shapes.masks(label, y - centres[:, :1, None], x - centres[:, 1:, None],
+                        r[:, None, None])
+
+  def middle(lit_NL):  # halfway between the first lit pixel's top edge and the last's bottom
+    return (lit_NL.argmax(1) + 32 - lit_NL[:, ::-1].argmax(1)) / 2
+
+  rows, cols = middle(inside.any(2)), middle(inside.any(1))
+  assert np.abs(rows - centres[:, 0]).max() < shapes.MARGIN  # the triangle's: 0.92
+  assert np.abs(cols - centres[:, 1]).max() < shapes.MARGIN
+  np.testing.assert_array_equal(quadrant[kept], (2 * (rows >= 16) + (cols >= 16))[kept])
+  assert 0.75 < kept.mean() < 0.9
+
+
 def test_global_pooling_makes_the_convnet_blind_to_where():
   """A blob on a zero background (zero biases at init: the background's features are 0, as the
   padding is) moved down by 16 rows, a multiple of the 8x pooling, and far enough from the edges
@@ -96,6 +171,22 @@ def test_global_pooling_makes_the_convnet_blind_to_where():
     variables = model.init(jax.random.PRNGKey(0), x)
     logits = np.asarray(model.apply(variables, x))
     assert np.allclose(logits[0], logits[1], atol=1e-6) == same, global_pool
+
+
+def test_circular_padding_makes_global_pooling_blind_to_the_quadrant():
+  """With circular padding the conv blocks commute with rolling the image by a multiple of the
+  8x pooling, so a global pool gives an image and its rolls by 16 rows and columns (a shape moved
+  to each other quadrant) the same logits; zero ('SAME') padding shows the net the borders."""
+  x = np.random.default_rng(0).normal(size=(1, 32, 32, 1)).astype(np.float32)
+  moved = np.concatenate([x, np.roll(x, 16, axis=1), np.roll(x, 16, axis=2),
+                          np.roll(x, (16, 16), axis=(1, 2))])
+  for padding, global_pool, same in (("CIRCULAR", "max", True), ("CIRCULAR", "avg", True),
+                                     ("SAME", "max", False)):
+    model = ConvNet(num_outputs=4, features=(4, 8, 8), kernel_size=3, padding=padding,
+                    pool="max", global_pool=global_pool, hidden=(8,))
+    variables = model.init(jax.random.PRNGKey(0), moved)
+    logits = np.asarray(model.apply(variables, moved))
+    assert np.allclose(logits, logits[:1], atol=1e-5) == same, (padding, global_pool)
 
 
 def tiny(config, data_dir, **overrides):
