@@ -248,6 +248,28 @@ def test_reproduce_measures_the_runs_and_checks_the_expected_value(finished_swee
       f.write(original)
 
 
+def test_where_the_data_is_read_makes_no_run_stale_nor_another_run(finished_sweep, data_dir,
+                                                                   tmp_path, capsys):
+  """The same data read from another data dir (a link to it), not downloaded: the finished runs
+  count (not stale, not refused as another config). A run of another config is refused before
+  anything is trained or its dataset prepared."""
+  tmp, config_path, parent = finished_sweep
+  os.symlink(data_dir, tmp_path / "link")
+  runs = ["--runs", str(tmp / "runs")]
+  assert reproduce.main([config_path, *runs, "--set", f"dataset.data_dir={tmp_path / 'link'}",
+                         "--set", "dataset.download=False"]) == 0
+  out = capsys.readouterr().out
+  assert out.count("already finished") == 2 and "all 1 entries ok" in out
+  (tmp_path / "empty").mkdir()
+  assert reproduce.main([config_path, *runs, "--set", f"dataset.data_dir={tmp_path / 'empty'}",
+                         "--set", "optimizer.lr=0.5"]) == 2
+  assert capsys.readouterr().err == (
+      f"error: {parent}/seed=0 already finished with another config (differing: optimizer.lr); "
+      f"its results stand. To train on from it, use a new --workdir with "
+      f"--config.init_from={parent}/seed=0\n")
+  assert not os.listdir(tmp_path / "empty")
+
+
 @pytest.mark.slow  # trains a grid: `make test-slow`
 def test_a_relation_between_grid_points_passes_only_by_its_margin(data_dir, tmp_path, capsys):
   """`Beats`: the run that learns beats the one whose learning rate is ~0 on accuracy (higher) and

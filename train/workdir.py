@@ -94,22 +94,39 @@ def config_changes(workdir: str, config: ml_collections.ConfigDict) -> list[str]
   return sorted(k for k in old.keys() | new.keys() if old.get(k, defaults.get(k)) != new.get(k))
 
 
+# Where a run reads its data from, not what it trains: a run read from another data dir (`reproduce
+# --set dataset.data_dir=...`), or prepared there beforehand, is the same run. Which data it read
+# is recorded apart, as the dataset's version in results.json.
+WHERE_DATA_IS = ("dataset.data_dir", "dataset.download")
+
+
+def run_changes(changes: list[str]) -> list[str]:
+  """The `config_changes` that make another run: all but WHERE_DATA_IS."""
+  return [c for c in changes if c not in WHERE_DATA_IS]
+
+
+def check_unchanged(workdir: str, changes: list[str]) -> None:
+  """A finished run's results stand: ConfigError when `changes` make it another run."""
+  if run_changes(changes):
+    raise ConfigError(f"{workdir} already finished with another config (differing: "
+                      f"{', '.join(run_changes(changes))}); its results stand. To train on from "
+                      f"it, use a new --workdir with --config.init_from={workdir}")
+
+
 def finished(workdir: str, config: ml_collections.ConfigDict, start: int,
              changes: list[str]) -> bool:
   """Whether `workdir` holds a finished run of `config` (results.json, or its latest checkpoint at
   the end of the run that wrote it). Such a run with another config, or a checkpoint past
   config.num_steps, is a ConfigError: training on would stretch its schedule (the learning rate
   jumps), delete its final checkpoints and overwrite results.json. config.init_from continues
-  from it in a new workdir instead."""
+  from it in a new workdir instead. A change of WHERE_DATA_IS alone is the same run."""
   if start > config.num_steps:
     raise ConfigError(f"{workdir} holds a checkpoint at step {start}, past "
                       f"config.num_steps={config.num_steps}; use a new --workdir")
   stored = checkpoint.stored_config(workdir, start) if start else None
   has_results = os.path.exists(os.path.join(workdir, "results.json"))
-  if (has_results or (stored and stored.get("num_steps") == start)) and changes:
-    raise ConfigError(f"{workdir} already finished with another config (differing: "
-                      f"{', '.join(changes)}); its results stand. To train on from it, use a new "
-                      f"--workdir with --config.init_from={workdir}")
+  if has_results or (stored and stored.get("num_steps") == start):
+    check_unchanged(workdir, changes)
   return has_results and start == config.num_steps
 
 

@@ -35,7 +35,7 @@ from experiments.analysis import json_blocks
 from nets.recurrent import CELLS, RNNLayer
 from train import checkpoint, log, sweep
 from train.tools import bench, positive_int
-from train.workdir import config_changes
+from train.workdir import config_changes, run_changes
 
 # (task, experiment module, grid point without the cell, test metric, better when)
 TASKS = (("MNIST-1D (T = 40)", mnist1d_rnn, {}, "accuracy", "higher"),
@@ -44,9 +44,6 @@ TASKS = (("MNIST-1D (T = 40)", mnist1d_rnn, {}, "accuracy", "higher"),
          ("copy task (T = 100)", copy_memory,
           {"dataset.name": "copy_memory/t100"}, "recall_accuracy", "higher"))
 COMPARED = ("lstm", "gru")
-# Where a run read its data from, not what it trained: a run of `reproduce --set
-# dataset.data_dir=...` is no stale run.
-WHERE_DATA_IS = ("dataset.data_dir", "dataset.download")
 
 
 def input_size(config) -> int:
@@ -81,9 +78,8 @@ def registry_metric(runs: str, module, point: dict, metric: str) -> tuple[list[f
                                             "results.json"))):
     run = os.path.dirname(path)
     seed = (checkpoint.run_config(run) or {}).get("seed")
-    changes = [c for c in config_changes(run, sweep.apply(module.get_config(),
-                                                          {**point, "seed": seed}))
-               if c not in WHERE_DATA_IS]
+    changes = run_changes(config_changes(run, sweep.apply(module.get_config(),
+                                                          {**point, "seed": seed})))
     if seed is not None and changes:
       print(f"warning: {run} left out, a stale run: its config differs from "
             f"{module.__name__}'s in {', '.join(changes)}", file=sys.stderr)

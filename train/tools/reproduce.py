@@ -103,9 +103,10 @@ def measure(parent: str, entry: Expected | Beats | Diverges, config, point: dict
   its only one; for `Diverges`, inf for a run the guard stopped), the config fields in which
   these runs differ from the registry's config, or their dataset's version from the builder's
   (a stale run: the experiment or its data changed since), and
-  whether a run of an entry that expects a result was stopped by the guard instead."""
+  whether a run of an entry that expects a result was stopped by the guard instead. Where a run
+  read its data (`train.workdir.WHERE_DATA_IS`) makes no run stale."""
   from train import data
-  from train.workdir import config_changes, read_diverged
+  from train.workdir import config_changes, read_diverged, run_changes
 
   values, stale, diverged = [], set(), False
   version = data.dataset_version(config.dataset.name)
@@ -123,7 +124,7 @@ def measure(parent: str, entry: Expected | Beats | Diverges, config, point: dict
     else:
       diverged = True
       continue
-    stale.update(config_changes(path, sweep.apply(config, member)))
+    stale.update(run_changes(config_changes(path, sweep.apply(config, member))))
   return values, sorted(stale), diverged
 
 
@@ -254,6 +255,22 @@ def plan(path: str, quick: bool = False, overrides: dict | None = None,
   return planned
 
 
+def check_runs(parent: str, planned: list[tuple], download: bool) -> None:
+  """Refuses a finished run of an entry to be trained whose config has changed since
+  (`train.workdir.check_unchanged`) before anything trains: training would prepare its dataset
+  first, then refuse."""
+  from train.workdir import check_unchanged, config_changes
+
+  for entry, configs in planned:
+    if not download and missing_dataset(configs[0].dataset):
+      continue  # skipped, not trained
+    for point, config in zip(entry_points(entry), configs):
+      for member in entry_members(entry, point):
+        run = os.path.join(parent, sweep.member_name(member))
+        if os.path.exists(os.path.join(run, "results.json")):
+          check_unchanged(run, config_changes(run, sweep.apply(config, member)))
+
+
 def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None = None,
               download: bool = False, run: bool = True,
               where: dict[str, list] | None = None) -> list[dict]:
@@ -265,6 +282,8 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
     return [{"experiment": name, "runs": "-", "status": "no entry with such a run (--where)"
              if where else "no expected result (a benchmark)"}]
   parent = os.path.join(root, name)
+  if run:
+    check_runs(parent, planned, download)
   rows = []
   for entry, configs in planned:
     why = None if download else missing_dataset(configs[0].dataset)
@@ -413,8 +432,9 @@ def main(argv=None) -> int:
       parser.error("name experiment files, or --all")
     overrides = parse_overrides(args.set)
     where = sweep.parse_sweep(args.where, "--where")  # typed as --sweep's values
-    for path in paths:  # every config is checked before anything trains
-      plan(path, args.quick, overrides, where)
+    for path in paths:  # every config, and the finished runs, checked before anything trains
+      check_runs(os.path.join(root, experiment_name(path)),
+                 plan(path, args.quick, overrides, where), args.download)
     rows = []
     for path in paths:
       rows += reproduce(path, root, args.quick, overrides, args.download, where=where)
