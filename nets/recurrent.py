@@ -21,16 +21,18 @@ import numpy as np
 from nets import recurrent_cudnn
 from nets.layers import DTYPES, check_choice
 
-Carry = Any  # h_BH, or (c_BH, h_BH) for the LSTM
+Carry = Any  # h_BH, or a tuple whose last part is h_BH: (c_BH, h_BH) for the LSTM
 
 
 def hidden(carry: Carry) -> jax.Array:
-  """The hidden state h_BH of a carry: the LSTM carries (c, h), the other cells carry h."""
-  return carry[1] if isinstance(carry, tuple) else carry
+  """The hidden state h_BH of a carry: the last part of a tuple (the LSTM's (c, h)), else the
+  carry itself."""
+  return carry[-1] if isinstance(carry, tuple) else carry
 
 
 def with_hidden(carry: Carry, h_BH: jax.Array) -> Carry:
-  return (carry[0], h_BH) if isinstance(carry, tuple) else h_BH
+  """`carry` with h_BH as its hidden state (the perturbation, and dL/dh in the backward pass)."""
+  return (*carry[:-1], h_BH) if isinstance(carry, tuple) else h_BH
 
 
 def stacked(init: nn.initializers.Initializer, n: int) -> nn.initializers.Initializer:
@@ -44,7 +46,11 @@ def stacked(init: nn.initializers.Initializer, n: int) -> nn.initializers.Initia
 class RecurrentCell(nn.Module):
   """One step `(carry, xw_BG[, hw_BG]) -> (carry, h_BH)`, where `xw_BG = x_t @ W_x + b` holds the
   input part of all G*H gate pre-activations and `hw_BG = h_{t-1} @ W_h` the hidden part (computed
-  by the cell unless given). Subclasses set `num_gates` and the step."""
+  by the cell unless given). Subclasses set `num_gates` and the step.
+
+  The carry is h_BH, or a tuple of (B, H) parts whose LAST is h_BH (`hidden`, `with_hidden`: the
+  layer multiplies it by W_h, perturbs it and returns it), named in that order by `carry_names`
+  (a learned initial carry's params `initial_<name>`) and made by `initialize_carry`."""
   features: int
   spectral_radius: float = 1.0
   dtype: Any = jnp.float32
@@ -176,13 +182,13 @@ class RNNLayer(nn.Module):
   each sequence runs from its own last valid step back to step 0; outputs keep the input's time
   order and the final carry is the one after step 0.
 
-  The initial carry is `initial_carry` when given (h_BH, or a tuple (c_BH, h_BH) for the LSTM),
-  else a learned parameter per carry part (`initial_h`, and `initial_c` for the LSTM; created
-  whenever `learn_initial_carry=True`), else zeros.
+  The initial carry is `initial_carry` when given (the cell's carry: h_BH, or a tuple ending in
+  h_BH, (c_BH, h_BH) for the LSTM), else a learned parameter per carry part (`initial_h`, and
+  `initial_c` for the LSTM; created whenever `learn_initial_carry=True`), else zeros.
 
   `perturb_BTH` (original time order) is added to the hidden output of every step inside the
-  recurrence: `h_t + perturb_t` is both emitted and carried into step t+1 (for the LSTM only h is
-  perturbed, not c). So the gradient of a loss w.r.t. `perturb_BTH` at zero is dL/dh_t, including
+  recurrence: `h_t + perturb_t` is both emitted and carried into step t+1 (only h is perturbed,
+  not the carry's other parts: the LSTM's c). So the gradient of a loss w.r.t. `perturb_BTH` at zero is dL/dh_t, including
   every path through later steps. Perturbations at padded steps have no effect.
 
   `backend`: 'scan' (any cell; `unroll` steps per loop iteration) or 'cudnn' (the LSTM in

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from nets.attention import MultiHeadAttention
 from nets.layers import DTYPES, check_choice
-from nets.recurrent import CELLS, LSTMCell, RNNLayer, hidden
+from nets.recurrent import CELLS, RNNLayer, hidden
 from nets.transformer import Block, Transformer, embed_init
 
 ATTENTIONS = ("none", "additive", "multiplicative")
@@ -136,7 +136,7 @@ class RNNSeq2Seq(nn.Module):
       parts = zip(*[c if isinstance(c, tuple) else (c,) for c in carries])
       parts = [jnp.tanh(bridge(jnp.concatenate(p, -1))).astype(jnp.float32)
                for bridge, p in zip(self.bridges, parts)]
-      carry = tuple(parts) if CELLS[self.cell] is LSTMCell else parts[0]
+      carry = tuple(parts) if isinstance(carries[0], tuple) else parts[0]
     memory = {"states": states_BSE, "valid": jnp.arange(source_BS.shape[1]) < lengths_B[:, None],
               "carry": carry}
     if self.attention == "additive":

@@ -1,4 +1,5 @@
 import warnings
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -6,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nets.recurrent import CELLS, RecurrentNet, RNNLayer, hidden, with_hidden
+from nets.recurrent import CELLS, RecurrentCell, RecurrentNet, RNNLayer, hidden, with_hidden
 from tests.test_precision import assert_rounded_like_bfloat16
 
 B, T, D, H = 2, 6, 2, 4
@@ -44,6 +45,29 @@ def loop_layer(cell_name, params, x_BTD, carry=None, perturb_BTH=None, lengths_B
     carry = new_carry
     outputs.append(h_BH)
   return jnp.stack(outputs, axis=1), carry
+
+
+class ThreePartCell(RecurrentCell):
+  """A test cell whose carry has three parts, h last, (s, c, h), as no cell of ours has:
+
+    f, g = split(W_x x + b + W_h h)      c' = sigmoid(f) * c + (1 - sigmoid(f)) * tanh(g)
+    s' = s / 2 + c'                      h' = tanh(c' + s' / 10)
+  """
+  num_gates: ClassVar[int] = 2
+  carry_names: ClassVar[tuple[str, ...]] = ("s", "c", "h")
+
+  @nn.compact
+  def __call__(self, carry, xw_BG, hw_BG=None):
+    s_BH, c_BH, _ = carry
+    f, g = jnp.split(xw_BG.astype(jnp.float32) + self.hidden_to_gates(carry, hw_BG), 2, axis=-1)
+    c_BH = nn.sigmoid(f) * c_BH + (1 - nn.sigmoid(f)) * jnp.tanh(g)
+    s_BH = s_BH / 2 + c_BH
+    h_BH = jnp.tanh(c_BH + s_BH / 10)
+    return (s_BH, c_BH, h_BH), h_BH
+
+  @nn.nowrap
+  def initialize_carry(self, batch_size, dtype=jnp.float32):
+    return tuple(jnp.zeros((batch_size, self.features), dtype) for _ in self.carry_names)
 
 
 # flax's cell, and the names of its input kernels, input-side biases and hidden kernels in our
@@ -124,6 +148,21 @@ def test_layer_gradients_equal_autodiff_of_the_loop(name, dtype):
   errors = [float(np.linalg.norm(a - b) / np.linalg.norm(b)) for a, b in
             zip(jax.tree.leaves(grads), jax.tree.leaves(expected), strict=True)]
   assert max(errors) <= (1e-6 if dtype == "float32" else 1e-2), errors
+
+
+def test_the_hidden_state_is_the_last_part_of_a_carry(monkeypatch):
+  """The cell contract (docs/extending.md): h is a tuple carry's last part, of three parts too. A
+  cell computing h @ W_h itself multiplies that part; the layer's perturbation and backward pass
+  replace it and keep the others (against autodiff of the loop, with padding)."""
+  cell = ThreePartCell(H)
+  carry = tuple(normal(i, (B, H)) for i in (1, 2, 3))
+  xw_BG = normal(4, (B, 2 * H))
+  params = cell.init(jax.random.key(0), carry, xw_BG)["params"]
+  hw_BG = carry[-1] @ params["hidden"]["kernel"]
+  close(cell.apply({"params": params}, carry, xw_BG),
+        cell.apply({"params": params}, carry, xw_BG, hw_BG))
+  monkeypatch.setitem(CELLS, "three", ThreePartCell)
+  test_layer_gradients_equal_autodiff_of_the_loop("three", "float32")
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
