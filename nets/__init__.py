@@ -29,6 +29,19 @@ def model_fields(cls: type[nn.Module]) -> list[str]:
   return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
 
 
+def model_defaults(cls: type[nn.Module]) -> dict:
+  """The default of each of `model_fields` that has one (a field without one must be given)."""
+  defaults = {}
+  for f in dataclasses.fields(cls):
+    if f.name not in model_fields(cls):
+      continue
+    if f.default is not dataclasses.MISSING:
+      defaults[f.name] = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+      defaults[f.name] = f.default_factory()
+  return defaults
+
+
 def create_model(name: str, **kwargs) -> nn.Module:
   check_choice("model", name, sorted(MODELS))
   return MODELS[name](**kwargs)

@@ -10,13 +10,15 @@ import jax
 import numpy as np
 import pytest
 
+import nets
 import train.checkpoint
 import train.loop
+import train.workdir
 from tests.kill_harness import REPO, final_state
 from tests.test_faults import steps_wrapped
 from tests.test_train import assert_one_line_error, cli, finished_run  # noqa: F401  (fixture)
-from train import faults
-from train.config import ConfigError, loaded_config, unknown_field
+from train import data, faults
+from train.config import ConfigError, loaded_config, unknown_field, validate
 from train.loop import train_and_evaluate
 from train.tools import reproduce
 
@@ -111,6 +113,48 @@ def test_a_config_file_returning_a_dict_is_one_line(tmp_path):
   assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
       f"error: --config {path}: get_config() returned a dict, not an ml_collections.ConfigDict; "
       "start from train.config.base_config()"], bad.stderr
+
+
+WIDE = '''"""A model whose field `width` has no default, registered by this experiment file."""
+import flax.linen as nn
+
+import nets
+from train.config import base_config, model_config
+
+
+class Wide(nn.Module):
+  width: int
+  num_outputs: int = 10
+
+  @nn.compact
+  def __call__(self, x, *, train=False):
+    return nn.Dense(self.num_outputs)(nn.Dense(self.width)(x.reshape(x.shape[0], -1)))
+
+
+nets.MODELS["wide"] = Wide
+
+
+def get_config():
+  config = base_config()
+  config.model = model_config("wide"{width})
+  return config
+'''
+
+
+def test_a_model_field_without_a_default_must_be_given(tmp_path, monkeypatch):
+  """It was `error: bad flags: type object 'Wide' has no attribute 'width'`, given or not."""
+  path = tmp_path / "wide.py"
+  path.write_text(WIDE.format(width=""))
+  bad = cli(f"--config={path}", f"--workdir={tmp_path / 'run'}")
+  assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+      "error: Wide has no default for width: give it, model_config('wide', width=...)"], bad.stderr
+  path.write_text(WIDE.format(width=", width=8"))
+  monkeypatch.setattr(nets, "MODELS", dict(nets.MODELS))  # the file registers Wide in it
+  config = loaded_config(["train", f"--config={path}"])
+  assert config.model.to_dict() == {"name": "wide", "width": 8, "num_outputs": 10}
+  validate(config, data.DATASETS)
+  (tmp_path / "config.json").write_text(config.to_json_best_effort())
+  assert train.workdir.config_changes(str(tmp_path), config) == []
 
 
 def test_an_unknown_field_is_named_by_its_whole_flag():

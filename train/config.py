@@ -103,12 +103,17 @@ def model_config(name: str, **overrides) -> ml_collections.ConfigDict:
   Listing all fields makes each one settable from the command line and visible in config.json.
   """
   cls = nets.MODELS[name]
-  fields = {f: getattr(cls, f) for f in nets.model_fields(cls)}
-  unknown = set(overrides) - set(fields)
+  names = nets.model_fields(cls)
+  unknown = set(overrides) - set(names)
   if unknown:
-    raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}; valid: {sorted(fields)}")
-  fields.update(overrides)
-  return ml_collections.ConfigDict({"name": name, **fields})
+    raise ConfigError(f"{cls.__name__} has no fields {sorted(unknown)}; valid: {sorted(names)}")
+  fields = {**nets.model_defaults(cls), **overrides}
+  missing = [f for f in names if f not in fields]
+  if missing:
+    raise ConfigError(f"{cls.__name__} has no default for {', '.join(missing)}: give "
+                      f"{'it' if len(missing) == 1 else 'them'}, model_config({name!r}, "
+                      f"{missing[0]}=...)")
+  return ml_collections.ConfigDict({"name": name, **{f: fields[f] for f in names}})
 
 
 def get(config: ml_collections.ConfigDict, field: str):
@@ -256,8 +261,19 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except Exception as e:  # noqa: BLE001  bad flags, overrides or config files: all the user's
-    fail(unknown_field(argv, loaded_config(argv)) or
+    fail(unknown_field(argv, loaded_config(argv)) or config_file_error(e) or
          f"{type(e).__name__ if isinstance(e, SyntaxError) else 'bad flags'}: {one_line(e)}")
+
+
+def config_file_error(e: Exception) -> str | None:
+  """The message of a ConfigError that the config file's get_config() raised (model_config's),
+  which absl passes on as a ConfigError holding the traceback, inside its own error."""
+  found = None
+  while e is not None:
+    if isinstance(e, ConfigError):
+      found = e
+    e = e.__cause__ or e.__context__
+  return None if found is None else one_line(found)
 
 
 def loaded_config(argv):

@@ -75,7 +75,7 @@ def default_fields(config: ml_collections.ConfigDict) -> dict:
   defaults = flat(json.loads(base_config().to_json_best_effort()))
   cls = nets.MODELS.get(config.model.name)
   if cls is not None:
-    fields = {f: getattr(cls, f) for f in nets.model_fields(cls)}
+    fields = nets.model_defaults(cls)
     defaults.update(flat(json.loads(json.dumps({"model": fields}, default=str))))
   return defaults
 
