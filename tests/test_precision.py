@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import nets
 from nets.cnn import MLP, ConvNet, ResNet
-from nets.recurrent import RecurrentNet
+from nets.recurrent import CELLS, RecurrentNet
 from nets.seq2seq import RNNSeq2Seq, TransformerSeq2Seq
 from nets.transformer import TransformerClassifier, TransformerLM
 
@@ -21,17 +22,17 @@ def normal(seed, shape):
 
 TOKENS = jnp.asarray(np.random.default_rng(0).integers(0, 11, (2, 8)), jnp.int32)
 PAIRS = jnp.asarray(np.random.default_rng(1).integers(1, 11, (2, 2, 8)), jnp.int32)  # source, target
-# (model, input, the size of its float32 classifier head's outputs or None): one of each family,
-# at test sizes. The recurrent and the Transformer classifiers keep their head, one tiny matmul
-# on a pooled vector, in float32 (nets/layers.py's precision policy); every other matmul and
-# convolution, the LM head included, is in the compute dtype.
+# (model, input, the size of its float32 classifier head's outputs or None): each model of
+# nets.MODELS at test sizes (`test_every_registered_model_is_checked`), the recurrent one with
+# every cell of nets.recurrent.CELLS. The recurrent and the Transformer classifiers keep their
+# head, one tiny matmul on a pooled vector, in float32 (nets/layers.py's precision policy); every
+# other matmul and convolution, the LM head included, is in the compute dtype.
 MODELS = {
     "mlp": (MLP(hidden=(32, 32)), normal(0, (4, 40, 1)), None),
     "convnet": (ConvNet(features=(8, 8), norm="batch"), normal(0, (4, 40, 1)), None),
     "resnet": (ResNet(num_outputs=10, depth=18, width=4), normal(0, (2, 8, 8, 3)), None),
-    "lstm": (RecurrentNet(features=16, cell="lstm"), normal(0, (2, 6, 3)), 10),
-    "gru": (RecurrentNet(features=16, cell="gru"), normal(0, (2, 6, 3)), 10),
-    "simple_rnn": (RecurrentNet(features=16, cell="simple"), normal(0, (2, 6, 3)), 10),
+    **{f"rnn_{cell}": (RecurrentNet(features=16, cell=cell), normal(0, (2, 6, 3)), 10)
+       for cell in sorted(CELLS)},
     "transformer": (TransformerClassifier(num_outputs=3, patch_size=2, num_layers=2, num_heads=2,
                                           features=16, max_len=16), normal(0, (2, 8, 2)), 3),
     "transformer_lm": (TransformerLM(vocab_size=11, num_outputs=11, num_layers=2, num_heads=2,
@@ -44,6 +45,14 @@ MODELS = {
     "transformer_seq2seq": (TransformerSeq2Seq(vocab_size=11, num_outputs=11, num_layers=1,
                                                num_heads=2, features=16, max_len=16), PAIRS, None),
 }
+
+
+def test_every_registered_model_is_checked():
+  """A model added to nets.MODELS needs a test-size instance in MODELS above, where its bfloat16
+  policy is checked."""
+  missing = sorted(set(nets.MODELS) - {name for name, cls in nets.MODELS.items()
+                                        for model, _, _ in MODELS.values() if type(model) is cls})
+  assert not missing, f"tests/test_precision.py's MODELS has no test-size instance of {missing}"
 
 
 def multiplications(jaxpr) -> list[tuple[str, tuple]]:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from nets.attention import MultiHeadAttention
 from nets.cnn import MLP, ConvNet
-from nets.recurrent import RNNLayer
+from nets.recurrent import CELLS, RNNLayer
 
 # Tiny shapes and few examples: every new shape is traced again.
 FEW = settings(max_examples=3, deadline=None, derandomize=True)
@@ -58,7 +58,7 @@ def test_cnn_shapes_finite_and_examples_independent_in_eval(b, length, dtype, se
 
 @pytest.mark.slow  # many compiles: `make test-slow`
 @FEW
-@given(data=st.data(), cell=st.sampled_from(["simple", "lstm", "gru"]), reverse=st.booleans(),
+@given(data=st.data(), cell=st.sampled_from(sorted(CELLS)), reverse=st.booleans(),
        dtype=DTYPES, seed=st.integers(0, 99))
 def test_rnn_padding_is_zero_and_ignored(data, cell, reverse, dtype, seed):
   b, t, lengths = batch_and_lengths(data.draw)
