@@ -6,6 +6,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from tests.test_reproduce import chance
 from train import data
 from train.loop import train_and_evaluate
 
@@ -66,6 +67,7 @@ def test_a_new_dataset_module_is_all_it_takes(toy_dataset, tmp_path, tiny_config
       "model.num_outputs": 2, "checkpoint.every": 20, "batch_size": 50, "eval_batch_size": 50})
   results = train_and_evaluate(config, str(tmp_path / "run"))
   assert results["splits"] == {"train": "train", "validation": "validation", "test": "test"}
-  assert results["final"]["accuracy"] > 0.9  # the blobs are 3 sigma apart; chance is 0.5
+  assert results["final"]["accuracy"] > 0.9  # the blobs are 3 sigma apart
+  assert chance(config, "accuracy") == 0.5  # the registry's check knows it, from the spec
   x_shape, dtype = data.spec_of(toy_dataset).input_shape(config.dataset)
   assert x_shape == (2,) and dtype == np.float32

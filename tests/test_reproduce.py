@@ -1,6 +1,5 @@
 """Sweeps, the results registry (train.tools.reproduce), reports over runs and the CNN-claims tools, on a
 tiny experiment: logistic regression on MNIST-1D for 10 steps."""
-import functools
 import glob
 import json
 import os
@@ -387,46 +386,12 @@ def test_the_registry_of_every_experiment():
   assert benchmarks <= {"gpt2_small"}  # every other experiment is a reproduction target
 
 
-@functools.cache
-def dates_position_guess(L: int) -> float:
-  """Token accuracy of the best guess from the position alone (years start 19 or 20, months 0 or
-  1, ...) on the test split of `dates/lL`: what a model that ignores the source scores (0.38-0.39)."""
-  from train.data import transduction
-  builder = transduction.Dates(config=f"l{L}", data_dir="/nonexistent")
-  records = [e for _, e in builder._generate_examples(transduction.NUM_TEST, seed=[L, 1])]
-  batch = transduction.dates_batch({k: np.stack([e[k] for e in records])
-                                    for k in ("source", "target")}, None)
-  right = sum(np.bincount(batch["label"][batch["weights"][:, t] > 0, t]).max()
-              for t in range(batch["label"].shape[1]) if batch["weights"][:, t].any())
-  return float(right / batch["weights"].sum())
-
-
 def chance(config, metric: str) -> float:
-  """What a model that learned nothing scores (a uniform guess, or predicting the mean)."""
-  name = config.dataset.name
-  if metric == "accuracy" and name.startswith("shapes/"):
-    return 1 / 5  # 5 classes, about balanced
-  if metric == "accuracy" and name == "shape_position":
-    return 1 / 4  # 4 quadrants, about balanced (the largest is 26 % of the test split)
-  if metric == "accuracy" and name.startswith("dates"):
-    return dates_position_guess(int(name.split("/l")[1]))
-  if metric == "accuracy" and name.startswith("reversal"):
-    n = int(name.split("/l")[1]) // 2  # the shortest source: a symbol guessed right 1 in 10 times,
-    return (0.1 * n + 1) / (n + 1)  # the end token always
-  if metric == "accuracy":
-    assert name.split("/")[0] in ("mnist1d", "mnist", "cifar10", "digits"), name  # 10 balanced
-    return 0.1
-  if metric == "exact_match":
-    return 0.0  # a whole sequence of 5 or more symbols guessed right: at most 1e-5
-  if metric == "recall_accuracy":
-    return 1 / 8  # a guess among the 8 symbols of the copy task
-  if metric == "bits":
-    return float(np.log2(config.model.vocab_size))
-  if metric == "loss" and name.startswith("adding_problem"):
-    return 1 / 6  # predicting the mean, 1: the variance of a sum of two U(0, 1)
-  if metric == "loss" and name.startswith("copy_memory"):
-    return float(np.log(10))  # a uniform guess among the 10 outputs
-  raise AssertionError(f"no chance level for {metric} on {name}")
+  """What a model that learned nothing scores: its dataset's (`DatasetSpec.chance_of`)."""
+  level = data.spec_of(config.dataset.name).chance_of(metric, config)
+  assert level is not None, (f"no chance level for {metric} on {config.dataset.name}: give its "
+                             "DatasetSpec one (`chance`)")
+  return level
 
 
 def test_no_band_includes_chance_unless_a_relation_says_what_differs():

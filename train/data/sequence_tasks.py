@@ -89,9 +89,12 @@ def copy_batch(records, info):
 
 register("adding_problem", DatasetSpec(
     "regress", adding_batch, lambda cfg: ((variant_length(cfg.name), 2), np.float32),
-    ("values", "markers", "target"), num_outputs=1))
+    ("values", "markers", "target"), num_outputs=1,
+    chance={"loss": 1 / 6}))  # predicting the mean, 1: the variance of a sum of two U(0, 1)
 register("copy_memory", DatasetSpec(
     "sequence", copy_batch,
     lambda cfg: ((variant_length(cfg.name) + 2 * COPY_SYMBOLS,), np.int32),
     ("symbols",), num_outputs=COPY_ALPHABET + 2, vocab_size=COPY_ALPHABET + 2,
-    extra_metrics=("recall_accuracy",)))
+    extra_metrics=("recall_accuracy",),
+    # A guess among the symbols; a uniform guess among all the outputs.
+    chance={"recall_accuracy": 1 / COPY_ALPHABET, "loss": float(np.log(COPY_ALPHABET + 2))}))

@@ -26,10 +26,29 @@ class DatasetSpec:
   # The splits a run trains on, selects on (validation) and reports (test), when the config
   # leaves them "": the source's own, or a fixed slice of train where it has no validation split.
   splits: tuple[str, str, str] = ("train", "validation", "test")
+  # What a model that learned nothing scores (a uniform guess, or predicting the mean), which no
+  # expected result's band may hold alone (tests/test_reproduce.py): {metric: value, or a function
+  # of the run's config}, beyond `chance_of`'s defaults.
+  chance: dict[str, float | Callable] = dataclasses.field(default_factory=dict)
 
   @property
   def metrics(self) -> tuple[str, ...]:
     return losses.METRICS[self.task] + self.extra_metrics
+
+  def chance_of(self, metric: str, config) -> float | None:
+    """The chance level of `metric` in a run of `config`: `chance`'s, else a uniform guess among
+    the model's outputs for a classify task's accuracy (balanced classes: 1 / num_outputs) and
+    among its vocabulary for bits (log2 vocab_size); None where unknown."""
+    level = self.chance.get(metric)
+    if callable(level):
+      return level(config)
+    if level is not None:
+      return level
+    if metric == "accuracy" and self.task == "classify":
+      return 1 / config.model.num_outputs
+    if metric == "bits":
+      return float(np.log2(config.model.vocab_size))
+    return None
 
 
 DATASETS: dict[str, DatasetSpec] = {}
