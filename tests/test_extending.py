@@ -71,3 +71,16 @@ def test_a_new_dataset_module_is_all_it_takes(toy_dataset, tmp_path, tiny_config
   assert chance(config, "accuracy") == 0.5  # the registry's check knows it, from the spec
   x_shape, dtype = data.spec_of(toy_dataset).input_shape(config.dataset)
   assert x_shape == (2,) and dtype == np.float32
+
+
+def test_a_name_that_names_no_builder_is_refused_by_register(tmp_path):
+  """It passed validation, then the run failed at load ("Dataset toy_point not found")."""
+  path = tmp_path / "toy_points.py"
+  path.write_text(MODULE.replace("ToyBlobs", "ToyPoints").replace('register("toy_blobs"',
+                                                                  'register("toy_point"'))
+  spec = importlib.util.spec_from_file_location("train.data.toy_points", path)
+  with pytest.raises(ValueError, match=r"^register\('toy_point'\): TFDS has no builder "
+                     r"'toy_point' \(did you mean 'toy_points'\?\); it names a builder after its "
+                     r"class in snake_case \(class SineWaves: 'sine_waves'\)$"):
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+  assert "toy_point" not in data.DATASETS

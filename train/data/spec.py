@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow_datasets as tfds
 
+from nets.layers import did_you_mean
 from train import losses
 
 
@@ -55,8 +56,15 @@ DATASETS: dict[str, DatasetSpec] = {}
 
 
 def register(name: str, spec: DatasetSpec) -> None:
+  """`spec` for the TFDS builder `name`, which must exist (else validation passed and the run
+  failed at load): TFDS names a builder after its class in snake_case."""
   if name in DATASETS:
     raise ValueError(f"dataset {name!r} is registered twice")
+  builders = tfds.list_builders(with_community_datasets=False)
+  if name not in builders:
+    raise ValueError(f"register({name!r}): TFDS has no builder {name!r}"
+                     f"{did_you_mean(name, builders)}; it names a builder after its class in "
+                     "snake_case (class SineWaves: 'sine_waves')")
   DATASETS[name] = spec
 
 
