@@ -1,6 +1,7 @@
 """Model registry: `config.model.name` -> a flax.linen Module class.
 
-Add a model by writing a Module and one line here; `config.model.<field>` sets its dataclass fields.
+Add a model by writing a Module and two lines here (its import and its `MODELS` entry);
+`config.model.<field>` sets its dataclass fields.
 """
 import dataclasses
 
