@@ -6,7 +6,7 @@ runs dense layers and convolutions in bfloat16; norms and the logits stay float3
 """
 import functools
 from collections.abc import Sequence
-from typing import Callable
+from typing import Callable, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -71,6 +71,7 @@ class ConvNet(nn.Module):
   kernel_size: int | Sequence[int] = 5
   strides: int | Sequence[int] = 1
   padding: str | int | Sequence[int] = "SAME"
+  zero_allowed: ClassVar[tuple[str, ...]] = ("padding",)  # may be 0 (train/config.py)
   pool: str = "none"  # max | avg | none
   pool_size: int = 2
   global_pool: str = "none"  # avg | max | none (flatten)

@@ -396,6 +396,7 @@ class RecurrentNet(nn.Module):
   dropout: float = 0.0
   head: str = "last"
   vocab_size: int = 0
+  zero_allowed: ClassVar[tuple[str, ...]] = ("vocab_size",)  # may be 0 (train/config.py)
   embed_dim: int = 64
   forget_bias: float = 1.0
   spectral_radius: float = 1.0

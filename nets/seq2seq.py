@@ -8,7 +8,8 @@ target shifted right), each padded with token 0 at its end; they return next-tok
 and attention never looks at padded source positions. Greedy and beam-search decoding:
 nets/decoding.py, through the methods `encode` and `decode` that both models have.
 """
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -98,6 +99,7 @@ class RNNSeq2Seq(nn.Module):
   each carry part tanh(W [forward; backward])) and, with attention, looks back at every encoder
   state at each step (`RNNDecoderStep`). One layer each; cells from nets/recurrent.py."""
   vocab_size: int = 16
+  zero_allowed: ClassVar[tuple[str, ...]] = ("vocab_size",)  # may be 0 (train/config.py)
   num_outputs: int = 16
   cell: str = "lstm"
   features: int = 64
@@ -220,8 +222,8 @@ class TransformerSeq2Seq(Transformer):
 
   def setup(self):
     self.check_fields()
-    fields = {name: getattr(self, name) for name in self.__dataclass_fields__
-              if name not in ("parent", "name")}
+    fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # not ClassVars
+              if f.init and f.name not in ("parent", "name")}
     self.encoder = TransformerEncoder(**fields)
     self.decoder = TransformerDecoder(**fields)
 

@@ -4,7 +4,7 @@ GPT-style language model (its KV-cache generation: nets/decoding.py).
 The residual stream stays float32; with `dtype='bfloat16'` the blocks' matmuls run in bfloat16
 while the params, LayerNorms, softmax and logits stay float32.
 """
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -91,6 +91,7 @@ class Transformer(nn.Module):
   num_heads: int = 4
   features: int = 128
   mlp_dim: int = 0  # 0: 4 * features
+  zero_allowed: ClassVar[tuple[str, ...]] = ("vocab_size", "mlp_dim")  # may be 0 (train/config.py)
   dropout: float = 0.0
   attention_dropout: float = 0.0
   pos_encoding: str = "learned"

@@ -5,7 +5,9 @@ import importlib
 import os
 import subprocess
 import sys
+from typing import ClassVar
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
@@ -18,7 +20,8 @@ from tests.kill_harness import REPO, final_state
 from tests.test_faults import steps_wrapped
 from tests.test_train import assert_one_line_error, cli, finished_run  # noqa: F401  (fixture)
 from train import data, faults
-from train.config import ConfigError, loaded_config, unknown_field, validate
+from train.config import (ConfigError, base_config, loaded_config, model_config, unknown_field,
+                          validate)
 from train.loop import train_and_evaluate
 from train.tools import reproduce
 
@@ -155,6 +158,30 @@ def test_a_model_field_without_a_default_must_be_given(tmp_path, monkeypatch):
   validate(config, data.DATASETS)
   (tmp_path / "config.json").write_text(config.to_json_best_effort())
   assert train.workdir.config_changes(str(tmp_path), config) == []
+
+
+class Pooled(nn.Module):
+  """A model whose own int field may be 0 ("none")."""
+  num_outputs: int = 10
+  hidden: int = 0  # 0: no hidden layer
+  zero_allowed: ClassVar[tuple[str, ...]] = ("hidden",)
+
+  @nn.compact
+  def __call__(self, x, *, train=False):
+    x = x.mean(axis=1)
+    return nn.Dense(self.num_outputs)(nn.relu(nn.Dense(self.hidden)(x)) if self.hidden else x)
+
+
+def test_a_model_lists_its_own_fields_that_may_be_0(monkeypatch):
+  """A model's `zero_allowed`, not one list for all (which refused a new model's "0 means none"
+  field: `config.model.hidden=0 must hold sizes > 0`); another model's field of that name not."""
+  monkeypatch.setitem(nets.MODELS, "pooled", Pooled)
+  config = base_config()
+  config.model = model_config("pooled")
+  validate(config, data.DATASETS)
+  config.model = model_config("mlp", hidden=(0,))
+  with pytest.raises(ConfigError, match=r"^config.model.hidden=\(0,\) must hold sizes > 0$"):
+    validate(config, data.DATASETS)
 
 
 def test_an_unknown_field_is_named_by_its_whole_flag():

@@ -166,18 +166,16 @@ def has_field(config, field: str) -> bool:
   return True
 
 
-# Model fields in which 0 means "derived" or "none" (mlp_dim: 4 x features, ...).
-ZERO_ALLOWED = ("mlp_dim", "vocab_size", "padding")
-
-
 def check_model_sizes(model: ml_collections.ConfigDict) -> None:
-  """Every integer of a model field (a size, a count, a kernel) is > 0, or >= 0 in ZERO_ALLOWED:
-  a zero-width layer would otherwise fail at init with a shape traceback."""
+  """Every integer of a model field (a size, a count, a kernel) is > 0, or >= 0 in the fields
+  the model class lists in `zero_allowed`, where 0 means "derived" or "none" (the Transformer's
+  mlp_dim: 4 x features): a zero-width layer would otherwise fail at init with a shape traceback."""
+  zero_allowed = getattr(nets.MODELS.get(model.get("name")), "zero_allowed", ())
   for field, value in model.items():
     ints = [v for v in (value if isinstance(value, (tuple, list)) else [value])
             if isinstance(v, int) and not isinstance(v, bool)]
-    if any(v < 0 or (v == 0 and field not in ZERO_ALLOWED) for v in ints):
-      bound = ">= 0" if field in ZERO_ALLOWED else "> 0"
+    if any(v < 0 or (v == 0 and field not in zero_allowed) for v in ints):
+      bound = ">= 0" if field in zero_allowed else "> 0"
       raise ConfigError(f"config.model.{field}={value} must hold sizes {bound}")
 
 
