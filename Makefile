@@ -85,6 +85,11 @@ results: install
 	  $(BIN)/python -m train --config experiments/shapes_position.py \
 	    --workdir runs/reproduce/shapes_position --sweep $$grid --sweep seed=3,4,5 >/dev/null \
 	    || exit 1; done
+	for grid in "dataset.permute_positions=-1,0" "model.features=() --sweep model.kernel_size=() \
+	    --sweep model.hidden=(100,100) --sweep dataset.permute_positions=-1,0"; do \
+	  $(BIN)/python -m train --config experiments/mnist1d_permuted.py \
+	    --workdir runs/reproduce/mnist1d_permuted --sweep $$grid --sweep seed=3,4,5 >/dev/null \
+	    || exit 1; done
 	$(BIN)/python -m experiments.analysis.cnn_claims translation --out docs \
 	  runs/reproduce/shapes_translation
 	$(BIN)/python -m experiments.analysis.feature_maps 'runs/reproduce/shapes_cnn_pool/pool=max,seed=0' \

@@ -12,8 +12,9 @@ of those two files: three conv 3x3 layers of 8, 16, 32 channels, stride 1, ReLU,
   a dense head on the unpooled 32x32 map (`model.pool=none`, 2,103,364 parameters);
   the two global pools again with circular padding (`model.padding=CIRCULAR`) instead of zeros
     ('SAME'): the zero border shows a fully convolutional net where the edges are, and so where
-    a shape is; with circular padding the net is blind to a roll by 16 rows or columns, which
-    moves a shape to another quadrant (tests/test_images.py): the claim without that leak.
+    a shape is; with circular padding the net is unchanged by a roll of 16 rows or columns,
+    which moves a shape to another quadrant (tests/test_images.py): the claim without that leak
+    (rolls of 8, the pools' grid, leave it unchanged too; within that grid a little still shows).
 
 Commands:
   python -m train --config experiments/shapes_position.py --workdir runs/reproduce/shapes_position \

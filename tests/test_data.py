@@ -192,8 +192,8 @@ def test_download_without_network_fails_at_once(tmp_path, monkeypatch):
   with pytest.raises(ConfigError) as e:
     train_iter(config)
   assert str(e.value) == (
-      f"cannot download 'mnist' into {tmp_path}: no network here (storage.googleapis.com does not "
-      f"resolve: Name or service not known); prepare it with `tfds build mnist --data_dir="
+      f"cannot download 'mnist' into {tmp_path}: TFDS's host storage.googleapis.com does not "
+      f"resolve here (Name or service not known); prepare it with `tfds build mnist --data_dir="
       f"{tmp_path} --file_format=array_record` on a machine with network, then copy the folder over")
   assert os.listdir(tmp_path) == []
   monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")  # resolves names itself

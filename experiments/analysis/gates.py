@@ -1,4 +1,5 @@
-"""python -m experiments.analysis.gates RUN [RUN ...] [--out runs/gates] [--examples 500] [--example 0]
+"""python -m experiments.analysis.gates RUN [RUN ...] [--out runs/gates] [--examples 500]
+    [--example 0]
 
 What the gates learn (lecture 14.2.3: the LSTM's gates decide what to forget, what to write and
 keep), on the adding problem, whose answer needs the two marked values kept until the last step.
@@ -33,6 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from experiments.analysis import json_blocks  # noqa: E402
 from nets import recurrent  # noqa: E402
+from nets.layers import DTYPES  # noqa: E402
 from train import checkpoint, data, log  # noqa: E402
 from train.config import ConfigError  # noqa: E402
 from train.steps import init_variables  # noqa: E402
@@ -65,7 +67,8 @@ def keep_and_write(cell_name: str, gates: dict) -> tuple[np.ndarray, np.ndarray,
 
 def memory(keep_TBH: np.ndarray) -> np.ndarray:
   """Each unit's memory in steps, -1 / mean log(keep): its state shrinks by e every tau steps."""
-  return -1.0 / np.log(np.clip(keep_TBH, 1e-12, 1 - 1e-12)).mean(axis=(0, 1))
+  keep_TBH = np.clip(keep_TBH.astype(np.float64), 1e-300, np.nextafter(1.0, 0.0))  # 1: no decay
+  return -1.0 / np.log(keep_TBH).mean(axis=(0, 1))
 
 
 def analyse(workdir: str, examples: int, example: int) -> tuple[dict, dict]:
@@ -75,8 +78,8 @@ def analyse(workdir: str, examples: int, example: int) -> tuple[dict, dict]:
     raise ConfigError(f"{workdir} trained {config.model.name!r} "
                       f"{config.model.get('cell', '')!r}: the gates are an LSTM's or a GRU's")
   if not config.dataset.name.startswith("adding_problem/"):
-    raise ConfigError(f"{workdir} trained on {config.dataset.name!r}; the analysis reads the adding "
-                      "problem's marks")
+    raise ConfigError(f"{workdir} trained on {config.dataset.name!r}; the analysis reads the "
+                      "adding problem's marks")
   if config.model.get("learn_initial_carry"):
     raise ConfigError(f"{workdir} learned its initial carry; the analysis starts from zeros")
   reader = data.reader(config.dataset, "validation")
@@ -86,15 +89,16 @@ def analyse(workdir: str, examples: int, example: int) -> tuple[dict, dict]:
   mark_TB = np.asarray(x_BTD[..., 1]).T > 0.5
   marked_TB = mark_TB.copy()
   marked_TB[1:] |= mark_TB[:-1]  # a mark's step or the next
-  cell = recurrent.CELLS[config.model.cell](model.features)
-  initial = init_variables(model, x_BTD[:1], config.seed)
+  cell = recurrent.CELLS[config.model.cell](model.features, dtype=DTYPES[model.dtype])
+  trace = lambda variables: keep_and_write(
+      config.model.cell, gate_trace(cell, variables["params"]["forward_0"], x_BTD))
+  initial_keep, _, _ = trace(init_variables(model, x_BTD[:1], config.seed))
+  keep, write, written = trace(trained)
+  tau_H = memory(keep)
   result = {"cell": config.model.cell, "dataset": config.dataset.name, "step": step,
-            "examples": int(x_BTD.shape[0])}
-  for when, variables in (("init", initial), ("trained", trained)):
-    keep, write, written = keep_and_write(config.model.cell,
-                                          gate_trace(cell, variables["params"]["forward_0"], x_BTD))
-    tau_H = memory(keep)
-    result[f"{when}_memory"] = [float(t) for t in tau_H]
+            "examples": int(x_BTD.shape[0]),
+            "init_memory": [float(t) for t in memory(initial_keep)],
+            "trained_memory": [float(t) for t in tau_H]}
   at = lambda g, j: {"marked": float(g[..., j][marked_TB].mean()),
                      "other": float(g[..., j][~marked_TB].mean())}
   written_H = np.abs(written)
@@ -123,7 +127,8 @@ def plot(results: dict, traces: dict, example: int, path: str) -> None:
               "the units with the longest memory (solid: write; dotted: keep)")
   axes[0].legend(fontsize=7, loc="upper right")
   for ax, (run, r) in zip(axes[1:], results.items()):
-    for i, (u, color) in enumerate(zip(r["units"][:SHOWN], ("C0", "C1", "C2"))):
+    for i, u in enumerate(r["units"][:SHOWN]):
+      color = f"C{i}"
       ax.plot(traces[run]["write"][:, i], color=color,
               label=f"unit {u['unit']} write (memory {u['memory']:.0f} steps)")
       ax.plot(traces[run]["keep"][:, i], color=color, linestyle=":", label=f"unit {u['unit']} keep")
@@ -138,9 +143,10 @@ def plot(results: dict, traces: dict, example: int, path: str) -> None:
 
 
 def table(results: dict) -> str:
-  lines = ["| cell | units with memory > 20 steps: at init / trained | unit: chosen by | its memory "
-           "| write gate: marked / other steps | what it writes, \\|write x candidate\\|: marked "
-           "/ other | keep gate: marked / other |", "|---|---|---|---|---|---|---|"]
+  lines = [f"| cell | units with memory > {LONG} steps: at init / trained | unit: chosen by | "
+           "its memory | write gate: marked / other steps | what it writes, "
+           "\\|write x candidate\\|: marked / other | keep gate: marked / other |",
+           "|---|---|---|---|---|---|---|"]
   for r in results.values():
     count = lambda when: sum(t > LONG for t in r[f"{when}_memory"])
     for i, u in enumerate(r["units"]):
@@ -168,6 +174,10 @@ def main(argv=None):
   try:
     analysed = {os.path.normpath(run): analyse(run, args.examples, args.example)
                 for run in args.runs}
+    datasets = sorted({result["dataset"] for result, _ in analysed.values()})
+    if len(datasets) > 1:  # the plot shows one example's values and marks for every run
+      raise ConfigError(f"the runs read different datasets ({', '.join(datasets)}): give runs of "
+                        "one length")
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -32,7 +32,6 @@ from train.data.spec import spec_of
 ROLES = ("train", "validation", "test")  # trained on; chosen on (best checkpoint); reported
 TFDS_HOST = "storage.googleapis.com"  # TFDS's mirror of its catalog, and most catalog URLs' host
 PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
-TFDS_DOWNLOAD = inspect.getattr_static(tfds.core.DatasetBuilder, "download_and_prepare")
 
 
 def role_dataset(cfg: ml_collections.ConfigDict, role: str) -> ml_collections.ConfigDict:
@@ -103,8 +102,9 @@ def load_source(cfg: ml_collections.ConfigDict, split: str):
 def check_network(cfg: ml_collections.ConfigDict) -> None:
   """ConfigError at once where a catalog dataset must be downloaded and no name resolves: TFDS
   would retry each file for about 3.5 minutes first. A proxy resolves names itself: not checked."""
-  mocked = inspect.getattr_static(tfds.core.DatasetBuilder, "download_and_prepare") \
-      is not TFDS_DOWNLOAD  # tfds.testing.mock_data: nothing is downloaded
+  download = inspect.getattr_static(tfds.core.DatasetBuilder, "download_and_prepare")
+  # tfds.testing.mock_data replaces it with its own: nothing is downloaded then
+  mocked = not getattr(download, "__module__", "").startswith("tensorflow_datasets.core")
   if mocked or is_generated(cfg.name) or any(os.environ.get(v) or os.environ.get(v.upper())
                                              for v in PROXY_VARIABLES):
     return
@@ -120,8 +120,8 @@ def check_network(cfg: ml_collections.ConfigDict) -> None:
   try:
     socket.getaddrinfo(TFDS_HOST, 443)
   except socket.gaierror as e:
-    raise ConfigError(f"cannot download {cfg.name!r} into {data_dir(cfg)}: no network here "
-                      f"({TFDS_HOST} does not resolve: {e.strerror}); prepare it with "
+    raise ConfigError(f"cannot download {cfg.name!r} into {data_dir(cfg)}: TFDS's host "
+                      f"{TFDS_HOST} does not resolve here ({e.strerror}); prepare it with "
                       f"{tfds_build(cfg)} on a machine with network, then copy the folder over"
                       ) from None
 
@@ -201,7 +201,11 @@ def position_order(cfg: ml_collections.ConfigDict) -> np.ndarray | None:
                       f"({spec.task} task); only float inputs with one target each (classify, "
                       "regress) can be permuted")
   shape, _ = spec.input_shape(cfg)
-  return shuffle.epoch_permutation(int(np.prod(shape[:-1])), seed)
+  positions = int(np.prod(shape[:-1]))  # the last axis holds a position's channels
+  if positions < 2:
+    raise ConfigError(f"config.dataset.permute_positions={seed}: {cfg.name!r} inputs {shape} have "
+                      "no positions to permute (they are read as (positions..., channels))")
+  return shuffle.epoch_permutation(positions, seed)
 
 
 def permute_positions(batch: dict, order_P: np.ndarray | None) -> dict:
