@@ -21,7 +21,10 @@ on 2026-11-27, after the recurrent backward pass was written out (`python -m tra
 experiments/adding_problem.py --runs runs/retrain_rnn_2026-11-27`, all nine; one CPU core;
 docs/registry/retrain_rnn_2026-11-27.md), seed 0 at T = 200, 400: simple 0.169, 0.168; LSTM 3.5e-4,
 8.8e-4; GRU 1.8e-4, 2.5e-4 (an earlier session's `make rnn`: simple 0.163, 0.168; LSTM 4.3e-4,
-8.8e-4; GRU 1.8e-4, 2.6e-4); at T = 100: simple 0.169, LSTM 2.2e-4, GRU 1.2e-4.
+8.8e-4; GRU 1.8e-4, 2.6e-4); at T = 100: simple 0.169, LSTM 2.2e-4, GRU 1.2e-4. The T = 100
+seed-0 runs again on 2026-11-27 on a 2-core Intel Xeon (the first command above with
+`--sweep model.cell=lstm,gru,simple`), for experiments/analysis/gates.py: LSTM 3.0e-4, GRU
+1.2e-4, simple 0.167.
 """
 from experiments.registry import QUICK_SOURCE, Beats, Expected, Quick
 from train.config import base_config, model_config
