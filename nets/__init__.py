@@ -32,9 +32,9 @@ def model_fields(cls: type[nn.Module]) -> list[str]:
 
 def model_defaults(cls: type[nn.Module]) -> dict:
   """The default of each of `model_fields` that has one (a field without one must be given)."""
-  defaults = {}
+  defaults, names = {}, model_fields(cls)
   for f in dataclasses.fields(cls):
-    if f.name not in model_fields(cls):
+    if f.name not in names:
       continue
     if f.default is not dataclasses.MISSING:
       defaults[f.name] = f.default

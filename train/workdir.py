@@ -107,10 +107,10 @@ def run_changes(changes: list[str]) -> list[str]:
 
 def check_unchanged(workdir: str, changes: list[str]) -> None:
   """A finished run's results stand: ConfigError when `changes` make it another run."""
-  if run_changes(changes):
+  if changes := run_changes(changes):
     raise ConfigError(f"{workdir} already finished with another config (differing: "
-                      f"{', '.join(run_changes(changes))}); its results stand. To train on from "
-                      f"it, use a new --workdir with --config.init_from={workdir}")
+                      f"{', '.join(changes)}); its results stand. To train on from it, use a new "
+                      f"--workdir with --config.init_from={workdir}")
 
 
 def finished(workdir: str, config: ml_collections.ConfigDict, start: int,

@@ -281,9 +281,7 @@ def reproduce(path: str, root: str, quick: bool = False, overrides: dict | None 
   if not planned:
     return [{"experiment": name, "runs": "-", "status": "no entry with such a run (--where)"
              if where else "no expected result (a benchmark)"}]
-  parent = os.path.join(root, name)
-  if run:
-    check_runs(parent, planned, download)
+  parent = os.path.join(root, name)  # its finished runs checked by main(), before any trains
   rows = []
   for entry, configs in planned:
     why = None if download else missing_dataset(configs[0].dataset)
